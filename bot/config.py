@@ -1,0 +1,120 @@
+"""Settings: every public configuration name, read from the environment and `.env`."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names it and says what to set."""
+
+
+class Settings(BaseSettings):
+    """Phasegate's configuration. Build it with `load_settings()`; there is no module-level instance."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(default="sqlite:///./phasegate.db", alias="DATABASE_URL")
+    slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+    github_token: SecretStr | None = Field(default=None, alias="GITHUB_TOKEN")
+    github_app_id: str | None = Field(default=None, alias="GITHUB_APP_ID")
+    github_app_private_key: SecretStr | None = Field(default=None, alias="GITHUB_APP_PRIVATE_KEY")
+    github_app_installation_id: int | None = Field(default=None, alias="GITHUB_APP_INSTALLATION_ID")
+    github_api_url: str = Field(default="https://api.github.com", alias="GITHUB_API_URL")
+    github_webhook_secret: SecretStr | None = Field(default=None, alias="GITHUB_WEBHOOK_SECRET")
+    phasegate_host: str = Field(default="0.0.0.0", alias="PHASEGATE_HOST")
+    phasegate_port: int = Field(default=3000, ge=1, le=65535, alias="PHASEGATE_PORT")
+    phasegate_slash_command: str = Field(default="/phasegate", alias="PHASEGATE_SLASH_COMMAND")
+    # Pacing of GitHub content-creating requests (GitHub's secondary limits are 80/min and 500/h).
+    github_writes_per_minute: int = Field(default=80, ge=1, alias="PHASEGATE_GITHUB_WRITES_PER_MINUTE")
+    github_writes_per_hour: int = Field(default=500, ge=1, alias="PHASEGATE_GITHUB_WRITES_PER_HOUR")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", alias="PHASEGATE_LOG_LEVEL")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql:", "postgresql+", "postgres:")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value() and not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be a bot token starting with xoxb-")
+        return value or None
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value() and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token starting with xapp-")
+        return value or None
+
+    @field_validator("phasegate_slash_command")
+    @classmethod
+    def _slash(cls, value: str) -> str:
+        if not value.startswith("/") or " " in value or len(value) < 2:
+            raise ValueError("must be a single word starting with /, like /phasegate")
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _slack_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("github_api_url")
+    @classmethod
+    def _github_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @property
+    def github_configured(self) -> bool:
+        """True when GitHub credentials (a token or a complete App) are present."""
+        app = self.github_app_id and self.github_app_private_key and self.github_app_installation_id
+        return bool(self.github_token or app)
+
+    def check_github_app(self) -> None:
+        """Refuse a half-configured GitHub App, naming what is missing."""
+        parts = {
+            "GITHUB_APP_ID": self.github_app_id,
+            "GITHUB_APP_PRIVATE_KEY": self.github_app_private_key,
+            "GITHUB_APP_INSTALLATION_ID": self.github_app_installation_id,
+        }
+        given = [k for k, v in parts.items() if v]
+        if given and len(given) < len(parts):
+            missing = ", ".join(k for k, v in parts.items() if not v)
+            raise ConfigError(f"GitHub App settings are incomplete: set {missing} as well (or use GITHUB_TOKEN).")
+
+
+_HINTS = {
+    "DATABASE_URL": "e.g. sqlite:///./phasegate.db or postgresql://user@host:5432/phasegate",
+    "PHASEGATE_PORT": "a TCP port number, e.g. 3000",
+    "GITHUB_APP_INSTALLATION_ID": "the numeric installation id from the App's installation URL",
+}
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read Settings from the environment (and `.env`); raise ConfigError naming any bad value."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = str(err["loc"][0]) if err["loc"] else "?"
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            hint = _HINTS.get(name)
+            lines.append(f"{name}: {msg}" + (f" ({hint})" if hint else ""))
+        raise ConfigError("Invalid configuration:\n  " + "\n  ".join(lines)) from None
+    settings.check_github_app()
+    return settings

@@ -1,0 +1,353 @@
+"""SQLModel tables: everything Phasegate stores, each workspace-owned row carrying its team_id."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive, in UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; use an aware datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(nullable: bool = False, index: bool = False) -> Any:
+    column: Column[datetime] = Column(UTCDateTime(), nullable=nullable, index=index)
+    if nullable:
+        return Field(default=None, sa_column=column)
+    return Field(default_factory=utcnow, sa_column=column)
+
+
+def _json(default: Any) -> Any:
+    return Field(default_factory=default, sa_column=Column(JSON, nullable=False))
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+class Workspace(SQLModel, table=True):
+    __tablename__ = "workspaces"
+    team_id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(default="", max_length=200)
+    admin_user_ids: list[str] = _json(list)
+    created_at: datetime = _ts()
+
+
+class Project(SQLModel, table=True):
+    __tablename__ = "projects"
+    __table_args__ = (UniqueConstraint("team_id", "name", name="uq_projects_team_name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
+    name: str = Field(max_length=80)
+    channel_id: str = Field(max_length=32, index=True)
+    repo: str | None = Field(default=None, max_length=200)  # "owner/name"
+    lead_user_id: str = Field(max_length=32)
+    phase: str = Field(default="discovery", max_length=20)
+    iteration: int = Field(default=0)
+    # per-project settings
+    working_hours: str = Field(default="09:00-17:00", max_length=20)
+    timezone: str = Field(default="UTC", max_length=64)
+    proposal_deadline_hours: int = Field(default=24)
+    min_proposals: int = Field(default=2)
+    readiness_policy: str = Field(default="escalate", max_length=10)  # escalate | postpone
+    postpone_days: int = Field(default=2)
+    max_postpones: int = Field(default=2)
+    created_at: datetime = _ts()
+
+
+class Member(SQLModel, table=True):
+    """A person in a workspace: identity, GitHub login, time zone, hours, absence."""
+
+    __tablename__ = "members"
+    __table_args__ = (UniqueConstraint("team_id", "user_id", name="uq_members_team_user"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
+    user_id: str = Field(max_length=32)
+    display_name: str = Field(default="", max_length=200)
+    github_login: str | None = Field(default=None, max_length=39)
+    timezone: str | None = Field(default=None, max_length=64)
+    working_hours: str | None = Field(default=None, max_length=20)
+    away_until: date | None = Field(default=None)
+    is_admin: bool = Field(default=False)
+    updated_at: datetime = _ts()
+
+
+class ProjectMember(SQLModel, table=True):
+    """A person's roles in one project."""
+
+    __tablename__ = "project_members"
+    __table_args__ = (UniqueConstraint("project_id", "user_id", name="uq_project_members"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
+    project_id: int = Field(foreign_key="projects.id", index=True)
+    user_id: str = Field(max_length=32)
+    roles: list[str] = _json(list)
+
+
+class PhaseRecord(SQLModel, table=True):
+    __tablename__ = "phase_records"
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
+    project_id: int = Field(foreign_key="projects.id", index=True)
+    phase: str = Field(max_length=20)
+    iteration: int = Field(default=0)
+    started_at: datetime = _ts()
+    target_date: date | None = Field(default=None)
+    ended_at: datetime | None = _ts(nullable=True)
+    outcome: str | None = Field(default=None, max_length=10)
+    artifacts: dict[str, Any] = _json(dict)  # gate snapshot when the phase ended
+    override_reason: str | None = Field(default=None, max_length=2000)
+    override_by: str | None = Field(default=None, max_length=32)
+    override_at: datetime | None = _ts(nullable=True)
+
+
+class Brief(SQLModel, table=True):
+    __tablename__ = "briefs"
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
+    project_id: int = Field(foreign_key="projects.id", unique=True)
+    problem: str = Field(default="", max_length=3000)
+    acknowledged_by: str | None = Field(default=None, max_length=32)
+    acknowledged_at: datetime | None = _ts(nullable=True)
+    updated_by: str = Field(max_length=32)
+    updated_at: datetime = _ts()
+
+
+class SuccessCriterion(SQLModel, table=True):
+    __tablename__ = "success_criteria"
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
+    project_id: int = Field(foreign_key="projects.id", index=True)
+    metric: str = Field(max_length=200)
+    comparator: str = Field(max_length=4)
+    target: str = Field(max_length=200)
+    real_check: str = Field(max_length=500)
+    created_by: str = Field(max_length=32)
+    created_at: datetime = _ts()
+
+
+class Baseline(SQLModel, table=True):
+    __tablename__ = "baselines"
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
+    project_id: int = Field(foreign_key="projects.id", index=True)
+    metric: str = Field(max_length=200)
+    value: float
+    pipeline_url: str | None = Field(default=None, max_length=2000)
+    recorded_by: str = Field(max_length=32)
+    recorded_at: datetime = _ts()
+
+
+class Evaluation(SQLModel, table=True):
+    """A Deliver-phase evaluation against the success criteria, with its real-conditions check."""
+
+    __tablename__ = "evaluations"
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
+    project_id: int = Field(foreign_key="projects.id", index=True)
+    iteration: int = Field(default=0)
+    metric: str = Field(max_length=200)
+    value: float
+    real_check: str = Field(default="", max_length=2000)
+    recorded_by: str = Field(max_length=32)
+    recorded_at: datetime = _ts()
+
+
+class Meeting(SQLModel, table=True):
+    __tablename__ = "meetings"
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
+    project_id: int = Field(foreign_key="projects.id", index=True)
+    kind: str = Field(max_length=40)
+    phase: str = Field(max_length=20)
+    iteration: int = Field(default=0)
+    starts_at: datetime = _ts(index=True)
+    duration_min: int
+    # scheduled | held (readiness not met, lead chose to hold anyway) | decided | cancelled
+    status: str = Field(default="scheduled", max_length=12)
+    proposal_deadline: datetime | None = _ts(nullable=True)
+    postpone_count: int = Field(default=0)
+    invite_sequence: int = Field(default=0)
+    invite_uid: str = Field(default_factory=new_uuid, max_length=64)
+    ready: bool | None = Field(default=None)  # verdict at the deadline; None before it
+    verdict: dict[str, Any] = _json(dict)
+    hold_anyway_by: str | None = Field(default=None, max_length=32)
+    channel_ts: str | None = Field(default=None, max_length=32)  # announcement message, agenda thread
+    created_by: str = Field(max_length=32)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class MeetingAttendee(SQLModel, table=True):
+    __tablename__ = "meeting_attendees"
+    __table_args__ = (UniqueConstraint("meeting_id", "user_id", name="uq_meeting_attendee"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
+    meeting_id: int = Field(foreign_key="meetings.id", index=True)
+    user_id: str = Field(max_length=32)
+    required: bool = Field(default=True)
+    owes_proposal: bool = Field(default=False)
+
+
+class Proposal(SQLModel, table=True):
+    __tablename__ = "proposals"
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
+    project_id: int = Field(foreign_key="projects.id", index=True)
+    meeting_id: int = Field(foreign_key="meetings.id", index=True)
+    author_user_id: str = Field(max_length=32)
+    coauthors: list[str] = _json(list)
+    title: str = Field(max_length=150)
+    approach: str = Field(max_length=200)
+    references: list[str] = _json(list)
+    why: str = Field(max_length=3000)
+    benefit: int
+    cost_days: float
+    compute: str = Field(default="", max_length=200)
+    risk: int
+    submitted_at: datetime = _ts()
+    late: bool = Field(default=False)
+
+
+class Decision(SQLModel, table=True):
+    __tablename__ = "decisions"
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
+    project_id: int = Field(foreign_key="projects.id", index=True)
+    meeting_id: int = Field(foreign_key="meetings.id", unique=True)
+    proposal_id: int = Field(foreign_key="proposals.id")
+    rationale: str = Field(max_length=3000)
+    runner_up_ids: list[int] = _json(list)  # ranked
+    ready: bool = Field(default=False)  # the meeting's readiness check had passed
+    decided_by: str = Field(max_length=32)
+    decided_at: datetime = _ts()
+    channel_ts: str | None = Field(default=None, max_length=32)
+
+
+class Task(SQLModel, table=True):
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_project_number", "project_id", "number", unique=True),)
+    id: str = Field(default_factory=new_uuid, primary_key=True, max_length=36)
+    number: int = Field(default=0)  # short per-project number people type
+    team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
+    project_id: int = Field(foreign_key="projects.id", index=True)
+    phase: str = Field(max_length=20)
+    iteration: int = Field(default=0)
+    title: str = Field(max_length=256)
+    body: str = Field(default="", max_length=5000)
+    assignee_user_id: str | None = Field(default=None, max_length=32)
+    role: str | None = Field(default=None, max_length=20)
+    status: str = Field(default="open", max_length=10)  # open | closed
+    origin: str = Field(default="manual", max_length=10)  # default | decision | manual | github
+    decision_id: int | None = Field(default=None, foreign_key="decisions.id")
+    created_by: str = Field(default="", max_length=32)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class GitHubMilestone(SQLModel, table=True):
+    __tablename__ = "github_milestones"
+    __table_args__ = (UniqueConstraint("project_id", "phase", name="uq_github_milestone_phase"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
+    project_id: int = Field(foreign_key="projects.id", index=True)
+    phase: str = Field(max_length=20)
+    number: int | None = Field(default=None)
+    title: str = Field(max_length=255)
+    state: str = Field(default="open", max_length=10)
+    etag: str | None = Field(default=None, max_length=200)
+    synced_hash: str | None = Field(default=None, max_length=64)
+    synced_at: datetime | None = _ts(nullable=True)
+
+
+class GitHubIssue(SQLModel, table=True):
+    __tablename__ = "github_issues"
+    task_id: str = Field(foreign_key="tasks.id", primary_key=True, max_length=36)
+    team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
+    project_id: int = Field(foreign_key="projects.id", index=True)
+    number: int | None = Field(default=None)
+    html_url: str | None = Field(default=None, max_length=500)
+    state: str = Field(default="open", max_length=10)
+    etag: str | None = Field(default=None, max_length=200)
+    synced_hash: str | None = Field(default=None, max_length=64)  # hash of what we last wrote
+    synced_at: datetime | None = _ts(nullable=True)
+    failures: int = Field(default=0)
+    last_error: str | None = Field(default=None, max_length=1000)
+
+
+class OutboxItem(SQLModel, table=True):
+    """Persistent queue of GitHub work; an item leaves only when done."""
+
+    __tablename__ = "sync_outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
+    project_id: int = Field(foreign_key="projects.id", index=True)
+    kind: str = Field(max_length=30)  # labels | milestone | issue | close_milestone | poll
+    ref: str = Field(default="", max_length=64)  # task id or phase
+    dedupe_key: str = Field(max_length=120, unique=True)  # one pending item per thing
+    status: str = Field(default="pending", max_length=10)  # pending | done | failing
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = _ts()
+    last_error: str | None = Field(default=None, max_length=1000)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class ProcessedDelivery(SQLModel, table=True):
+    """Slack event ids and GitHub delivery GUIDs already handled (dedupe)."""
+
+    __tablename__ = "processed_deliveries"
+    __table_args__ = (UniqueConstraint("source", "delivery_id", name="uq_processed_delivery"),)
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=10)  # slack | github
+    delivery_id: str = Field(max_length=100)
+    received_at: datetime = _ts(index=True)
+
+
+class AuditEntry(SQLModel, table=True):
+    __tablename__ = "audit_log"
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
+    project_id: int | None = Field(default=None, foreign_key="projects.id", index=True)
+    actor: str = Field(max_length=32)
+    action: str = Field(max_length=60)
+    detail: dict[str, Any] = _json(dict)
+    at: datetime = _ts(index=True)
+
+
+class SentMessage(SQLModel, table=True):
+    """A reminder or notice already sent, so a restart or a retry never sends it twice."""
+
+    __tablename__ = "sent_messages"
+    __table_args__ = (UniqueConstraint("team_id", "key", name="uq_sent_message"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
+    key: str = Field(max_length=200)  # e.g. meeting:12:dm48:U123:seq0
+    sent_at: datetime = _ts()

@@ -1,0 +1,211 @@
+"""Phase gates: gather the facts, evaluate the gate, advance (or override with a kept reason)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from bot.db.models import Baseline, Brief, Decision, Evaluation, Meeting, PhaseRecord, Project, SuccessCriterion, Task
+from bot.errors import GateNotMet, InvalidInput
+from bot.process import (
+    Criterion,
+    GateFacts,
+    GateResult,
+    Outcome,
+    Phase,
+    evaluate_gate,
+    next_phase,
+)
+from bot.services.base import Actor, ServiceBase
+from bot.services.tasks import add_default_tasks, enqueue_sync
+
+MAX_REASON = 2000
+
+
+@dataclass(frozen=True)
+class AdvanceResult:
+    from_phase: Phase
+    to_phase: Phase | None  # None: Deployment finished, the project is complete
+    outcome: Outcome | None
+    override_reason: str | None
+    gate: GateResult
+    new_tasks: list[Task]
+
+
+async def gather_facts(s: AsyncSession, project: Project) -> GateFacts:
+    """Everything the gates look at, in a fixed number of queries."""
+    pid = project.id
+    brief = (await s.execute(select(Brief).where(Brief.project_id == pid))).scalar_one_or_none()
+    criteria = tuple(
+        Criterion(c.metric, c.comparator, c.target, c.real_check)
+        for c in (
+            await s.execute(
+                select(SuccessCriterion).where(SuccessCriterion.project_id == pid).order_by(col(SuccessCriterion.id))
+            )
+        ).scalars()
+    )
+    baseline = (
+        await s.execute(select(Baseline).where(Baseline.project_id == pid).order_by(col(Baseline.id).desc()).limit(1))
+    ).scalar_one_or_none()
+    pipeline = (
+        await s.execute(
+            select(Baseline.pipeline_url)
+            .where(Baseline.project_id == pid, col(Baseline.pipeline_url).is_not(None))
+            .order_by(col(Baseline.id).desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    decisions = (
+        await s.execute(
+            select(Decision.ready)
+            .join(Meeting, col(Meeting.id) == col(Decision.meeting_id))
+            .where(Decision.project_id == pid, Meeting.iteration == project.iteration)
+        )
+    ).all()
+    evaluation = (
+        await s.execute(
+            select(Evaluation)
+            .where(Evaluation.project_id == pid, Evaluation.iteration == project.iteration)
+            .order_by(col(Evaluation.id).desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    total, open_ = (
+        await s.execute(
+            select(func.count(), func.count().filter(col(Task.status) == "open")).where(
+                Task.project_id == pid, Task.phase == Phase.DEPLOYMENT.value
+            )
+        )
+    ).one()
+    return GateFacts(
+        brief_problem=brief.problem if brief else "",
+        criteria=criteria,
+        brief_acknowledged_by_business_owner=bool(brief and brief.acknowledged_by),
+        baseline=f"{baseline.metric} = {baseline.value:g}" if baseline else None,
+        pipeline_url=pipeline,
+        ready_decision=any(r for (r,) in decisions),
+        any_decision=bool(decisions),
+        evaluation=f"{evaluation.metric} = {evaluation.value:g}" if evaluation else None,
+        real_check=evaluation.real_check if evaluation and evaluation.real_check else None,
+        deployment_tasks_total=int(total or 0),
+        deployment_tasks_open=int(open_ or 0),
+    )
+
+
+async def current_record(s: AsyncSession, project: Project) -> PhaseRecord | None:
+    return (
+        await s.execute(
+            select(PhaseRecord)
+            .where(PhaseRecord.project_id == project.id, col(PhaseRecord.ended_at).is_(None))
+            .order_by(col(PhaseRecord.id).desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+
+
+class GateService(ServiceBase):
+    async def evaluate(self, *, actor: Actor, project_id: int) -> GateResult:
+        """The current phase's gate: what is met and what is missing."""
+        async with self.db.session() as s:
+            project = await self.project_by_id(s, actor, project_id)
+            return evaluate_gate(Phase(project.phase), await gather_facts(s, project))
+
+    async def advance(
+        self,
+        *,
+        actor: Actor,
+        project_id: int,
+        outcome: Outcome | None = None,
+        override_reason: str | None = None,
+    ) -> AdvanceResult:
+        """Leave the current phase when its gate is met, or override it (lead only, reason required and kept)."""
+        if override_reason is not None:
+            override_reason = override_reason.strip()
+            if not override_reason:
+                raise InvalidInput(
+                    'An override needs a reason that will be kept: advance override="why the gate can wait".',
+                    field="override",
+                )
+            if len(override_reason) > MAX_REASON:
+                raise InvalidInput(f"The override reason is too long (at most {MAX_REASON}).", field="override")
+        now = self.clock.now()
+        async with self.db.session() as s:
+            project = await self.project_by_id(s, actor, project_id)
+            await self.require_lead(s, actor, project, "advance the phase or override a gate")
+            phase = Phase(project.phase)
+            if phase is Phase.DELIVER and outcome is None:
+                raise InvalidInput(
+                    "Deliver ends with an outcome: `advance outcome=ship` (to Deployment) or "
+                    "`advance outcome=iterate` (back to Develop, runner-up proposals first).",
+                    field="outcome",
+                )
+            if phase is not Phase.DELIVER and outcome is not None:
+                raise InvalidInput(
+                    f"outcome= only applies when leaving Deliver; {project.name} is in {phase.label}.",
+                    field="outcome",
+                )
+            record = await current_record(s, project)
+            if phase is Phase.DEPLOYMENT and record is None:
+                raise InvalidInput(f"{project.name} has finished Deployment: nothing left to advance.")
+            gate = evaluate_gate(phase, await gather_facts(s, project))
+            if not gate.met and override_reason is None:
+                missing = [f"{i.label} — {i.todo}" for i in gate.missing]
+                raise GateNotMet(
+                    f"{phase.label} cannot end yet: {len(missing)} gate item(s) missing. "
+                    'Meet them, or (lead only) `advance override="reason"`.',
+                    missing=missing,
+                )
+            target = next_phase(phase, outcome)
+            if record is not None:
+                record.ended_at = now
+                record.outcome = outcome.value if outcome else ("shipped" if target is None else None)
+                record.artifacts = {"gate": [{"item": i.label, "met": i.met} for i in gate.items]}
+                if not gate.met:
+                    record.override_reason, record.override_by, record.override_at = (
+                        override_reason,
+                        actor.user_id,
+                        now,
+                    )
+                s.add(record)
+            await enqueue_sync(s, project=project, kind="milestone", ref=phase.value, now=now)
+            new_tasks: list[Task] = []
+            if target is not None:
+                if outcome is Outcome.ITERATE:
+                    project.iteration += 1
+                project.phase = target.value
+                s.add(project)
+                s.add(
+                    PhaseRecord(
+                        team_id=project.team_id,
+                        project_id=project_id,
+                        phase=target.value,
+                        iteration=project.iteration,
+                        started_at=now,
+                    )
+                )
+                await enqueue_sync(s, project=project, kind="milestone", ref=target.value, now=now)
+                new_tasks = await add_default_tasks(s, project=project, phase=target, actor=actor, now=now)
+            await self.audit(
+                s,
+                actor=actor,
+                action="phase.override" if not gate.met else "phase.advance",
+                project_id=project_id,
+                from_phase=phase.value,
+                to_phase=target.value if target else "complete",
+                outcome=outcome.value if outcome else None,
+                reason=override_reason if not gate.met else None,
+                missing=[i.label for i in gate.missing] or None,
+            )
+            return AdvanceResult(phase, target, outcome, override_reason if not gate.met else None, gate, new_tasks)
+
+    async def history(self, *, actor: Actor, project_id: int) -> list[PhaseRecord]:
+        """Phase records, oldest first: when each started and ended, outcome, overrides (who, why)."""
+        async with self.db.session() as s:
+            await self.project_by_id(s, actor, project_id)
+            rows = await s.execute(
+                select(PhaseRecord).where(PhaseRecord.project_id == project_id).order_by(col(PhaseRecord.id))
+            )
+            return list(rows.scalars())
