@@ -23,7 +23,7 @@ def alembic_config(database_url: str) -> Config:
     return cfg
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(database_url: str, revision: str = "heads") -> None:
     """Bring the schema up to `revision` (the only way the schema is created or changed)."""
     command.upgrade(alembic_config(database_url), revision)
 

@@ -89,6 +89,11 @@ class ProjectService(ServiceBase):
             ) from None
         return project
 
+    async def get(self, *, actor: Actor, project_id: int) -> Project:
+        """One project of the actor's workspace."""
+        async with self.db.session() as s:
+            return await self.project_by_id(s, actor, project_id)
+
     async def resolve(self, *, actor: Actor, channel_id: str | None, name: str | None = None) -> Project:
         """The project a command is about: by name, else the channel's, else the user's only project."""
         async with self.db.session() as s:

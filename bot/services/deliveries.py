@@ -1,0 +1,40 @@
+"""Dedupe of deliveries: Slack event ids, repeated view submissions, GitHub delivery GUIDs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
+
+from bot.db.models import ProcessedDelivery
+from bot.services.base import ServiceBase
+
+
+class DeliveryService(ServiceBase):
+    async def first_time(self, *, source: str, delivery_id: str) -> bool:
+        """True the first time a delivery is seen (recorded atomically), False for every repeat."""
+        try:
+            async with self.db.session() as s:
+                s.add(ProcessedDelivery(source=source, delivery_id=delivery_id[:100], received_at=self.clock.now()))
+        except IntegrityError:
+            return False
+        return True
+
+    async def forget(self, *, source: str, delivery_id: str) -> None:
+        """Let a delivery be processed again (e.g. a modal submission refused with field errors)."""
+        async with self.db.session() as s:
+            await s.execute(
+                delete(ProcessedDelivery).where(
+                    col(ProcessedDelivery.source) == source, col(ProcessedDelivery.delivery_id) == delivery_id[:100]
+                )
+            )
+
+    async def forget_older_than(self, *, days: int = 14) -> int:
+        """Drop old dedupe records (Slack and GitHub never redeliver after days)."""
+        async with self.db.session() as s:
+            result = await s.execute(
+                delete(ProcessedDelivery).where(col(ProcessedDelivery.received_at) < self.clock.now() - timedelta(days=days))
+            )
+            return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,129 @@
+"""The Messenger over Slack's Web API (slack_sdk AsyncWebClient on SLACK_API_URL), 429-aware."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.messaging import Person
+from bot.rendering import Message
+
+log = logging.getLogger(__name__)
+
+# A Slack status that means "not here": the person is excused from proposals, not nagged.
+AWAY_EMOJI = {":palm_tree:", ":airplane:", ":face_with_thermometer:", ":beach_with_umbrella:", ":baby:"}
+AWAY_WORDS = re.compile(r"\b(vacation|holiday|away|ooo|out of (the )?office|sick|leave|pto)\b", re.IGNORECASE)
+
+
+def make_client(token: str, base_url: str, *, rate_limit_retries: int = 3) -> AsyncWebClient:
+    """A Web API client that waits out 429s (Retry-After) and retries dropped connections once."""
+    handlers: list[AsyncRetryHandler] = [
+        AsyncConnectionErrorRetryHandler(max_retry_count=1),
+        AsyncRateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
+    ]
+    return AsyncWebClient(token=token, base_url=base_url, retry_handlers=handlers)
+
+
+def person_from_user(user: dict[str, Any]) -> Person:
+    profile = user.get("profile") or {}
+    status = f"{profile.get('status_text', '')}"
+    away = profile.get("status_emoji") in AWAY_EMOJI or bool(AWAY_WORDS.search(status))
+    return Person(
+        user_id=str(user.get("id")),
+        name=str(profile.get("display_name") or user.get("real_name") or user.get("name") or user.get("id")),
+        timezone=user.get("tz") or None,
+        away=away,
+        is_admin=bool(user.get("is_admin") or user.get("is_owner")),
+    )
+
+
+class SlackMessenger:
+    """Sends what the core asks for to Slack; failures are logged, never raised into a reminder job."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+        self._dm_channels: dict[str, str] = {}
+
+    async def post(
+        self, *, team_id: str, channel_id: str, message: Message, thread_ts: str | None = None
+    ) -> str | None:
+        try:
+            resp = await self.client.chat_postMessage(
+                channel=channel_id, text=message.text, blocks=message.blocks or None, thread_ts=thread_ts
+            )
+        except SlackApiError as exc:
+            log.warning("chat.postMessage to %s failed: %s", channel_id, exc.response.get("error"))
+            return None
+        return str(resp.get("ts")) if resp.get("ts") else None
+
+    async def update(self, *, team_id: str, channel_id: str, ts: str, message: Message) -> None:
+        try:
+            await self.client.chat_update(channel=channel_id, ts=ts, text=message.text, blocks=message.blocks or None)
+        except SlackApiError as exc:
+            log.warning("chat.update of %s failed: %s", ts, exc.response.get("error"))
+
+    async def dm(self, *, team_id: str, user_id: str, message: Message) -> str | None:
+        channel = self._dm_channels.get(user_id)
+        try:
+            if channel is None:
+                opened = await self.client.conversations_open(users=user_id)
+                channel = str((opened.get("channel") or {}).get("id"))
+                self._dm_channels[user_id] = channel
+        except SlackApiError as exc:
+            log.warning("conversations.open with %s failed: %s", user_id, exc.response.get("error"))
+            return None
+        return await self.post(team_id=team_id, channel_id=channel, message=message)
+
+    async def ephemeral(self, *, team_id: str, channel_id: str, user_id: str, message: Message) -> None:
+        try:
+            await self.client.chat_postEphemeral(
+                channel=channel_id, user=user_id, text=message.text, blocks=message.blocks or None
+            )
+        except SlackApiError as exc:  # e.g. not in channel: fall back to a DM so nothing is lost
+            log.info("chat.postEphemeral in %s failed (%s); sending a DM", channel_id, exc.response.get("error"))
+            await self.dm(team_id=team_id, user_id=user_id, message=message)
+
+    async def upload(
+        self,
+        *,
+        team_id: str,
+        channel_id: str,
+        filename: str,
+        content: bytes,
+        title: str,
+        comment: str = "",
+        thread_ts: str | None = None,
+    ) -> None:
+        try:
+            kwargs: dict[str, Any] = {"initial_comment": comment} if comment else {}
+            if thread_ts:
+                kwargs["thread_ts"] = thread_ts
+            await self.client.files_upload_v2(
+                channel=channel_id, content=content, filename=filename, title=title, **kwargs
+            )
+        except SlackApiError as exc:
+            log.warning("file upload %s to %s failed: %s", filename, channel_id, exc.response.get("error"))
+
+    async def person(self, *, team_id: str, user_id: str) -> Person | None:
+        try:
+            resp = await self.client.users_info(user=user_id)
+        except SlackApiError as exc:
+            log.info("users.info %s failed: %s", user_id, exc.response.get("error"))
+            return None
+        user = resp.get("user")
+        return person_from_user(user) if isinstance(user, dict) else None
+
+    async def publish_home(self, *, team_id: str, user_id: str, view: dict[str, Any]) -> None:
+        try:
+            await self.client.views_publish(user_id=user_id, view=view)
+        except SlackApiError as exc:
+            log.warning("views.publish for %s failed: %s", user_id, exc.response.get("error"))

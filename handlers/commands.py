@@ -1,0 +1,27 @@
+"""The slash command listener: ack at once, parse and run through the command layer, answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.commands import dispatch
+from bot.services import Services
+from handlers.common import context_for, deliver
+
+
+def register(app: AsyncApp, services: Services, *, command: str = "/phasegate") -> None:
+    @app.command(command)
+    async def on_command(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient) -> None:
+        await ack()
+        ctx = await context_for(
+            services,
+            team_id=str(body.get("team_id") or ""),
+            user_id=str(body.get("user_id") or ""),
+            channel_id=body.get("channel_id"),
+            command=command,
+        )
+        reply = await dispatch(ctx, str(body.get("text") or ""))
+        await deliver(ctx, reply, client=client, respond=respond, trigger_id=body.get("trigger_id"))
