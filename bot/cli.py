@@ -51,24 +51,83 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision")) -
     typer.echo(f"Database at revision {revision}.")
 
 
+def _serve(settings: Settings, mode: str) -> None:
+    import asyncio
+
+    from bot.app import create_app, run_forever
+
+    if settings.slack_bot_token is None:
+        typer.echo("SLACK_BOT_TOKEN is not set: Slack modes need the bot token (xoxb-…).", err=True)
+        raise typer.Exit(2)
+    if mode == "socket" and settings.slack_app_token is None:
+        typer.echo("Socket Mode needs SLACK_APP_TOKEN (an app-level xapp-… token with connections:write).", err=True)
+        raise typer.Exit(2)
+    if mode == "http" and settings.slack_signing_secret is None:
+        typer.echo("HTTP mode needs SLACK_SIGNING_SECRET (Basic Information → App Credentials).", err=True)
+        raise typer.Exit(2)
+    try:
+        asyncio.run(run_forever(create_app(settings), mode))
+    except KeyboardInterrupt:
+        typer.echo("Stopped.")
+
+
+@app.command()
+def serve(
+    mode: str = typer.Option("http", "--mode", help="http (public URL, signed requests) or socket (Socket Mode)"),
+    migrate: bool = typer.Option(True, help="Apply migrations before starting"),
+) -> None:
+    """Serve Slack over HTTP (/slack/events, /healthz) or Socket Mode."""
+    if mode not in ("http", "socket"):
+        typer.echo("--mode must be http or socket.", err=True)
+        raise typer.Exit(2)
+    settings = _settings()
+    _logging(settings)
+    if migrate:
+        _upgrade(settings)
+    _serve(settings, mode)
+
+
 @app.command()
 def run() -> None:
-    """Apply migrations and start: Slack when SLACK_BOT_TOKEN is set, else the local shell."""
+    """Apply migrations and start: Socket Mode with an app token, HTTP with a signing secret, else the local shell."""
     settings = _settings()
     _logging(settings)
     _upgrade(settings)
-    if settings.slack_bot_token is None:
+    if settings.slack_bot_token is not None and settings.slack_app_token is not None:
+        _serve(settings, "socket")
+    elif settings.slack_bot_token is not None and settings.slack_signing_secret is not None:
+        _serve(settings, "http")
+    elif settings.slack_bot_token is not None:
+        typer.echo(
+            "SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN (Socket Mode) nor SLACK_SIGNING_SECRET "
+            "(HTTP mode) is: set one of them.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    else:
         typer.echo(
             "No SLACK_BOT_TOKEN is set, so Phasegate would start its local shell here — the shell is not "
-            "built yet (it comes with the local-shell issue). Set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET "
-            "(or SLACK_APP_TOKEN for Socket Mode) to run against Slack once the Slack interface lands."
+            "built yet (it comes with the local-shell issue). Set SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET "
+            "(or SLACK_APP_TOKEN for Socket Mode) to run against Slack."
         )
-        return
+
+
+@app.command()
+def manifest(
+    socket: bool = typer.Option(False, "--socket", help="Socket Mode (no public URL)"),
+    url: str = typer.Option("", "--url", help="Public base URL for HTTP mode, e.g. https://phasegate.example.com"),
+) -> None:
+    """Print the Slack app manifest (v1) to paste at api.slack.com/apps → Create New App → From a manifest."""
+    from bot.rendering import render_text
+
+    if not socket and not url.startswith("https://"):
+        typer.echo("HTTP mode needs the public HTTPS base URL: --url https://… (or use --socket).", err=True)
+        raise typer.Exit(2)
+    command = _settings().phasegate_slash_command
     typer.echo(
-        "SLACK_BOT_TOKEN is set, but the Slack transports are not built yet (they come with the Slack "
-        "interface issue). Unset it to use the local shell when that lands."
+        render_text("slack/manifest.yml.j2", command=command, url=url.rstrip("/") if not socket else "", socket=socket),
+        nl=False,
     )
-    raise typer.Exit(1)
 
 
 def main() -> None:

@@ -35,6 +35,8 @@ class DeliveryService(ServiceBase):
         """Drop old dedupe records (Slack and GitHub never redeliver after days)."""
         async with self.db.session() as s:
             result = await s.execute(
-                delete(ProcessedDelivery).where(col(ProcessedDelivery.received_at) < self.clock.now() - timedelta(days=days))
+                delete(ProcessedDelivery).where(
+                    col(ProcessedDelivery.received_at) < self.clock.now() - timedelta(days=days)
+                )
             )
             return int(getattr(result, "rowcount", 0) or 0)
