@@ -105,11 +105,49 @@ def run() -> None:
         )
         raise typer.Exit(2)
     else:
-        typer.echo(
-            "No SLACK_BOT_TOKEN is set, so Phasegate would start its local shell here — the shell is not "
-            "built yet (it comes with the local-shell issue). Set SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET "
-            "(or SLACK_APP_TOKEN for Socket Mode) to run against Slack."
-        )
+        raise typer.Exit(_shell(settings, db=None, now=None))
+
+
+def _shell(settings: Settings, *, db: str | None, now: str | None) -> int:
+    import asyncio
+    from datetime import UTC, datetime
+
+    from bot.runtime import open_shell
+    from bot.shell import run as run_shell
+
+    if db:
+        settings = settings.model_copy(update={"database_url": f"sqlite:///{db}"})
+        _upgrade(settings)
+    start = None
+    if now:
+        try:
+            start = datetime.fromisoformat(now.replace("Z", "+00:00"))
+        except ValueError:
+            typer.echo("--now must be an ISO date-time, e.g. 2026-03-02T09:00Z", err=True)
+            return 2
+        start = start if start.tzinfo else start.replace(tzinfo=UTC)
+
+    async def main() -> int:
+        shell, close = await open_shell(settings, start=start)
+        try:
+            return await run_shell(shell, sys.stdin, interactive=sys.stdin.isatty())
+        finally:
+            await close()
+
+    return asyncio.run(main())
+
+
+@app.command()
+def shell(
+    db: str = typer.Option("", "--db", help="SQLite file to use (default: the DATABASE_URL database)"),
+    now: str = typer.Option("", "--now", help="Start the simulated clock here (ISO date-time; default: now)"),
+) -> None:
+    """The local shell: the same commands as Slack, typed in a terminal, with people and a movable clock."""
+    settings = _settings()
+    logging.basicConfig(level="WARNING", stream=sys.stderr)
+    if not db:
+        _upgrade(settings)
+    raise typer.Exit(_shell(settings, db=db or None, now=now or None))
 
 
 @app.command()
