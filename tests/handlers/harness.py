@@ -181,8 +181,10 @@ class SlackHarness:
 
 
 @asynccontextmanager
-async def running_app(database_url: str, *, clock: Clock | None = None, **env: str) -> AsyncIterator[SlackHarness]:
-    fake = FakeSlack(team_id=TEAM)
+async def running_app(
+    database_url: str, *, clock: Clock | None = None, fake_options: dict[str, Any] | None = None, **env: str
+) -> AsyncIterator[SlackHarness]:
+    fake = FakeSlack(team_id=TEAM, **(fake_options or {}))
     # Under ../shared/oracle/oracle.py the bot talks to Prism, which forwards to the fake on 8091.
     oracle_url = os.environ.get("ORACLE_SLACK_URL")
     api_url = await fake.start(port=8091 if oracle_url else 0)
