@@ -1,0 +1,95 @@
+"""SQL statements per `status`, `proposals` and App Home at 10 and 1,000 tasks (equal counts: no N+1)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import event
+
+from bench.common import report
+from bot.clock import SystemClock
+from bot.commands import Context, dispatch
+from bot.commands.home import home_view
+from bot.db.migrate import upgrade
+from bot.db.session import Database
+from bot.services import Actor, Services
+
+CHANNEL, LEAD = "C0BENCH001", "U0LEAD0001"
+
+
+def fresh_pg_schema(base: str, schema: str = "phasegate_bench") -> str:
+    """A clean schema of its own on the PostgreSQL server, so the benchmark touches nothing else."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    libpq = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(libpq, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False)
+
+
+async def measure(url: str, tasks: int) -> list[dict[str, Any]]:
+    db = Database(url)
+    services = Services.build(db, SystemClock())
+    statements = 0
+
+    def count(*_: Any) -> None:
+        nonlocal statements
+        statements += 1
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    team = f"T{uuid.uuid4().hex[:9].upper()}"  # a workspace of its own per size
+    ctx = Context(services=services, actor=Actor(team, LEAD), channel_id=CHANNEL)
+    name = f"b{uuid.uuid4().hex[:8]}"
+    await dispatch(ctx, f"init {name} repo=acme/bench")
+    project = await services.projects.resolve(actor=ctx.actor, channel_id=None, name=name)
+    assert project.id is not None
+    for i in range(tasks - 2):  # the project starts with Discovery's two default tasks
+        await services.tasks.add(actor=ctx.actor, project_id=project.id, title=f"Task {i}", assignee=LEAD)
+    rows = []
+    for label, run in (
+        ("status", lambda: dispatch(ctx, f"status project={name}")),
+        ("proposals", lambda: dispatch(ctx, f"proposals project={name}")),
+        ("app home", lambda: home_view(ctx)),
+    ):
+        await run()  # warm caches
+        statements = 0
+        t0 = time.perf_counter()
+        await run()
+        rows.append({"view": label, "tasks": tasks, "statements": statements,
+                     "ms": round((time.perf_counter() - t0) * 1000, 1)})
+    event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    await db.dispose()
+    return rows
+
+
+def main(*, quick: bool = False) -> dict[str, Any]:
+    sizes = (10, 100) if quick else (10, 1000)
+    rows: list[dict[str, Any]] = []
+    backends = {"sqlite": f"sqlite:///{tempfile.mkdtemp()}/bench.db"}
+    if os.environ.get("TEST_POSTGRES_URL"):
+        backends["postgresql"] = fresh_pg_schema(os.environ["TEST_POSTGRES_URL"])
+    for backend, url in backends.items():
+        upgrade(url)
+        for n in sizes:
+            for row in asyncio.run(measure(url, n)):
+                rows.append({"db": backend, **row})
+    equal = all(
+        len({r["statements"] for r in rows if r["db"] == b and r["view"] == v}) == 1
+        for b in backends for v in ("status", "proposals", "app home")
+    )
+    return report("db_statements", rows, {"equal_counts_across_sizes": equal})
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true")
+    main(quick=ap.parse_args().quick)
