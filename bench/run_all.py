@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHMARKS = ["ack_latency", "db_statements"]
+BENCHMARKS = ["ack_latency", "db_statements", "github_sync"]
 
 
 def main() -> None:

@@ -14,8 +14,11 @@ from slack_bolt.async_app import AsyncApp
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.db.session import Database
+from bot.leader import Leadership
 from bot.messaging import Messenger
+from bot.scheduler import ReminderScheduler, bind
 from bot.services import Services
+from bot.services.sync import SyncService, SyncWorker
 from bot.slack_client import SlackMessenger, make_client
 from handlers import actions, commands, events, home, views
 
@@ -24,17 +27,48 @@ log = logging.getLogger(__name__)
 Route = tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]
 
 
+POLL_INTERVAL = 300.0  # seconds between GitHub polls when no webhook secret (so no public URL) is set
+
+
+@dataclass
+class Core:
+    """The services with their scheduler and GitHub sync: shared by the Slack app, the shell and the demo."""
+
+    services: Services
+    scheduler: ReminderScheduler
+    sync: SyncService
+
+
+def build_core(
+    settings: Settings, *, db: Database, clock: Clock, messenger: Messenger, sync_clock: Clock | None = None
+) -> Core:
+    """Services, the reminder scheduler (bound for its jobs) and the GitHub sync service (preview without creds)."""
+    services = Services.build(db, clock, messenger)
+    sync = SyncService.from_settings(db, sync_clock or clock, messenger, settings)
+    services.sync = sync
+    services.preview_mode = sync.preview_mode
+    # Every process plans jobs; only the leader runs them (see Leadership), so the scheduler starts paused.
+    scheduler = ReminderScheduler(database_url=settings.database_url, clock=clock, realtime=False)
+    bind(services, scheduler)
+    return Core(services, scheduler, sync)
+
+
 @dataclass
 class PhasegateApp:
     """Everything one running bot owns; `start_background()`/`close()` bracket its life."""
 
     settings: Settings
     db: Database
-    services: Services
+    core: Core
     bolt: AsyncApp
     extra_routes: list[Route] = field(default_factory=list)
     background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    leadership: Leadership | None = None
+
+    @property
+    def services(self) -> Services:
+        return self.core.services
 
     async def slack_events(self, request: web.Request) -> web.Response:
         bolt_response = await self.bolt.async_dispatch(await to_bolt_request(request))
@@ -75,12 +109,14 @@ def create_app(
     messenger: Messenger | None = None,
     db: Database | None = None,
 ) -> PhasegateApp:
-    """Build the bot from settings. Tests pass a fake clock; the shell passes its own messenger."""
+    """Build the bot from settings. Tests pass a fake clock and may pass their own messenger."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else "xoxb-not-configured"
     client = make_client(token, settings.slack_api_url)
     database = db or Database(settings.database_url)
-    services = Services.build(database, clock or SystemClock(), messenger or SlackMessenger(client))
-    services.preview_mode = not settings.github_configured
+    core = build_core(
+        settings, db=database, clock=clock or SystemClock(), messenger=messenger or SlackMessenger(client)
+    )
+    services = core.services
     bolt = AsyncApp(
         client=client,
         signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
@@ -91,7 +127,38 @@ def create_app(
     command = settings.phasegate_slash_command
     for module in (commands, actions, views, events, home):
         module.register(bolt, services, command=command)
-    return PhasegateApp(settings=settings, db=database, services=services, bolt=bolt)
+    app = PhasegateApp(settings=settings, db=database, core=core, bolt=bolt)
+    if settings.github_webhook_secret is not None:
+        from bot.github.webhooks import make_webhook_handler
+
+        handler = make_webhook_handler(core.sync, secret=settings.github_webhook_secret.get_secret_value())
+        app.extra_routes.append(("POST", "/github/webhook", handler))
+    worker = SyncWorker(core.sync, poll_interval=None if settings.github_webhook_secret else POLL_INTERVAL)
+
+    async def elected() -> None:
+        core.scheduler.resume()
+        await worker.start()
+
+    async def deposed() -> None:
+        core.scheduler.pause()
+        await worker.stop()
+
+    leadership = Leadership(settings.database_url, on_elected=elected, on_deposed=deposed)
+    app.leadership = leadership
+
+    async def start() -> None:
+        core.scheduler.start()
+        await leadership.start()
+
+    async def stop() -> None:
+        await leadership.stop()
+        if core.scheduler.running:
+            core.scheduler.shutdown()
+        await core.sync.aclose()
+
+    app.background.append(start)
+    app.shutdown.append(stop)
+    return app
 
 
 async def serve_http(app: PhasegateApp, *, host: str, port: int, slack: bool = True) -> web.AppRunner:

@@ -60,6 +60,7 @@ async def deliver(
 ) -> None:
     """Send a Reply: open its form, answer the invoker, post the public part, refresh Home tabs."""
     services = ctx.services
+    services.changed()
     if reply.form is not None:
         if trigger_id is None:
             reply.message = reply.message or notice("Type the options instead of using the form.")

@@ -1,6 +1,10 @@
 """The command layer shared by Slack and the local shell; importing it registers every subcommand."""
 
-from bot.commands import project  # noqa: F401  (registers subcommands)
+from bot.commands import (
+    project,  # noqa: F401  (registers subcommands)
+    rituals,  # noqa: F401
+    sync,  # noqa: F401
+)
 from bot.commands.base import (
     ACTIONS,
     FORMS,

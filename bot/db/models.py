@@ -297,6 +297,9 @@ class GitHubIssue(SQLModel, table=True):
     etag: str | None = Field(default=None, max_length=200)
     synced_hash: str | None = Field(default=None, max_length=64)  # hash of what we last wrote
     synced_at: datetime | None = _ts(nullable=True)
+    # What GitHub last had (we wrote it or read it): the base of the three-way merge with changes made in GitHub.
+    title: str | None = Field(default=None, max_length=256)
+    assignees: list[str] = _json(list)
     failures: int = Field(default=0)
     last_error: str | None = Field(default=None, max_length=1000)
 

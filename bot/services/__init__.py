@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.clock import Clock
 from bot.db.session import Database
@@ -10,11 +11,18 @@ from bot.messaging import Messenger, RecordingMessenger
 from bot.services.artifacts import ArtifactService
 from bot.services.audit import AuditService
 from bot.services.base import Actor
+from bot.services.decisions import DecisionService
 from bot.services.deliveries import DeliveryService
 from bot.services.gates import GateService
+from bot.services.meetings import MeetingService
 from bot.services.projects import ProjectService
+from bot.services.proposals import ProposalService
 from bot.services.reports import ReportService
+from bot.services.rituals import RitualService
 from bot.services.tasks import TaskService
+
+if TYPE_CHECKING:
+    from bot.services.sync import SyncService
 
 __all__ = ["Actor", "Services"]
 
@@ -31,14 +39,26 @@ class Services:
     audit: AuditService
     reports: ReportService
     deliveries: DeliveryService
+    meetings: MeetingService
+    proposals: ProposalService
+    decisions: DecisionService
+    rituals: RitualService
+    sync: SyncService | None = None  # set by the composition (it needs settings and a GitHub gateway)
     preview_mode: bool = True  # no GitHub credentials: sync only shows its plan
+
+    def changed(self) -> None:
+        """Something may need syncing: wake the GitHub sync worker now rather than at its next interval."""
+        if self.sync is not None:
+            self.sync.kick()
 
     @classmethod
     def build(cls, db: Database, clock: Clock, messenger: Messenger | None = None) -> Services:
+        messenger = messenger or RecordingMessenger()
+        meetings = MeetingService(db, clock, messenger)
         return cls(
             db=db,
             clock=clock,
-            messenger=messenger or RecordingMessenger(),
+            messenger=messenger,
             projects=ProjectService(db, clock),
             tasks=TaskService(db, clock),
             artifacts=ArtifactService(db, clock),
@@ -46,4 +66,8 @@ class Services:
             audit=AuditService(db, clock),
             reports=ReportService(db, clock),
             deliveries=DeliveryService(db, clock),
+            meetings=meetings,
+            proposals=ProposalService(db, clock, messenger),
+            decisions=DecisionService(db, clock, messenger, meetings),
+            rituals=RitualService(db, clock, messenger, meetings),
         )

@@ -1,0 +1,269 @@
+"""ReminderScheduler: meeting jobs in APScheduler 3 (AsyncIOScheduler + SQLAlchemyJobStore), clock injected."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_STOPPED, BaseScheduler
+from apscheduler.triggers.date import DateTrigger
+from sqlalchemy import select
+
+from bot.clock import Clock, SystemClock
+from bot.db.session import sync_url
+from bot.timeplan import PlannedJob
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GRACE = timedelta(hours=6)
+MAX_SLEEP = 60.0  # seconds: the wall-clock driver looks again at least this often
+
+# Jobs are pickled into the job store, so they carry ids only and reach the services through this binding.
+_services: Services | None = None
+
+
+def bind(services: Services, scheduler: ReminderScheduler | None = None) -> None:
+    """Let job functions reach `services`; with a scheduler, meeting changes (re)plan their jobs in it."""
+    global _services
+    _services = services
+    if scheduler is not None:
+        services.meetings.planner = scheduler
+
+
+def unbind() -> None:
+    global _services
+    _services = None
+
+
+async def run_job(meeting_id: int, step: str, sequence: int) -> None:
+    """The one job function: reloads the meeting; a job for a cancelled or moved meeting does nothing."""
+    if _services is None:
+        log.error("reminder job meeting:%s:%s ran before bind(services): skipped", meeting_id, step)
+        return
+    await _services.rituals.run_step(meeting_id=meeting_id, step=step, sequence=sequence)
+
+
+def job_id(meeting_id: int, step: str) -> str:
+    return f"meeting:{meeting_id}:{step}"
+
+
+class SettableClock(Protocol):
+    def now(self) -> datetime: ...
+
+    def set(self, when: datetime) -> None: ...
+
+
+class _Scheduler(AsyncIOScheduler):  # type: ignore[misc]
+    def shutdown_now(self) -> None:
+        # AsyncIOScheduler.shutdown() only queues the shutdown on the loop; do it now.
+        if self.state != STATE_STOPPED:
+            BaseScheduler.shutdown(self, wait=False)
+            self._stop_timer()
+
+
+class ReminderScheduler:
+    """Meeting jobs with explicit ids (`meeting:<id>:<step>`) in APScheduler's job store on the app database.
+
+    APScheduler holds the jobs: ids, date triggers, `misfire_grace_time`, `coalesce`, `replace_existing`,
+    pickled in `apscheduler_jobs`. It is started paused: jobs run through one path, `run_due(now)`, with
+    the injected clock — driven by the wall clock after `resume()` (which `start()` calls with the system
+    clock), or by the clock's owner (tests, the local shell, the demo) with `run_due` / `advance`. Job-store I/O runs in a worker thread:
+    on SQLite a write from the event-loop thread would wait for another coroutine's open transaction while
+    blocking the loop that has to finish it.
+
+    With several replicas every one plans (`realtime=False`, `start()`), and only the leader runs jobs
+    (`resume()` when elected, `pause()` when deposed). Every send is also claimed in `sent_messages`, so a
+    job that runs twice anyway still sends once.
+    """
+
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        clock: Clock,
+        realtime: bool | None = None,
+        grace: timedelta = DEFAULT_GRACE,
+    ) -> None:
+        self.clock = clock
+        self.realtime = isinstance(clock, SystemClock) if realtime is None else realtime
+        self.store = SQLAlchemyJobStore(url=sync_url(database_url))
+        self.aps = _Scheduler(
+            jobstores={"default": self.store},
+            timezone=UTC,
+            job_defaults={"misfire_grace_time": int(grace.total_seconds()), "coalesce": True, "max_instances": 1},
+        )
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._driver: asyncio.Task[None] | None = None
+        self._pass_waiters: list[asyncio.Future[int]] = []
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the job store (planning works from here on); with the system clock also `resume()`.
+
+        Needs a running event loop.
+        """
+        self.aps.start(paused=True)
+        if self.realtime:
+            self.resume()
+
+    def resume(self) -> None:
+        """Run due jobs by the clock from now on — first those missed while nobody ran them (each once,
+        when still within its grace time). With several replicas only the leader calls this."""
+        if _services is None:
+            raise RuntimeError("bind(services, scheduler) before running jobs: they run at once")
+        if self._driver is None:
+            self._driver = asyncio.get_running_loop().create_task(self._drive(), name="reminder-scheduler")
+
+    def pause(self) -> None:
+        """Stop running jobs (e.g. this replica lost the leadership); planning still works."""
+        if self._driver is not None:
+            self._driver.cancel()
+            self._driver = None
+
+    def shutdown(self) -> None:
+        """Stop running jobs and close the job store; planned jobs stay in the database."""
+        self.pause()
+        self.aps.shutdown_now()
+
+    @property
+    def running(self) -> bool:
+        return bool(self.aps.state != STATE_STOPPED)
+
+    async def _drive(self) -> None:
+        while True:
+            try:
+                ran = await self.run_due(self.clock.now())
+                upcoming = await asyncio.to_thread(self.next_run_time)
+            except Exception:
+                log.exception("reminder scheduler pass failed; retrying")
+                ran, upcoming = 0, None
+            for waiter in self._pass_waiters:
+                if not waiter.done():
+                    waiter.set_result(ran)
+            self._pass_waiters.clear()
+            delay = MAX_SLEEP
+            if upcoming is not None:
+                delay = min(max((upcoming - self.clock.now()).total_seconds(), 0.0), MAX_SLEEP)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    def wake(self) -> None:
+        """Look for due jobs now (e.g. after the clock jumped) instead of at the planned wake-up."""
+        self._wake.set()
+
+    async def wait_for_pass(self) -> int:
+        """Wait until the wall-clock driver finishes its next pass; how many jobs that pass ran."""
+        waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pass_waiters.append(waiter)
+        return await waiter
+
+    # --- planning (the services call these after their transaction committed) ----------------------
+
+    async def replace_meeting_jobs(self, meeting_id: int, sequence: int, jobs: Sequence[PlannedJob]) -> None:
+        """Drop a meeting's jobs and plan `jobs` for its current invite sequence."""
+        await asyncio.to_thread(self._replace, meeting_id, sequence, list(jobs))
+        self._wake.set()
+
+    async def remove_meeting_jobs(self, meeting_id: int) -> None:
+        await asyncio.to_thread(self._remove, meeting_id)
+
+    def _replace(self, meeting_id: int, sequence: int, jobs: list[PlannedJob]) -> None:
+        self._remove(meeting_id)
+        for job in jobs:
+            self.aps.add_job(
+                run_job,
+                trigger=DateTrigger(run_date=job.run_at, timezone=UTC),
+                args=(meeting_id, job.step, sequence),
+                id=job_id(meeting_id, job.step),
+                name=job_id(meeting_id, job.step),
+                replace_existing=True,
+                misfire_grace_time=None if job.grace is None else max(int(job.grace.total_seconds()), 1),
+                coalesce=True,
+            )
+
+    def _remove(self, meeting_id: int) -> None:
+        for jid in self.meeting_job_ids(meeting_id):
+            with contextlib.suppress(JobLookupError):
+                self.aps.remove_job(jid, jobstore="default")
+
+    def meeting_job_ids(self, meeting_id: int) -> list[str]:
+        table = self.store.jobs_t
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(select(table.c.id).where(table.c.id.like(f"meeting:{meeting_id}:%")))
+            return [str(r[0]) for r in rows]
+
+    def planned(self) -> list[tuple[str, datetime]]:
+        """Every planned job (id, run time), soonest first."""
+        return [(str(j.id), j.next_run_time) for j in self.store.get_all_jobs()]
+
+    def next_run_time(self) -> datetime | None:
+        when: datetime | None = self.store.get_next_run_time()
+        return when
+
+    # --- running -------------------------------------------------------------------------------------
+
+    def _take_due(self, now: datetime) -> Any | None:
+        """The earliest due job, taken out of the store (or advanced, for a recurring trigger)."""
+        due: list[Any] = self.store.get_due_jobs(now)
+        if not due:
+            return None
+        job = due[0]
+        following = job.trigger.get_next_fire_time(job.next_run_time, now)
+        while following is not None and following <= now:  # coalesce missed runs into one
+            following = job.trigger.get_next_fire_time(following, now)
+        if following is None:
+            self.aps.remove_job(job.id, jobstore="default")
+        else:
+            self.aps.modify_job(job.id, jobstore="default", next_run_time=following)
+        return job
+
+    async def run_due(self, now: datetime) -> int:
+        """Run every job due at `now`, in run-date order, each taken out of the store before it runs.
+
+        A job later than its misfire grace time is dropped unrun (as APScheduler does); returns how many ran.
+        """
+        if not self.running:
+            raise RuntimeError("start() the ReminderScheduler before running jobs")
+        ran = 0
+        async with self._lock:
+            for _ in range(10_000):
+                job = await asyncio.to_thread(self._take_due, now)
+                if job is None:
+                    break
+                run_at: datetime = job.next_run_time
+                if job.misfire_grace_time is not None and now - run_at > timedelta(seconds=job.misfire_grace_time):
+                    log.warning("job %s missed its time (%s) by more than its grace: dropped", job.id, run_at)
+                    continue
+                try:
+                    await job.func(*job.args, **job.kwargs)
+                except Exception:
+                    log.exception("job %s failed", job.id)
+                ran += 1
+        return ran
+
+    async def advance(self, clock: SettableClock, until: datetime) -> int:
+        """Move a settable clock to `until`, stopping at each job's time to run it then (shell, demo)."""
+        ran = 0
+        for _ in range(10_000):
+            upcoming = await asyncio.to_thread(self.next_run_time)
+            if upcoming is None or upcoming > until:
+                break
+            if upcoming > clock.now():
+                clock.set(upcoming)
+            ran += await self.run_due(clock.now())
+        if until > clock.now():
+            clock.set(until)
+        return ran

@@ -1,0 +1,230 @@
+"""Decisions: the chosen proposal, rationale, ranked runner-ups and the tasks they create (Deliver by default)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from bot.clock import Clock
+from bot.db.models import Decision, Meeting, Member, Project, Task
+from bot.db.session import Database
+from bot.errors import Conflict, InvalidInput
+from bot.messaging import Messenger
+from bot.process import Phase, Role
+from bot.rendering import render_message, slack_escape
+from bot.services.base import Actor, project_members
+from bot.services.meetings import COMMAND, OPEN_STATUSES, MeetingService, MeetingView, RitualBase, kind_of, view_of
+from bot.services.proposals import ProposalService, ProposalView, candidates
+from bot.services.tasks import MAX_TITLE, new_task
+
+MAX_RATIONALE = 3000
+MAX_TASKS = 20
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task as typed in a decision: `title @user phase=develop` (a name is resolved against the workspace)."""
+
+    title: str
+    assignee: str | None = None  # a Slack user id
+    assignee_name: str | None = None  # `@raj` typed as text (e.g. in a modal)
+    phase: Phase | None = None
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    decision: Decision
+    meeting: MeetingView
+    chosen: ProposalView
+    runner_ups: list[ProposalView]
+    tasks: list[Task]
+
+
+class DecisionService(RitualBase):
+    def __init__(self, db: Database, clock: Clock, messenger: Messenger, meetings: MeetingService) -> None:
+        super().__init__(db, clock, messenger)
+        self.meetings = meetings
+        self.proposals = ProposalService(db, clock, messenger)
+
+    async def awaiting(self, s: AsyncSession, actor: Actor, project_id: int | None) -> Meeting:
+        """The project's one proposal meeting still waiting for a decision (else say which to choose)."""
+        if project_id is None:
+            raise InvalidInput("Say which meeting with meeting=<id>.", field="meeting")
+        rows = [
+            m
+            for m in (
+                await s.execute(
+                    select(Meeting)
+                    .where(
+                        Meeting.project_id == project_id,
+                        Meeting.team_id == actor.team_id,
+                        col(Meeting.status).in_(OPEN_STATUSES),
+                    )
+                    .order_by(col(Meeting.starts_at))
+                )
+            ).scalars()
+            if kind_of(m).proposals_required
+        ]
+        if len(rows) != 1:
+            ids = ", ".join(f"#{m.id}" for m in rows) or "none"
+            raise InvalidInput(f"Say which meeting with meeting=<id> (waiting for a decision: {ids}).", field="meeting")
+        return rows[0]
+
+    async def _assignee(self, s: AsyncSession, project: Project, spec: TaskSpec) -> str | None:
+        if spec.assignee or not spec.assignee_name:
+            return spec.assignee
+        name = spec.assignee_name.strip().lstrip("@")
+        rows = (
+            await s.execute(
+                select(Member.user_id).where(
+                    Member.team_id == project.team_id,
+                    (func.lower(Member.display_name) == name.lower()) | (Member.user_id == name),
+                )
+            )
+        ).all()
+        if len(rows) != 1:
+            raise InvalidInput(
+                f"Who is `@{name[:40]}`? Mention them (<@…> in a command) or use their exact Slack display name.",
+                field="tasks",
+            )
+        return str(rows[0][0])
+
+    async def decide(
+        self,
+        *,
+        actor: Actor,
+        project_id: int | None,
+        meeting_id: int | None,
+        proposal_id: int,
+        rationale: str,
+        tasks: Sequence[TaskSpec] = (),
+    ) -> DecisionRecord:
+        """Record a decision (lead or admin): runner-ups ranked, tasks created and queued for GitHub, posted."""
+        rationale = rationale.strip()
+        problems: dict[str, str] = {}
+        if not rationale:
+            problems["rationale"] = "Give the rationale: why this proposal, and why not the runner-ups."
+        elif len(rationale) > MAX_RATIONALE:
+            problems["rationale"] = f"The rationale is too long ({len(rationale)} characters; at most {MAX_RATIONALE})."
+        if len(tasks) > MAX_TASKS:
+            problems["tasks"] = f"At most {MAX_TASKS} tasks per decision; add more with `task add`."
+        bad = [t.title[:40] for t in tasks if not t.title.strip() or len(t.title) > MAX_TITLE]
+        if bad and "tasks" not in problems:
+            problems["tasks"] = f"Each task needs a title of 1–{MAX_TITLE} characters: `title @user; title @user`."
+        if problems:
+            raise InvalidInput("The decision was not recorded: " + " ".join(problems.values()), fields=problems)
+        now = self.clock.now()
+        async with self.db.session() as s:
+            if meeting_id is None:
+                meeting = await self.awaiting(s, actor, project_id)
+                project = await self.project_by_id(s, actor, meeting.project_id)
+            else:
+                meeting, project = await self.meeting_and_project(s, actor, meeting_id)
+            assert meeting.id is not None and project.id is not None
+            await self.require_lead(s, actor, project, "record decisions")
+            if not kind_of(meeting).proposals_required:
+                raise InvalidInput(
+                    f"Meeting #{meeting.id} is a {kind_of(meeting).title.lower()}; decisions are taken at "
+                    "model-decision meetings.",
+                    field="meeting",
+                )
+            if meeting.status == "decided":
+                raise Conflict(f"Meeting #{meeting.id} already has a decision.")
+            if meeting.status not in OPEN_STATUSES:
+                raise Conflict(f"Meeting #{meeting.id} is {meeting.status}.")
+            cands = await candidates(s, meeting)
+            chosen = next((p for p in cands.ranked if p.id == proposal_id), None)
+            if chosen is None:
+                listed = ", ".join(f"#{p.id} {p.title[:40]}" for p in cands.ranked) or "none yet"
+                raise InvalidInput(
+                    f"Proposal #{proposal_id} is not on meeting #{meeting.id}'s table (proposals: {listed}).",
+                    field="proposal",
+                )
+            if meeting.hold_anyway_by:
+                ready = False
+            elif meeting.ready is not None:
+                ready = meeting.ready
+            else:  # decided before the deadline: judge readiness as it stands
+                ready = (await self.proposals.readiness_of(s, meeting, project, cands, at=now)).ready
+            runner_ups = [p for p in cands.ranked if p.id != chosen.id]
+            decision = Decision(
+                team_id=project.team_id,
+                project_id=project.id,
+                meeting_id=meeting.id,
+                proposal_id=chosen.id,
+                rationale=rationale,
+                runner_up_ids=[p.id for p in runner_ups],
+                ready=ready,
+                decided_by=actor.user_id,
+                decided_at=now,
+            )
+            s.add(decision)
+            await s.flush()
+            assert decision.id is not None
+            roles = await project_members(s, project.id)
+            created: list[Task] = []
+            for spec in tasks:
+                assignee = await self._assignee(s, project, spec)
+                theirs = sorted(roles.get(assignee or "", set()) - {Role.LEAD.value})
+                created.append(
+                    await new_task(
+                        s,
+                        project=project,
+                        actor=actor,
+                        now=now,
+                        title=" ".join(spec.title.split()),
+                        phase=spec.phase or Phase.DELIVER,
+                        body=f"From decision #{decision.id} ({kind_of(meeting).title} #{meeting.id}): "
+                        f"{chosen.title} — {chosen.approach}.\n\nRationale: {rationale}"[:5000],
+                        assignee=assignee,
+                        role=theirs[0] if len(theirs) == 1 else None,
+                        origin="decision",
+                        decision_id=decision.id,
+                    )
+                )
+            meeting.status, meeting.updated_at = "decided", now
+            s.add(meeting)
+            await self.audit(
+                s,
+                actor=actor,
+                action="decision.record",
+                project_id=project.id,
+                meeting=meeting.id,
+                decision=decision.id,
+                proposal=chosen.id,
+                ready=ready,
+                tasks=[t.number for t in created] or None,
+            )
+            view = await view_of(s, meeting, project)
+        await self.meetings.planner.remove_meeting_jobs(view.id)
+        ts = await self.messenger.post(
+            team_id=actor.team_id,
+            channel_id=view.channel_id,
+            message=render_message(
+                "blocks/decision_record.json.j2",
+                text=f"Decision at {view.title} #{view.id}: {slack_escape(chosen.title)}",
+                m=view,
+                d=decision,
+                chosen=chosen,
+                runner_ups=runner_ups,
+                tasks=created,
+                command=COMMAND,
+            ),
+        )
+        if ts:
+            async with self.db.session() as s:
+                stored = await s.get(Decision, decision.id)
+                assert stored is not None
+                stored.channel_ts = decision.channel_ts = ts
+                s.add(stored)
+        return DecisionRecord(decision, view, chosen, runner_ups, created)
+
+    async def choices(self, *, actor: Actor, meeting_id: int) -> tuple[MeetingView, list[ProposalView]]:
+        """A meeting and its ranked candidates (for the decide form's proposal picker)."""
+        async with self.db.session() as s:
+            meeting, project = await self.meeting_and_project(s, actor, meeting_id)
+            return await view_of(s, meeting, project), (await candidates(s, meeting)).ranked

@@ -1,0 +1,757 @@
+"""GitHub sync use cases: preview, run, the outbox worker, status, and changes coming back (webhook, poll)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.db.models import GitHubIssue, GitHubMilestone, Member, OutboxItem, ProcessedDelivery, Project, Task
+from bot.db.session import Database
+from bot.github.gateway import GhIssue, GitHubError, GitHubGateway, RateLimited, build_gateway, parse_issue
+from bot.github.pacing import Pacer, Sleep
+from bot.github.sync import DrainResult, SyncEngine, SyncPlan, compute_plan, milestone_title, task_id_in
+from bot.github.webhooks import WebhookEvent
+from bot.messaging import Messenger, RecordingMessenger
+from bot.process import PHASE_ORDER, Phase, evaluate_gate
+from bot.rendering import Message, render_message
+from bot.services.base import Actor, ServiceBase
+from bot.services.gates import gather_facts
+from bot.services.tasks import enqueue_sync
+
+log = logging.getLogger(__name__)
+
+PREVIEW_NOTE = (
+    "Preview mode: no GitHub credentials are configured, so nothing is sent to GitHub. Set GITHUB_TOKEN "
+    "(or GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY and GITHUB_APP_INSTALLATION_ID) to sync for real."
+)
+ACTIONS = ("create", "adopt", "update", "close", "reopen")
+KINDS = (("label", "Labels"), ("milestone", "Milestones"), ("issue", "Issues"))
+
+
+@dataclass(frozen=True)
+class FailingItem:
+    kind: str
+    ref: str
+    title: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime
+
+
+@dataclass(frozen=True)
+class SyncStatus:
+    """GitHub sync health for `/phasegate status`."""
+
+    preview_mode: bool
+    repo: str | None
+    pending: int
+    failing: tuple[FailingItem, ...]
+    issues_synced: int
+    tasks: int
+    last_synced_at: datetime | None
+    paused_until: datetime | None
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What `run` did (or, in preview mode, would do: `plan`)."""
+
+    project: str
+    repo: str | None
+    preview_mode: bool
+    plan: SyncPlan | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    pending: int = 0
+    failing: int = 0
+    inbound: int = 0
+
+
+@dataclass(frozen=True)
+class DigestEntry:
+    phase: Phase
+    task_number: int | None
+    title: str
+    change: str  # closed | reopened | assigned to X | unassigned | renamed | milestone …
+    who: str
+
+
+class SyncService(ServiceBase):
+    """GitHub sync for every project.
+
+    `gateway=None` is preview mode: plans are shown, nothing is sent, queued work waits for credentials.
+    Writes are paced by `writes_per_minute` / `writes_per_hour`; `sleep` (and the clock) can be fakes.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        gateway: GitHubGateway | None,
+        messenger: Messenger,
+        *,
+        writes_per_minute: int = 80,
+        writes_per_hour: int = 500,
+        sleep: Sleep = asyncio.sleep,
+        max_failures: int = 5,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(db, clock)
+        self.gateway = gateway
+        self.messenger = messenger
+        self.pacer = Pacer(clock, sleep, per_minute=writes_per_minute, per_hour=writes_per_hour)
+        self.engine = (
+            SyncEngine(db, clock, gateway, self.pacer, max_failures=max_failures, rng=rng) if gateway else None
+        )
+        self._drain_lock = asyncio.Lock()
+        self._kicked = asyncio.Event()
+        self._queue: asyncio.Queue[WebhookEvent] | None = None
+        self._consumer: asyncio.Task[None] | None = None
+        self._digest: dict[int, list[DigestEntry]] = {}
+
+    @classmethod
+    def from_settings(
+        cls, db: Database, clock: Clock, messenger: Messenger, settings: Settings, **options: Any
+    ) -> SyncService:
+        """The app's service: a PyGithub gateway when credentials are set (else preview mode), paced from Settings."""
+        return cls(
+            db,
+            clock,
+            build_gateway(settings),
+            messenger,
+            writes_per_minute=settings.github_writes_per_minute,
+            writes_per_hour=settings.github_writes_per_hour,
+            **options,
+        )
+
+    @property
+    def preview_mode(self) -> bool:
+        """True without GitHub credentials: plans only."""
+        return self.gateway is None
+
+    # ------------------------------------------------------------------ preview and run
+
+    async def plan(self, *, actor: Actor, project_id: int) -> SyncPlan:
+        """What a sync would create, change and close (reads GitHub conditionally; writes nothing)."""
+        async with self.db.session() as s:
+            project = await self.project_by_id(s, actor, project_id)
+            return await compute_plan(s, project, self.gateway, self.pacer)
+
+    async def run(self, *, actor: Actor, project_id: int, max_wait: float = 1800.0) -> SyncReport:
+        """Queue everything the project has (labels, every phase's milestone, every task's issue), drain the
+        queue (sleeping through backoffs, up to `max_wait` seconds), then read back changes made in GitHub."""
+        async with self.db.session() as s:
+            project = await self.project_by_id(s, actor, project_id)
+            if self.engine is None or not project.repo:
+                return SyncReport(
+                    project.name,
+                    project.repo,
+                    self.preview_mode,
+                    plan=await compute_plan(s, project, self.gateway, self.pacer),
+                )
+            await self._enqueue_all(s, actor, project)
+        async with self._drain_lock:
+            result = await self.engine.drain(project_id=project_id, wait=True, max_wait=max_wait)
+        inbound = await self.poll(project_id=project_id)
+        pending, failing = await self._queue_counts(project_id)
+        counts = {k: v for k, v in result.counts.items() if "." in k or k == "failed"}
+        return SyncReport(
+            project.name, project.repo, False, counts=counts, pending=pending, failing=failing, inbound=inbound
+        )
+
+    async def _enqueue_all(self, s: AsyncSession, actor: Actor, project: Project) -> None:
+        now = self.clock.now()
+        await enqueue_sync(s, project=project, kind="labels", ref="", now=now)
+        for phase in PHASE_ORDER:
+            await enqueue_sync(s, project=project, kind="milestone", ref=phase.value, now=now)
+        task_ids = (await s.execute(select(Task.id).where(Task.project_id == project.id).order_by(col(Task.number)))).scalars()
+        for task_id in task_ids:
+            await enqueue_sync(s, project=project, kind="issue", ref=task_id, now=now)
+        await self.audit(s, actor=actor, action="github.sync", project_id=project.id, repo=project.repo)
+
+    async def request(self, *, actor: Actor, project_id: int) -> SyncPlan:
+        """`/phasegate sync`: queue everything the project has and wake the worker; returns the plan it works to."""
+        async with self.db.session() as s:
+            project = await self.project_by_id(s, actor, project_id)
+            plan = await compute_plan(s, project, self.gateway, self.pacer)
+            if self.engine is not None and project.repo:
+                await self._enqueue_all(s, actor, project)
+        self.kick()
+        return plan
+
+    async def run_due(self, *, limit: int | None = 100) -> DrainResult:
+        """Apply due outbox items across projects (the scheduler and SyncWorker call this); preview mode: nothing."""
+        if self.engine is None:
+            return DrainResult()
+        async with self._drain_lock:
+            return await self.engine.drain(limit=limit)
+
+    def kick(self) -> None:
+        """Wake the worker now (after a decision or a task change), instead of at its next interval."""
+        self._kicked.set()
+
+    async def wait_for_kick(self, seconds: float) -> bool:
+        """Wait up to `seconds` for `kick()`; True when kicked."""
+        try:
+            await asyncio.wait_for(self._kicked.wait(), seconds)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._kicked.clear()
+
+    async def _queue_counts(self, project_id: int) -> tuple[int, int]:
+        async with self.db.session() as s:
+            rows = (
+                await s.execute(
+                    select(OutboxItem.status, func.count())
+                    .where(OutboxItem.project_id == project_id, col(OutboxItem.status).in_(("pending", "failing")))
+                    .group_by(col(OutboxItem.status))
+                )
+            ).all()
+        by = {str(status): int(n) for status, n in rows}
+        return by.get("pending", 0), by.get("failing", 0)
+
+    async def status(self, *, actor: Actor, project_id: int) -> SyncStatus:
+        """Queued and failing GitHub work (failing work is still retried), for `/phasegate status`."""
+        async with self.db.session() as s:
+            project = await self.project_by_id(s, actor, project_id)
+            items = list(
+                (
+                    await s.execute(
+                        select(OutboxItem)
+                        .where(OutboxItem.project_id == project_id, col(OutboxItem.status).in_(("pending", "failing")))
+                        .order_by(col(OutboxItem.id))
+                    )
+                ).scalars()
+            )
+            titles = {
+                t.id: f"#{t.number} {t.title}"
+                for t in (
+                    await s.execute(select(Task).where(col(Task.id).in_([i.ref for i in items if i.kind == "issue"])))
+                ).scalars()
+            }
+            synced, last = (
+                await s.execute(
+                    select(func.count(col(GitHubIssue.number)), func.max(GitHubIssue.synced_at)).where(
+                        GitHubIssue.project_id == project_id
+                    )
+                )
+            ).one()
+            tasks = (await s.execute(select(func.count()).where(Task.project_id == project_id))).scalar_one()
+        failing = tuple(
+            FailingItem(
+                i.kind, i.ref, self._item_title(project, i, titles), i.attempts, i.last_error, i.next_attempt_at
+            )
+            for i in items
+            if i.status == "failing"
+        )
+        return SyncStatus(
+            preview_mode=self.preview_mode,
+            repo=project.repo,
+            pending=sum(1 for i in items if i.status == "pending"),
+            failing=failing,
+            issues_synced=int(synced or 0),
+            tasks=int(tasks or 0),
+            last_synced_at=last,
+            paused_until=self.pacer.paused_until,
+        )
+
+    @staticmethod
+    def _item_title(project: Project, item: OutboxItem, titles: dict[str, str]) -> str:
+        if item.kind == "issue":
+            return titles.get(item.ref, item.ref)
+        if item.kind == "milestone":
+            return milestone_title(project.name, Phase(item.ref))
+        return "labels"
+
+    # ------------------------------------------------------------------ changes made in GitHub
+
+    async def seen(self, delivery_id: str) -> bool:
+        """True when this GitHub delivery GUID has already been applied."""
+        async with self.db.session() as s:
+            found = (
+                await s.execute(
+                    select(ProcessedDelivery.id).where(
+                        ProcessedDelivery.source == "github", ProcessedDelivery.delivery_id == delivery_id[:100]
+                    )
+                )
+            ).first()
+        return found is not None
+
+    def submit(self, event: WebhookEvent) -> None:
+        """Queue a verified webhook event; it is applied in the background, in arrival order."""
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._consumer = asyncio.get_running_loop().create_task(self._consume(), name="github-webhooks")
+        self._queue.put_nowait(event)
+
+    async def _consume(self) -> None:
+        assert self._queue is not None
+        while True:
+            event = await self._queue.get()
+            try:
+                await self.apply_webhook(event)
+            except Exception:
+                log.exception("applying GitHub %s delivery %s failed", event.event, event.delivery_id)
+            finally:
+                self._queue.task_done()
+
+    async def webhooks_idle(self) -> None:
+        """Wait until every queued webhook event has been applied."""
+        if self._queue is not None:
+            await self._queue.join()
+
+    async def apply_webhook(self, event: WebhookEvent) -> bool:
+        """Apply one `issues` / `milestone` event exactly once (its delivery GUID is stored in the same unit
+        of work); False for a delivery already applied."""
+        payload = event.payload
+        repo = str((payload.get("repository") or {}).get("full_name") or "")
+        sender = str((payload.get("sender") or {}).get("login") or "") or None
+        entries: list[tuple[int, DigestEntry]] = []
+        try:
+            async with self.db.session() as s:
+                s.add(
+                    ProcessedDelivery(
+                        source="github", delivery_id=event.delivery_id[:100], received_at=self.clock.now()
+                    )
+                )
+                await s.flush()
+                for project in await self._projects_for(s, repo):
+                    assert project.id is not None
+                    if event.event == "issues" and isinstance(payload.get("issue"), dict):
+                        found = await self._reconcile(s, project, parse_issue(payload["issue"]), sender)
+                    elif event.event == "milestone" and isinstance(payload.get("milestone"), dict):
+                        found = await self._milestone_event(
+                            s, project, str(payload.get("action")), payload["milestone"], sender
+                        )
+                    else:
+                        found = []
+                    entries.extend((project.id, e) for e in found)
+        except IntegrityError:
+            return False  # a redelivery raced us and won
+        self._add_digest(entries)
+        return True
+
+    async def poll(self, *, project_id: int) -> int:
+        """Read the repository's issues (conditional: 304 when nothing changed) and apply what people changed
+        in GitHub, for when no webhook can reach us. Returns the number of changes applied."""
+        if self.gateway is None:
+            return 0
+        async with self.db.session() as s:
+            project = await s.get(Project, project_id)
+        if project is None or not project.repo:
+            return 0
+        try:
+            await self.pacer.read()
+            read = await self.gateway.list_issues(project.repo)
+        except RateLimited as exc:
+            self.pacer.pause(exc.wait_seconds(self.clock.now().timestamp()))
+            return 0
+        except GitHubError as exc:
+            log.warning("polling %s failed: %s", project.repo, exc)
+            return 0
+        if read.not_modified:
+            return 0
+        entries: list[tuple[int, DigestEntry]] = []
+        async with self.db.session() as s:
+            project = await s.get(Project, project_id)
+            assert project is not None
+            index = await _IssueIndex.load(s, project)
+            for gh in read.value:
+                entries.extend((project_id, e) for e in await self._reconcile(s, project, gh, None, index))
+        self._add_digest(entries)
+        return len(entries)
+
+    async def poll_all(self) -> int:
+        """`poll` every project that has a repository."""
+        async with self.db.session() as s:
+            ids = [i for i in (await s.execute(select(Project.id).where(col(Project.repo).is_not(None)))).scalars()]
+        return sum([await self.poll(project_id=i) for i in ids if i is not None])
+
+    async def _projects_for(self, s: AsyncSession, repo: str) -> Sequence[Project]:
+        if not repo:
+            return []
+        q = select(Project).where(func.lower(col(Project.repo)) == repo.lower())
+        return list((await s.execute(q)).scalars())
+
+    async def _reconcile(
+        self, s: AsyncSession, project: Project, gh: GhIssue, sender: str | None, index: _IssueIndex | None = None
+    ) -> list[DigestEntry]:
+        """Three-way merge of one issue: GitHub's values against the last ones we knew (the GitHubIssue row);
+        a field GitHub changed updates the task unless our side changed it too (then ours is pushed)."""
+        index = index or await _IssueIndex.load(s, project, gh.number, task_id_in(gh.body))
+        row = index.find(gh)
+        if row is None:
+            return []
+        task = await s.get(Task, row.task_id)
+        if task is None:
+            return []
+        members = index.members
+        who = _person(members, sender)
+        changes: list[str] = []
+        actions: list[str] = []
+        if gh.state != row.state:
+            if task.status == row.state and task.status != gh.state:
+                task.status = gh.state
+                changes.append("closed" if gh.state == "closed" else "reopened")
+                actions.append(f"github.issue_{changes[-1]}")
+            row.state = gh.state
+        if row.title is not None and gh.title != row.title:
+            if task.title == row.title and gh.title.strip():
+                task.title = gh.title[:256]
+                changes.append(f"renamed to “{task.title}”")
+                actions.append("github.issue_renamed")
+            row.title = gh.title
+        theirs = [a.lower() for a in gh.assignees]
+        if sorted(theirs) != sorted(a.lower() for a in row.assignees):
+            current = next((m for m in members.values() if m.user_id == task.assignee_user_id), None)
+            current_login = (current.github_login or "").lower() if current else ""
+            mapped = next((members[a] for a in theirs if a in members), None)
+            if current_login and current_login in theirs:
+                pass  # still assigned (someone was added alongside)
+            elif mapped is not None:
+                task.assignee_user_id = mapped.user_id
+                changes.append(f"assigned to {_name(mapped)}")
+                actions.append("github.issue_assigned")
+            elif not theirs and current_login and current_login in (a.lower() for a in row.assignees):
+                task.assignee_user_id = None
+                changes.append("unassigned")
+                actions.append("github.issue_unassigned")
+            elif theirs:
+                changes.append(f"assigned in GitHub to {', '.join(gh.assignees)} (no Slack user linked)")
+            row.assignees = list(gh.assignees)
+        if actions:
+            task.updated_at = self.clock.now()
+            await enqueue_sync(s, project=project, kind="issue", ref=task.id, now=self.clock.now())
+            actor = Actor(
+                project.team_id, members[sender.lower()].user_id if sender and sender.lower() in members else "github"
+            )
+            for action in actions:
+                await self.audit(
+                    s,
+                    actor=actor,
+                    action=action,
+                    project_id=project.id,
+                    task=task.number,
+                    issue=gh.number,
+                    login=sender,
+                )
+            self.kick()
+        return [DigestEntry(Phase(task.phase), task.number, task.title, c, who) for c in changes]
+
+    async def _milestone_event(
+        self, s: AsyncSession, project: Project, action: str, data: dict[str, Any], sender: str | None
+    ) -> list[DigestEntry]:
+        row = (
+            await s.execute(
+                select(GitHubMilestone).where(
+                    GitHubMilestone.project_id == project.id, GitHubMilestone.number == data.get("number")
+                )
+            )
+        ).scalar_one_or_none()
+        if row is None:
+            return []
+        who = _person(await self._members(s, project.team_id), sender)
+        phase = Phase(row.phase)
+        if action == "deleted":
+            row.number, row.synced_hash = None, None  # one milestone per phase: the next sync recreates it
+            await enqueue_sync(s, project=project, kind="milestone", ref=phase.value, now=self.clock.now())
+            await self.audit(
+                s,
+                actor=Actor(project.team_id, "github"),
+                action="github.milestone_deleted",
+                project_id=project.id,
+                milestone=row.title,
+                login=sender,
+            )
+            return [DigestEntry(phase, None, row.title, "milestone deleted in GitHub (it will be recreated)", who)]
+        if action in ("closed", "opened") and data.get("state") != row.state:
+            return [DigestEntry(phase, None, row.title, f"milestone {action} in GitHub", who)]
+        return []
+
+    async def _members(self, s: AsyncSession, team_id: str) -> dict[str, Member]:
+        rows = (
+            await s.execute(select(Member).where(Member.team_id == team_id, col(Member.github_login).is_not(None)))
+        ).scalars()
+        return {(m.github_login or "").lower(): m for m in rows}
+
+    # ------------------------------------------------------------------ the digest
+
+    def _add_digest(self, entries: Sequence[tuple[int, DigestEntry]]) -> None:
+        for project_id, entry in entries:
+            self._digest.setdefault(project_id, []).append(entry)
+
+    def pending_digest(self, project_id: int) -> list[DigestEntry]:
+        """Changes from GitHub not yet reported in Slack."""
+        return list(self._digest.get(project_id, []))
+
+    async def flush_digest(self, *, project_id: int) -> Message | None:
+        """Post one Slack message for the changes gathered since the last flush: per phase touched, tasks
+        closed out of all, who changed what, and whether the phase's gate is now met. None when nothing changed."""
+        entries = self._digest.pop(project_id, [])
+        if not entries:
+            return None
+        async with self.db.session() as s:
+            project = await s.get(Project, project_id)
+            if project is None:
+                return None
+            facts = await gather_facts(s, project)
+            counts = {
+                str(phase): (int(total), int(closed or 0))
+                for phase, total, closed in (
+                    await s.execute(
+                        select(Task.phase, func.count(), func.count().filter(col(Task.status) == "closed"))
+                        .where(Task.project_id == project_id)
+                        .group_by(col(Task.phase))
+                    )
+                ).all()
+            }
+        phases = []
+        for phase in PHASE_ORDER:
+            mine = [e for e in entries if e.phase is phase]
+            if not mine:
+                continue
+            total, closed = counts.get(phase.value, (0, 0))
+            gate = evaluate_gate(phase, facts)
+            phases.append(
+                {
+                    "label": phase.label,
+                    "total": total,
+                    "closed": closed,
+                    "gate": gate,
+                    "current": phase.value == project.phase,
+                    "entries": mine,
+                }
+            )
+        changed = len(entries)
+        message = render_message(
+            "blocks/sync_digest.json.j2",
+            text=f"{project.name}: {changed} change(s) from GitHub",
+            project=project.name,
+            repo=project.repo or "",
+            phases=phases,
+        )
+        await self.messenger.post(team_id=project.team_id, channel_id=project.channel_id, message=message)
+        return message
+
+    async def flush_digests(self) -> int:
+        """`flush_digest` for every project with gathered changes; returns the number of messages posted."""
+        posted = 0
+        for project_id in list(self._digest):
+            posted += await self.flush_digest(project_id=project_id) is not None
+        return posted
+
+    async def aclose(self) -> None:
+        """Stop the webhook consumer and close the gateway."""
+        if self._consumer is not None:
+            self._consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._consumer
+            self._consumer, self._queue = None, None
+        if self.gateway is not None:
+            await self.gateway.close()
+
+
+@dataclass
+class _IssueIndex:
+    """Our issue rows of one project, by task id and by issue number."""
+
+    by_task: dict[str, GitHubIssue]
+    by_number: dict[int, GitHubIssue]
+    members: dict[str, Member]  # by lower-case GitHub login
+
+    @classmethod
+    async def load(
+        cls, s: AsyncSession, project: Project, number: int | None = None, task_id: str | None = None
+    ) -> _IssueIndex:
+        q = select(GitHubIssue).where(GitHubIssue.project_id == project.id)
+        if number is not None:
+            q = q.where((col(GitHubIssue.number) == number) | (col(GitHubIssue.task_id) == (task_id or "")))
+        rows = list((await s.execute(q)).scalars())
+        members = (
+            await s.execute(
+                select(Member).where(Member.team_id == project.team_id, col(Member.github_login).is_not(None))
+            )
+        ).scalars()
+        return cls(
+            {r.task_id: r for r in rows},
+            {r.number: r for r in rows if r.number is not None},
+            {(m.github_login or "").lower(): m for m in members},
+        )
+
+    def find(self, gh: GhIssue) -> GitHubIssue | None:
+        task_id = task_id_in(gh.body)
+        row = self.by_task.get(task_id) if task_id else None
+        row = row or self.by_number.get(gh.number)
+        return row if row is not None and row.number == gh.number else None
+
+
+def _name(member: Member) -> str:
+    return member.display_name or member.github_login or member.user_id
+
+
+def _person(members: dict[str, Member], login: str | None) -> str:
+    if not login:
+        return "someone in GitHub"
+    member = members.get(login.lower())
+    return _name(member) if member else f"{login} (GitHub)"
+
+
+# --------------------------------------------------------------------------- the worker
+
+
+class SyncWorker:
+    """Long-running loop: drain due outbox items, poll when configured, post digests; wakes on `kick()`."""
+
+    def __init__(
+        self,
+        service: SyncService,
+        *,
+        interval: float = 30.0,
+        poll_interval: float | None = None,
+        digest_interval: float = 60.0,
+        batch: int = 100,
+    ) -> None:
+        self.service = service
+        self.interval = interval
+        self.poll_interval = poll_interval
+        self.digest_interval = digest_interval
+        self.batch = batch
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start the loop in the background (idempotent)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._loop(), name="github-sync-worker")
+
+    async def stop(self) -> None:
+        """Stop the loop and wait for it."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_poll = last_digest = loop.time()
+        while True:
+            timeout = self.interval
+            try:
+                result = await self.service.run_due(limit=self.batch)
+                now = loop.time()
+                if self.poll_interval is not None and now - last_poll >= self.poll_interval:
+                    last_poll = now
+                    await self.service.poll_all()
+                if now - last_digest >= self.digest_interval:
+                    last_digest = now
+                    await self.service.flush_digests()
+                if result.processed >= self.batch:
+                    timeout = 0.0
+                elif result.next_due_at is not None:
+                    due = (result.next_due_at - self.service.clock.now()).total_seconds()
+                    timeout = min(self.interval, max(due, 0.05))
+            except Exception:
+                log.exception("GitHub sync worker pass failed")
+            if timeout > 0:
+                await self.service.wait_for_kick(timeout)
+
+
+# --------------------------------------------------------------------------- text for Slack and the CLI
+
+
+def render_plan_text(plan: SyncPlan, *, limit: int = 25) -> str:
+    """The plan as plain text (CLI `phasegate sync --dry-run`, the shell)."""
+    lines: list[str] = []
+    if plan.preview_mode:
+        lines.append(PREVIEW_NOTE)
+    if not plan.repo:
+        lines.append(f"{plan.project}: no GitHub repository is set for this project, so there is nothing to sync.")
+        return "\n".join(lines)
+    lines.append(
+        f"Sync plan for {plan.project} → {plan.repo}: {len(plan.steps)} change(s), {plan.unchanged} unchanged."
+    )
+    for kind, label in KINDS:
+        for action in ACTIONS:
+            steps = plan.of(kind, action)
+            if not steps:
+                continue
+            lines.append(f"{label} to {action} ({len(steps)}):")
+            for step in steps[:limit]:
+                extra = [f"#{step.number}" if step.number and kind != "issue" else "", step.detail]
+                suffix = " ".join(x for x in extra if x)
+                lines.append(f"  - {step.title}" + (f" ({suffix})" if suffix else ""))
+            if len(steps) > limit:
+                lines.append(f"  …and {len(steps) - limit} more")
+    if not plan.steps:
+        lines.append("Nothing to change: GitHub is in step.")
+    return "\n".join(lines)
+
+
+def render_plan_message(plan: SyncPlan) -> Message:
+    """The plan as a Slack message (templates/blocks/sync_plan.json.j2)."""
+    groups = [
+        {"label": label, "action": action, "steps": plan.of(kind, action)}
+        for kind, label in KINDS
+        for action in ACTIONS
+        if plan.of(kind, action)
+    ]
+    return render_message(
+        "blocks/sync_plan.json.j2",
+        text=f"GitHub sync plan for {plan.project}: {len(plan.steps)} change(s)",
+        plan=plan,
+        groups=groups,
+        preview_note=PREVIEW_NOTE,
+    )
+
+
+def render_report_text(report: SyncReport) -> str:
+    """What a run did, as plain text."""
+    if report.plan is not None:
+        return render_plan_text(report.plan)
+    done = ", ".join(f"{k.replace('.', ' ')} {v}" for k, v in sorted(report.counts.items()) if v) or "no writes needed"
+    text = f"Synced {report.project} → {report.repo}: {done}."
+    if report.inbound:
+        text += f" {report.inbound} change(s) read back from GitHub."
+    if report.pending or report.failing:
+        text += f" Still queued: {report.pending}; failing (retried automatically): {report.failing}."
+    return text
+
+
+async def cli_sync(settings: Settings, project_name: str | None, dry_run: bool) -> str:
+    """`phasegate sync [--dry-run] [PROJECT]`: the plan (dry run or preview mode) or a real sync, as text."""
+    db = Database(settings.database_url)
+    service = SyncService.from_settings(db, SystemClock(), RecordingMessenger(), settings)
+    try:
+        async with db.session() as s:
+            q = select(Project).order_by(col(Project.id))
+            if project_name:
+                q = q.where(Project.name == project_name)
+            projects = list((await s.execute(q)).scalars())
+        if not projects:
+            return f"No project named {project_name}." if project_name else "There are no projects yet."
+        texts = []
+        for project in projects:
+            assert project.id is not None
+            actor = Actor(project.team_id, "cli")
+            if dry_run or service.preview_mode:
+                texts.append(render_plan_text(await service.plan(actor=actor, project_id=project.id)))
+            else:
+                texts.append(render_report_text(await service.run(actor=actor, project_id=project.id)))
+        return "\n\n".join(texts)
+    finally:
+        await service.aclose()
+        await db.dispose()

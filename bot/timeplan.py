@@ -1,0 +1,175 @@
+"""Pure time planning: working hours in each person's zone, shared slots, reminder times, working days."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.process import parse_working_hours
+
+GRID = timedelta(minutes=30)
+DEFAULT_HOURS = (9 * 60, 17 * 60)
+DM_HOURS_BEFORE_DEADLINE = (48, 24)
+MENTION_HOURS_BEFORE_DEADLINE = 2
+# How late a job may still run (e.g. after a restart); None = however late.
+DM_GRACE = timedelta(hours=6)
+VERDICT_GRACE: timedelta | None = None
+NUDGE_GRACE: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class Availability:
+    """When one person works: their zone, daily hours (minutes after local midnight), absence."""
+
+    user_id: str
+    zone: str = "UTC"
+    start_min: int = DEFAULT_HOURS[0]
+    end_min: int = DEFAULT_HOURS[1]
+    away_until: date | None = None  # inclusive, in the person's zone
+
+    @classmethod
+    def of(
+        cls, user_id: str, *, zone: str, hours: str | None, fallback_hours: str | None = None, away_until: date | None
+    ) -> Availability:
+        start, end = parse_working_hours(hours or "") or parse_working_hours(fallback_hours or "") or DEFAULT_HOURS
+        return cls(user_id, zone, start, end, away_until)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.zone)
+
+    def local(self, when: datetime) -> datetime:
+        return when.astimezone(self.tz)
+
+    def at(self, day: date, minute: int) -> datetime:
+        """A local wall-clock time on `day` as aware UTC (DST handled by the zone)."""
+        day, minute = (day + timedelta(days=1), 0) if minute >= 24 * 60 else (day, minute)
+        return datetime.combine(day, time(minute // 60, minute % 60), tzinfo=self.tz).astimezone(UTC)
+
+    def away_on(self, when: datetime) -> bool:
+        return self.away_until is not None and self.local(when).date() <= self.away_until
+
+    def in_hours(self, when: datetime) -> bool:
+        """Inside this person's working hours on one of their working days (Mon–Fri in their zone)."""
+        day = self.local(when).date()
+        return day.weekday() < 5 and self.at(day, self.start_min) <= when < self.at(day, self.end_min)
+
+    def covers(self, start: datetime, end: datetime) -> bool:
+        """The whole meeting falls inside the hours of one of this person's working days."""
+        day = self.local(start).date()
+        return day.weekday() < 5 and self.at(day, self.start_min) <= start and end <= self.at(day, self.end_min)
+
+    def fits(self, start: datetime, end: datetime) -> bool:
+        """Inside their hours and not away."""
+        return self.covers(start, end) and not self.away_on(start)
+
+
+def ceil_to_grid(when: datetime, grid: timedelta = GRID) -> datetime:
+    step = grid.total_seconds()
+    return datetime.fromtimestamp(math.ceil(when.timestamp() / step) * step, UTC)
+
+
+def find_slots(
+    people: Sequence[Availability],
+    *,
+    earliest: datetime,
+    latest: datetime,
+    duration: timedelta,
+    count: int = 3,
+) -> list[datetime]:
+    """The earliest starts on the 30-minute grid where the meeting fits everyone's working hours."""
+    slots: list[datetime] = []
+    t = ceil_to_grid(earliest)
+    while t + duration <= latest and len(slots) < count:
+        if all(p.fits(t, t + duration) for p in people):
+            slots.append(t)
+        t += GRID
+    return slots
+
+
+def outside_hours(people: Iterable[Availability], start: datetime, end: datetime) -> list[str]:
+    """Who would be outside their working hours (or on a weekend) for this meeting."""
+    return [p.user_id for p in people if not p.covers(start, end)]
+
+
+def last_working_hour_before(p: Availability, when: datetime) -> datetime:
+    """`when` if it is in the person's hours; else the start of their last working hour before it."""
+    if p.in_hours(when):
+        return when
+    day = p.local(when).date()
+    for back in range(15):
+        d = day - timedelta(days=back)
+        if d.weekday() >= 5:
+            continue
+        candidate = p.at(d, max(p.start_min, p.end_min - 60))
+        if candidate <= when:
+            return candidate
+    return when
+
+
+def add_working_days(when: datetime, days: int, zone: str) -> datetime:
+    """Move by `days` working days (Mon–Fri) in `zone`, keeping the local wall-clock time."""
+    tz = ZoneInfo(zone)
+    local = when.astimezone(tz)
+    day = local.date()
+    moved = 0
+    while moved < days:
+        day += timedelta(days=1)
+        if day.weekday() < 5:
+            moved += 1
+    return datetime.combine(day, local.time().replace(tzinfo=None), tzinfo=tz).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    """One step of a meeting's plan: what runs when, and how late it may still run."""
+
+    step: str  # dm48:<user> | dm24:<user> | mention2 | verdict | start | nudge
+    run_at: datetime
+    grace: timedelta | None
+
+
+def ladder(
+    *,
+    starts_at: datetime,
+    duration_min: int,
+    deadline: datetime | None,
+    owing: Sequence[Availability],
+    now: datetime,
+    decision_meeting: bool,
+) -> list[PlannedJob]:
+    """Every job of a meeting, in time order.
+
+    With a proposal deadline: a DM to each person who owes a proposal 48 h and 24 h before it (moved to
+    their last working hour before that when it would land outside their hours; skipped when that moment
+    has passed; one DM when both land on the same hour), a channel mention 2 h before it, and the readiness verdict at it. Then the agenda at the
+    start and, for decision meetings, the first nudge at the end.
+    """
+    jobs: list[PlannedJob] = []
+    if deadline is not None:
+        for p in owing:
+            mine: list[PlannedJob] = []
+            for hours in DM_HOURS_BEFORE_DEADLINE:
+                nominal = deadline - timedelta(hours=hours)
+                at = last_working_hour_before(p, nominal)
+                if at < now:
+                    if not (nominal >= now and p.in_hours(now)):
+                        continue
+                    at = now
+                # Two rungs moved onto the same working hour (e.g. over a weekend): send the later one only.
+                mine = [j for j in mine if j.run_at < at]
+                mine.append(PlannedJob(f"dm{hours}:{p.user_id}", at, DM_GRACE))
+            jobs.extend(mine)
+        mention_at = deadline - timedelta(hours=MENTION_HOURS_BEFORE_DEADLINE)
+        if mention_at >= now:
+            jobs.append(PlannedJob(f"mention{MENTION_HOURS_BEFORE_DEADLINE}", mention_at, deadline - mention_at))
+        jobs.append(PlannedJob("verdict", max(deadline, now), VERDICT_GRACE))
+    end = starts_at + timedelta(minutes=duration_min)
+    if starts_at >= now:
+        jobs.append(PlannedJob("start", starts_at, timedelta(minutes=duration_min)))
+    if decision_meeting:
+        jobs.append(PlannedJob("nudge", max(end, now), NUDGE_GRACE))
+    return sorted(jobs, key=lambda j: j.run_at)

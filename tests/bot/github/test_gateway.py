@@ -1,0 +1,89 @@
+"""The PyGithub gateway against the fake GitHub: our types out, our errors, no retried POSTs, free 304s."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date
+
+import pytest
+
+from bot.github.gateway import (
+    AuthError,
+    GhIssue,
+    NotFoundError,
+    PyGithubGateway,
+    RateLimited,
+    Transient,
+    Unprocessable,
+)
+from tests.bot.github.conftest import REPO, make_gateway
+from tests.fakes.github import FakeGitHub
+
+
+@pytest.fixture
+async def gateway(github: FakeGitHub) -> AsyncIterator[PyGithubGateway]:
+    gw = make_gateway(github)
+    yield gw
+    await gw.close()
+
+
+async def test_writes_and_reads_return_our_own_types(gateway: PyGithubGateway, github: FakeGitHub) -> None:
+    ms = await gateway.create_milestone(
+        REPO, title="genres · Develop", description="d", due_on=date(2026, 5, 10), state="open"
+    )
+    assert (ms.number, ms.title, ms.due_on) == (1, "genres · Develop", date(2026, 5, 10))
+    assert github.milestones(REPO)[0]["due_on"] == "2026-05-10T07:00:00Z"  # midnight Pacific: the same day
+    issue = await gateway.create_issue(REPO, title="T", body="b", milestone=1, labels=["x"], assignees=["ana-gh"])
+    assert isinstance(issue, GhIssue) and issue.assignees == ("ana-gh",) and issue.milestone_number == 1
+    issue = await gateway.update_issue(REPO, issue.number, state="closed")
+    assert issue.state == "closed" and github.issue(REPO, issue.number)["state_reason"] == "completed"
+    assert await gateway.is_assignable(REPO, "ana-gh") and not await gateway.is_assignable(REPO, "mallory")
+
+
+async def test_errors_become_ours(gateway: PyGithubGateway, github: FakeGitHub) -> None:
+    await gateway.create_milestone(REPO, title="M", description="", due_on=None, state="closed")
+    with pytest.raises(Unprocessable) as taken:
+        await gateway.create_milestone(REPO, title="M", description="", due_on=None, state="open")
+    assert taken.value.codes == {"already_exists"} and taken.value.fields == {"title"}
+    with pytest.raises(NotFoundError):
+        await gateway.update_issue(REPO, 99, title="nope")
+    github.add_fault("429", retry_after=7)
+    with pytest.raises(RateLimited) as limited:
+        await gateway.list_labels(REPO)
+    assert limited.value.wait_seconds(0) == 7
+    github.set_rate_limit(1)
+    await gateway.list_labels(REPO)
+    with pytest.raises(RateLimited) as primary:
+        await gateway.list_milestones(REPO)
+    assert primary.value.reset_at is not None and primary.value.retry_after is None
+    github.set_rate_limit(5000)
+    github.valid_tokens = {"another"}
+    with pytest.raises(AuthError):
+        await gateway.list_labels(REPO)
+
+
+async def test_a_failed_or_dropped_post_is_never_retried_by_pygithub(
+    gateway: PyGithubGateway, github: FakeGitHub
+) -> None:
+    github.add_fault("502", method="POST")
+    with pytest.raises(Transient):
+        await gateway.create_issue(REPO, title="T", body="", milestone=None, labels=[], assignees=[])
+    github.add_fault("drop_after_commit", method="POST")
+    with pytest.raises(Transient):
+        await gateway.create_issue(REPO, title="T", body="", milestone=None, labels=[], assignees=[])
+    assert github.stats.by_route["POST /repos/{owner}/{repo}/issues"] == 2 and len(github.issues(REPO)) == 1
+
+
+async def test_unchanged_reads_are_304s_that_cost_nothing(gateway: PyGithubGateway, github: FakeGitHub) -> None:
+    for n in range(150):
+        github.open_issue(REPO, f"issue {n}")
+    first = await gateway.list_issues(REPO)
+    assert len(first.value) == 150 and not first.not_modified
+    github.reset_stats()
+    again = await gateway.list_issues(REPO)
+    assert again.not_modified and again.value == first.value
+    assert github.stats.requests == github.stats.not_modified == 2 and github.stats.counted == 0
+    github.close_issue(REPO, 140)
+    changed = await gateway.list_issues(REPO)
+    assert not changed.not_modified and changed.value[139].state == "closed"
+    assert github.stats.counted == 1  # only the page that changed

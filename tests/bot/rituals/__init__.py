@@ -1,0 +1,1 @@
+"""Tests of the rituals: meetings, reminders, readiness, agendas, decisions."""

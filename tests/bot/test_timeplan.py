@@ -1,0 +1,151 @@
+"""Slots inside everyone's working hours across time zones and DST; reminder times; working days."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from bot.timeplan import (
+    Availability,
+    add_working_days,
+    ceil_to_grid,
+    find_slots,
+    ladder,
+    last_working_hour_before,
+    outside_hours,
+)
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+
+
+def person(uid: str, zone: str, hours: str | None = None, away_until: date | None = None) -> Availability:
+    return Availability.of(uid, zone=zone, hours=hours, away_until=away_until)
+
+
+def slots(people: list[Availability], first: datetime, last: datetime, minutes: int) -> list[datetime]:
+    return find_slots(people, earliest=first, latest=last, duration=timedelta(minutes=minutes))
+
+
+def test_three_zones_including_a_half_hour_offset() -> None:
+    # Monday 2 March 2026: Berlin UTC+1, Kolkata UTC+5:30, New York UTC-5.
+    berlin = person("UB", "Europe/Berlin")  # 08:00–16:00 UTC
+    kolkata = person("UK", "Asia/Kolkata", "12:00-20:00")  # 06:30–14:30 UTC
+    new_york = person("UN", "America/New_York", "08:00-16:00")  # 13:00–21:00 UTC
+    found = slots([berlin, kolkata, new_york], utc(2026, 3, 2), utc(2026, 3, 4), 30)
+    assert found == [utc(2026, 3, 2, 13), utc(2026, 3, 2, 13, 30), utc(2026, 3, 2, 14)]
+    # In Kolkata these are 18:30, 19:00 and 19:30: the grid holds in a half-hour zone too.
+    assert [kolkata.local(t).strftime("%H:%M") for t in found] == ["18:30", "19:00", "19:30"]
+    # An hour-long meeting must also end by 14:30 UTC (20:00 in Kolkata).
+    assert slots([berlin, kolkata, new_york], utc(2026, 3, 2), utc(2026, 3, 3), 60) == [
+        utc(2026, 3, 2, 13),
+        utc(2026, 3, 2, 13, 30),
+    ]
+
+
+def test_a_half_hour_zone_ending_on_the_half_hour() -> None:
+    kolkata = person("UK", "Asia/Kolkata", "09:00-17:30")  # 03:30–12:00 UTC
+    berlin = person("UB", "Europe/Berlin", "11:00-17:00")  # 10:00–16:00 UTC
+    assert slots([kolkata, berlin], utc(2026, 3, 2), utc(2026, 3, 3), 90) == [
+        utc(2026, 3, 2, 10),
+        utc(2026, 3, 2, 10, 30),
+    ]
+
+
+def test_new_york_and_berlin_in_the_weeks_when_only_new_york_has_switched() -> None:
+    # New York moves to UTC-4 on Sunday 8 March 2026; Berlin stays UTC+1 until 29 March.
+    berlin = person("UB", "Europe/Berlin")  # 08:00–16:00 UTC all month
+    new_york = person("UN", "America/New_York")  # 14:00–22:00 UTC before the 8th, 13:00–21:00 after
+    # 150 minutes do not fit in Friday's two shared hours; on Monday there are three.
+    found = slots([berlin, new_york], utc(2026, 3, 6), utc(2026, 3, 11), 150)
+    assert found == [utc(2026, 3, 9, 13), utc(2026, 3, 9, 13, 30), utc(2026, 3, 10, 13)]
+    assert [new_york.local(t).strftime("%a %H:%M") for t in found] == ["Mon 09:00", "Mon 09:30", "Tue 09:00"]
+    # A one-hour meeting on the Friday before the switch starts at 14:00 UTC (09:00 in New York).
+    assert slots([berlin, new_york], utc(2026, 3, 6), utc(2026, 3, 7), 60)[0] == utc(2026, 3, 6, 14)
+    # After Berlin switches too (29 March) both are an hour earlier in UTC: 07:00–15:00 and 13:00–21:00.
+    assert slots([berlin, new_york], utc(2026, 3, 30), utc(2026, 3, 31), 60)[0] == utc(2026, 3, 30, 13)
+
+
+def test_weekends_count_in_each_persons_own_zone() -> None:
+    # Friday afternoon in Los Angeles is Saturday morning in Tokyo; Monday morning in Tokyo is Sunday in LA.
+    tokyo = person("UT", "Asia/Tokyo", "07:00-11:00")  # 22:00–02:00 UTC (previous UTC day)
+    los_angeles = person("UL", "America/Los_Angeles", "14:00-18:00")  # 22:00–02:00 UTC
+    found = slots([tokyo, los_angeles], utc(2026, 3, 5, 20), utc(2026, 3, 12), 60)
+    # Thu 22:00 UTC = Thu 14:00 LA = Fri 07:00 Tokyo fits; Friday (LA) is Saturday in Tokyo; Sunday (LA) too.
+    assert found[0] == utc(2026, 3, 5, 22)
+    assert all(los_angeles.local(t).weekday() < 5 and tokyo.local(t).weekday() < 5 for t in found)
+    assert utc(2026, 3, 6, 22) not in found  # Fri in LA, Sat in Tokyo
+    assert utc(2026, 3, 8, 22) not in found  # Mon in Tokyo, Sun in LA
+
+
+def test_away_days_are_skipped() -> None:
+    ana = person("UA", "Europe/Berlin", away_until=date(2026, 3, 3))
+    raj = person("UR", "Europe/Berlin")
+    assert slots([ana, raj], utc(2026, 3, 2), utc(2026, 3, 6), 60)[0] == utc(2026, 3, 4, 8)
+
+
+def test_a_fixed_time_names_who_is_outside_their_hours() -> None:
+    ana = person("UA", "Europe/Berlin", "07:00-14:00")
+    raj = person("UR", "Asia/Kolkata")
+    bo = person("UB", "America/New_York")
+    start = utc(2026, 3, 6, 14)  # 15:00 Berlin, 19:30 Kolkata, 09:00 New York
+    assert outside_hours([ana, raj, bo], start, start + timedelta(hours=1)) == ["UA", "UR"]
+    saturday = utc(2026, 3, 7, 14)
+    assert outside_hours([bo], saturday, saturday + timedelta(hours=1)) == ["UB"]
+
+
+def test_a_reminder_outside_hours_moves_to_the_last_working_hour_before_it() -> None:
+    raj = person("UR", "Asia/Kolkata")  # 09:00–17:00 IST = 03:30–11:30 UTC
+    assert last_working_hour_before(raj, utc(2026, 3, 3, 14)) == utc(2026, 3, 3, 10, 30)  # 16:00 IST
+    assert last_working_hour_before(raj, utc(2026, 3, 3, 5)) == utc(2026, 3, 3, 5)  # inside: unchanged
+    assert last_working_hour_before(raj, utc(2026, 3, 3, 1)) == utc(2026, 3, 2, 10, 30)  # before hours: day before
+    # Monday 06:00 IST → Friday's last hour; a weekend never gets a DM.
+    assert last_working_hour_before(raj, utc(2026, 3, 9, 0, 30)) == utc(2026, 3, 6, 10, 30)
+    # DST: New York's last working hour on the Friday before the switch is 21:00 UTC, after it 20:00 UTC.
+    ny = person("UN", "America/New_York")
+    assert last_working_hour_before(ny, utc(2026, 3, 7, 12)) == utc(2026, 3, 6, 21)
+    assert last_working_hour_before(ny, utc(2026, 3, 10, 23)) == utc(2026, 3, 10, 20)
+
+
+def test_working_days_skip_weekends_and_keep_the_wall_clock_across_dst() -> None:
+    # Friday 6 March 15:00 Berlin + 2 working days = Tuesday 10 March 15:00 Berlin.
+    assert add_working_days(utc(2026, 3, 6, 14), 2, "Europe/Berlin") == utc(2026, 3, 10, 14)
+    # Friday 27 March 15:00 Berlin (UTC+1) + 1 = Monday 30 March 15:00 Berlin (UTC+2) = 13:00 UTC.
+    assert add_working_days(utc(2026, 3, 27, 14), 1, "Europe/Berlin") == utc(2026, 3, 30, 13)
+
+
+def test_the_grid_is_thirty_minutes_in_utc() -> None:
+    assert ceil_to_grid(utc(2026, 3, 2, 9, 0)) == utc(2026, 3, 2, 9, 0)
+    assert ceil_to_grid(utc(2026, 3, 2, 9, 0, 1)) == utc(2026, 3, 2, 9, 30)
+    assert ceil_to_grid(utc(2026, 3, 2, 9, 31)) == utc(2026, 3, 2, 10, 0)
+
+
+def test_the_ladder_skips_what_has_passed() -> None:
+    ana = person("UA", "Europe/Berlin")
+    deadline = utc(2026, 3, 5, 14)
+    # Scheduled 30 h before the deadline: the 48 h DM is gone, the 24 h one stays.
+    jobs = ladder(
+        starts_at=utc(2026, 3, 6, 14),
+        duration_min=60,
+        deadline=deadline,
+        owing=[ana],
+        now=deadline - timedelta(hours=30),
+        decision_meeting=True,
+    )
+    assert [(j.step, j.run_at) for j in jobs] == [
+        ("dm24:UA", utc(2026, 3, 4, 14)),
+        ("mention2", utc(2026, 3, 5, 12)),
+        ("verdict", deadline),
+        ("start", utc(2026, 3, 6, 14)),
+        ("nudge", utc(2026, 3, 6, 15)),
+    ]
+    # A meeting without proposals only gets its agenda.
+    jobs = ladder(
+        starts_at=utc(2026, 3, 6, 14),
+        duration_min=45,
+        deadline=None,
+        owing=[],
+        now=utc(2026, 3, 2),
+        decision_meeting=False,
+    )
+    assert [j.step for j in jobs] == ["start"]
