@@ -168,6 +168,33 @@ def manifest(
     )
 
 
+@app.command()
+def demo(
+    db: str = typer.Option("", "--db", help="Keep the demo's SQLite file here (default: a temporary file)"),
+) -> None:
+    """Walk one project from Discovery to Deployment in the local shell, with an accelerated clock."""
+    from bot.demo import run_demo
+
+    settings = _settings()
+    raise typer.Exit(run_demo(settings, db=db or None))
+
+
+@app.command()
+def sync(
+    project: str = typer.Argument("", help="Project name (default: every project)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only print what would change"),
+) -> None:
+    """Bring GitHub in step now (or print the plan with --dry-run, or without credentials)."""
+    import asyncio
+
+    from bot.services.sync import cli_sync
+
+    settings = _settings()
+    logging.basicConfig(level="WARNING", stream=sys.stderr)
+    _upgrade(settings)
+    typer.echo(asyncio.run(cli_sync(settings, project or None, dry_run)))
+
+
 def main() -> None:
     app()
 

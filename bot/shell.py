@@ -122,7 +122,7 @@ HELP = """Meta-commands (anything else is typed as Slack would: /phasegate …):
   :clock                     show the simulated time
   :clock +<N>(m|h|d)         move time forward, running everything that falls due, in order
   :clock <ISO datetime>      move time to that moment (same)
-  :press <label>             press a button in the latest message that has it
+  :press <label> [n]         press a button (the n-th with that label) in the latest message that has it
   :inbox <name>              replay what a person received (DMs and messages only they see)
   :home                      show your App Home
   :help                      this text
@@ -142,6 +142,7 @@ class Shell:
     interactive: bool = False
     people: dict[str, ShellPerson] = field(default_factory=dict)  # by lower-case name
     current: str = ""
+    pending_header: str | None = None
     ask: Ask = field(default=lambda prompt: _none())  # how to read the next answer (None: no more input)
 
     @property
@@ -167,6 +168,9 @@ class Shell:
     def show(self, d: Delivery) -> None:
         if d.kind == "home":
             return
+        if self.pending_header:  # the time something happened, shown once before what it sent
+            self.write(self.pending_header)
+            self.pending_header = None
         name = self.names.get(d.user_id or d.target, d.user_id or d.target)
         if d.kind == "dm":
             head, tz = f"[DM to @{name}]", self._tz(d.user_id)
@@ -174,8 +178,15 @@ class Shell:
             head, tz = f"[only @{name} sees this, in #{CHANNEL_NAME}]", self._tz(d.user_id)
         elif d.kind == "upload":
             head, tz = f"[#{CHANNEL_NAME}] file {d.filename} shared", self._tz(self.current)
-        elif d.kind == "update":
-            head, tz = f"[#{CHANNEL_NAME}] message updated", self._tz(self.current)
+        elif d.kind == "update":  # Slack edits the message in place; a one-line note is enough here
+            title = (
+                render_blocks(d.message.blocks[:1], names=self.names, tz=self._tz(self.current)) if d.message else ""
+            )
+            self.write(
+                f"[#{CHANNEL_NAME}] an earlier message now reads: {title.strip() or (d.message and d.message.text)}"
+            )
+            self.write()
+            return
         else:
             where = f"#{CHANNEL_NAME}" + (" thread" if d.thread_ts else "")
             head, tz = f"[{where}]", self._tz(self.current)
@@ -201,7 +212,11 @@ class Shell:
 
     async def ensure_default_person(self) -> None:
         if not self.people:
-            await self.meta_user(["you"])
+            person = ShellPerson(user_id_for("you"), "you")
+            self.people["you"] = person
+            await self.services.projects.update_profile(
+                team_id=TEAM, user_id=person.user_id, display_name="you", timezone="UTC"
+            )
         if not self.current:
             self.current = next(iter(self.people.values())).user_id
 
@@ -424,7 +439,9 @@ class Shell:
             if due is None or due > target:
                 break
             self.clock.set(max(due, self.clock.now()))
+            self.pending_header = f"-- {format_when(int(self.clock.now().timestamp()), self._tz(self.current))} --"
             ran = await self.run_drivers()
+            self.pending_header = None
             if ran == 0:  # nothing ran at its due time: avoid spinning
                 break
             fired += ran
@@ -438,22 +455,24 @@ class Shell:
         return total
 
     async def meta_press(self, args: list[str]) -> None:
+        nth = int(args.pop()) if len(args) > 1 and args[-1].isdigit() else 1
         label = " ".join(args).strip().strip("[]").lower()
         if not label:
-            self.write("Usage: :press <button label>")
+            self.write("Usage: :press <button label> [n]   (n: the n-th button with that label)")
             return
-        for d in reversed(
-            self.services.messenger.deliveries if isinstance(self.services.messenger, RecordingMessenger) else []
-        ):
+        messenger = self.services.messenger
+        deliveries = messenger.deliveries if isinstance(messenger, RecordingMessenger) else []
+        for d in reversed(deliveries):
             if d.message is None or not self._visible(d):
                 continue
-            for text, action_id, value in buttons_of(d.message.blocks):
-                if text.lower().startswith(label):
-                    self.write(f"(@{self.names.get(self.current)} pressed [{text}])")
-                    reply = await run_action(self.context(), action_id, value)
-                    await self.deliver(reply)
-                    await self.run_drivers()
-                    return
+            matching = [b for b in buttons_of(d.message.blocks) if b[0].lower().startswith(label)]
+            if len(matching) < nth:
+                continue
+            text, action_id, value = matching[nth - 1]
+            self.write(f"(@{self.names.get(self.current)} pressed [{text}])")
+            await self.deliver(await run_action(self.context(), action_id, value))
+            await self.run_drivers()
+            return
         self.write(f"No button [{label}] in what @{self.names.get(self.current)} can see.")
 
     def _visible(self, d: Delivery) -> bool:

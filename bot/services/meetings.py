@@ -19,7 +19,7 @@ from bot.db.models import Meeting, MeetingAttendee, Project, Proposal
 from bot.db.session import Database
 from bot.errors import Conflict, InvalidInput, NotFound
 from bot.messaging import Messenger
-from bot.process import MEETING_KINDS, MeetingKind
+from bot.process import MEETING_KINDS, MeetingKind, Role
 from bot.rendering import render_message, render_text
 from bot.services.base import Actor, ServiceBase, project_members
 from bot.timeplan import Availability, PlannedJob, add_working_days, find_slots, ladder, outside_hours
@@ -266,7 +266,9 @@ class MeetingService(RitualBase):
     ) -> list[str]:
         assert project.id is not None
         if given:
-            people = list(dict.fromkeys(given))
+            # The lead runs every ritual (and records the decision), so they attend even when not listed.
+            lead = [project.lead_user_id] if Role.LEAD in kind.attendee_roles else []
+            people = list(dict.fromkeys([*lead, *given]))
         else:
             members = await project_members(s, project.id)
             members.setdefault(project.lead_user_id, set()).add("lead")

@@ -176,7 +176,9 @@ class SyncService(ServiceBase):
         await enqueue_sync(s, project=project, kind="labels", ref="", now=now)
         for phase in PHASE_ORDER:
             await enqueue_sync(s, project=project, kind="milestone", ref=phase.value, now=now)
-        task_ids = (await s.execute(select(Task.id).where(Task.project_id == project.id).order_by(col(Task.number)))).scalars()
+        task_ids = (
+            await s.execute(select(Task.id).where(Task.project_id == project.id).order_by(col(Task.number)))
+        ).scalars()
         for task_id in task_ids:
             await enqueue_sync(s, project=project, kind="issue", ref=task_id, now=now)
         await self.audit(s, actor=actor, action="github.sync", project_id=project.id, repo=project.repo)

@@ -1,0 +1,165 @@
+"""`phasegate shell` and `phasegate demo` as a person runs them: subprocesses fed through stdin."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SCRIPT = """\
+:help
+:user lena tz=Europe/Berlin
+:user raj tz=Asia/Kolkata
+:user mia tz=Europe/Lisbon
+:user bo tz=America/New_York
+:as lena
+/phasegate help propose
+/phasegate init
+name=genres repo=acme/genres
+:user raj role=ml-engineer github=raj-gh
+:user mia role=ml-engineer
+/phasegate role @bo business-owner
+/phasegate github @mia mia-gh
+/phasegate settings min_proposals=2 hours=09:00-17:00
+/phasegate status
+:as bo
+/phasegate brief problem="Tag songs <!channel>" criterion="skip rate < 20%; A/B test"
+/phasegate brief ack
+:as lena
+/phasegate advance
+/phasegate baseline metric=f1 value=0.61 pipeline=https://ci.example.com/eval
+/phasegate advance
+/phasegate task add "Label 500 more songs" @raj phase=develop
+/phasegate task done 7
+/phasegate task reopen 7
+/phasegate meeting schedule kind=model-decision at=2026-03-09T10:00 attendees=@raj,@mia
+/phasegate meeting schedule kind=brief-review at=2026-03-10T15:00 attendees=@bo
+/phasegate meeting move 2 at=2026-03-11T15:00
+/phasegate meeting cancel 2
+/phasegate meeting list
+:as mia
+/phasegate away until=2026-03-04
+/phasegate away off
+:as raj
+/phasegate propose meeting=1 title="AST" approach=transformer refs=arXiv:2104.01778 why="strong" benefit=4 cost=5 risk=2
+/phasegate propose meeting=1 title="Bad one" approach=cnn refs="my idea" why="" benefit=9 cost=-1 risk=2
+:clock 2026-03-06T12:00Z
+:inbox mia
+:as mia
+:press Submit proposal
+meeting=1 title="CNN" approach=cnn refs=arXiv:1609.09430 why="cheap" benefit=3 cost=2 risk=1
+/phasegate proposals meeting=1
+:clock 2026-03-09T09:05Z
+:as lena
+/phasegate decide meeting=1 proposal=2 rationale="cheapest" tasks="Prototype the CNN @mia"
+/phasegate sync dry-run
+/phasegate sync
+/phasegate evaluate metric=f1 value=0.7 check="demo to 5 listeners"
+/phasegate audit 3
+:home
+:clock
+/phasegate frobnicate
+:quit
+"""
+
+
+def run_cli(args: list[str], stdin: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITHUB_", "PHASEGATE_", "DATABASE"))}
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        input=stdin,
+        cwd=tmp_path,
+        env={**base, "PYTHONPATH": str(ROOT), "DATABASE_URL": f"sqlite:///{tmp_path / 'shell.db'}", **env},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+def seen_by(transcript: str) -> dict[str, list[str]]:
+    """Messages grouped by who saw them: `[DM to @x]`, `[only @x sees this…]`, `[#project]`."""
+    seen: dict[str, list[str]] = {}
+    head, body = None, []
+    for line in transcript.splitlines() + [""]:
+        m = re.match(r"^\[(DM to @\w+|only @\w+ sees this|#project(?: thread)?)", line)
+        time_mark = re.match(r"^-- .+ --$", line) is not None
+        if m or line.startswith("> ") or time_mark or line == "":
+            if head:
+                seen.setdefault(head, []).append("\n".join(body))
+            head, body = (m[1] if m else None), []
+            continue
+        if head:
+            body.append(line.strip())
+    return seen
+
+
+def test_every_subcommand_and_meta_command_through_the_shell(tmp_path: Path) -> None:
+    out = run_cli(["shell", "--now", "2026-03-02T08:00Z"], SCRIPT, tmp_path)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    text = out.stdout
+    seen = seen_by(text)
+    assert "> /phasegate init" in text  # each line is echoed before its output
+    assert ":user <name> [tz=<IANA zone>]" in text  # :help
+    lena, raj, mia = (seen.get(f"only @{n} sees this", []) for n in ("lena", "raj", "mia"))
+    assert any("Created *genres*" in m for m in lena)  # the init form, filled from the next line
+    assert any("@bo is now business-owner" in m for m in lena)
+    assert any("@mia is `mia-gh` on GitHub" in m for m in lena)
+    assert any("genres · Discovery" in m and "✗ Problem statement" in m for m in lena)
+    assert any("Tag songs <!channel>" in m for m in seen["only @bo sees this"])  # escaped in Slack, plain here
+    assert any("Task #7 added to Develop for @raj" in m for m in lena)
+    assert any("Task #7 closed" in m for m in lena) and any("Task #7 reopened" in m for m in lena)
+    assert any("Model decision #1" in m for m in seen["#project"])
+    assert any("postponed" in m.lower() or "moved" in m.lower() for m in seen["#project"])
+    assert any("cancelled" in m.lower() for m in seen["#project"])
+    assert any("away until 2026-03-04" in m for m in mia) and any("no longer marked away" in m for m in mia)
+    assert any("Saved proposal #1" in m for m in raj)
+    refusal = next(m for m in raj if "Bad one" in m or "Not a literature reference" in m or "1 (small) to 5" in m)
+    assert "my idea" in refusal
+    # The ladder: Mia owes a proposal and is reminded by DM (Raj, who submitted, is not).
+    assert any("Your proposal for *Model decision #1*" in m for m in seen["DM to @mia"])
+    assert "DM to @raj" not in seen
+    inbox = text.split("Inbox of @mia:", 1)[1].split("\n> ", 1)[0]
+    assert "You are away until 2026-03-04" in inbox and "[DM to @mia]" in inbox
+    assert "(@mia pressed [Submit proposal])" in text
+    assert any("Saved proposal #2" in m for m in mia)
+    assert any("1. #" in m for m in mia)  # proposals, ranked
+    assert any("Model decision #1 is ready" in m for m in seen["#project"])
+    assert any("agenda" in m.lower() for m in seen.get("#project thread", []))
+    assert any("Decision" in m and "CNN" in m for m in seen["#project"])
+    assert any("GitHub sync plan · genres" in m and "Preview mode" in m for m in lena)
+    assert any("Evaluation recorded: f1 = 0.7" in m for m in lena)
+    assert any("Audit log" in m for m in lena)
+    assert "[App Home of @lena]" in text
+    assert re.search(r"It is \w{3} 09 Mar 2026", text)
+    assert any("There is no subcommand `frobnicate`" in m for m in lena)
+
+
+def test_an_unknown_meta_command_stops_a_script_with_an_error(tmp_path: Path) -> None:
+    out = run_cli(["shell"], ":user ana\n:frobnicate\n/phasegate help\n", tmp_path)
+    assert out.returncode == 2
+    assert "Unknown shell command :frobnicate" in out.stdout
+    assert "/phasegate help" not in out.stdout.split(":frobnicate", 1)[1].split("\n", 2)[-1]
+
+
+def test_run_without_a_slack_token_opens_the_shell(tmp_path: Path) -> None:
+    out = run_cli(["run"], "/phasegate help\n:quit\n", tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "/phasegate init <name> repo=<owner/repo>" in out.stdout
+
+
+def test_the_demo_walks_a_project_from_discovery_to_deployment(tmp_path: Path) -> None:
+    out = run_cli(["demo"], "", tmp_path)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    text = out.stdout
+    assert "Model decision #1 is not ready" in text  # the readiness check escalates…
+    assert "[Postpone 2 working days]  [Hold anyway]  [Cancel meeting]" in text  # …to the lead
+    assert "[DM to @mia]" in text and "Your proposal for *Model decision #1*" in text  # the late engineer
+    assert "2 proposal(s), ranked" in text and "runner-up of the last decision" in text  # ranked agenda
+    assert "Decision · Model decision #1" in text and "Decision · Model decision #2" in text
+    assert "GitHub sync plan · genres" in text and "Milestones to create" in text  # per-phase plan
+    assert "genres · Develop" in text or "Deliver → Develop" in text  # the iterate loop
+    assert "Deployment → complete" in text
