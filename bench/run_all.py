@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHMARKS = ["ack_latency", "db_statements", "github_sync"]
+BENCHMARKS = ["ack_latency", "db_statements", "github_sync", "scheduler"]
 
 
 def main() -> None:

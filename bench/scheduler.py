@@ -1,0 +1,97 @@
+"""Scheduler: 10,000 reminders across 1,000 meetings — restore time at start-up, firing lateness on a real clock."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bench.common import percentile, report
+from bot import scheduler as scheduler_module
+from bot.clock import SystemClock
+from bot.db.migrate import upgrade
+from bot.scheduler import ReminderScheduler
+from bot.timeplan import PlannedJob
+
+
+class _Recorder:
+    """Stands in for the ritual service: notes when each reminder fired against when it was due."""
+
+    def __init__(self, due: dict[tuple[int, str], datetime]) -> None:
+        self.due = due
+        self.lateness: list[float] = []
+        self.done = asyncio.Event()
+
+    async def run_step(self, *, meeting_id: int, step: str, sequence: int) -> None:
+        self.lateness.append((datetime.now(UTC) - self.due[(meeting_id, step)]).total_seconds() * 1000)
+        if len(self.lateness) == len(self.due):
+            self.done.set()
+
+
+class _Services:
+    def __init__(self, recorder: _Recorder) -> None:
+        self.rituals = recorder
+
+
+async def measure(url: str, meetings: int, steps: int, window: float) -> dict[str, Any]:
+    start_at = datetime.now(UTC) + timedelta(seconds=5 + meetings * steps / 2000)
+    due = {
+        (m, f"step{s}"): start_at + timedelta(seconds=window * ((m * steps + s) / (meetings * steps)))
+        for m in range(1, meetings + 1)
+        for s in range(steps)
+    }
+    planner = ReminderScheduler(database_url=url, clock=SystemClock(), realtime=False)
+    planner.start()
+    t0 = time.perf_counter()
+    for m in range(1, meetings + 1):
+        jobs = [PlannedJob(f"step{s}", due[(m, f"step{s}")], timedelta(hours=1)) for s in range(steps)]
+        await planner.replace_meeting_jobs(m, 0, jobs)
+    planning_s = time.perf_counter() - t0
+    planner.shutdown()
+
+    # A restart: a new scheduler on the same database restores the planned jobs.
+    recorder = _Recorder(due)
+    scheduler_module._services = _Services(recorder)  # type: ignore[assignment]
+    t0 = time.perf_counter()
+    restored = ReminderScheduler(database_url=url, clock=SystemClock(), realtime=False)
+    restored.start()
+    jobs_found = len(await asyncio.to_thread(restored.planned))
+    first = await asyncio.to_thread(restored.next_run_time)
+    restore_s = time.perf_counter() - t0
+    assert first is not None
+    restored.resume()
+    try:
+        await asyncio.wait_for(recorder.done.wait(), timeout=window + 600)
+    finally:
+        restored.shutdown()
+        scheduler_module._services = None
+    late = recorder.lateness
+    return {
+        "meetings": meetings,
+        "reminders": len(due),
+        "planning_s": round(planning_s, 2),
+        "restored_jobs": jobs_found,
+        "restore_s": round(restore_s, 3),
+        "fired": len(late),
+        "window_s": window,
+        "lateness_p50_ms": percentile(late, 0.5),
+        "lateness_p99_ms": percentile(late, 0.99),
+        "lateness_max_ms": max(late),
+    }
+
+
+def main(*, quick: bool = False) -> dict[str, Any]:
+    meetings, steps, window = (20, 5, 2.0) if quick else (1000, 10, 20.0)
+    url = f"sqlite:///{tempfile.mkdtemp()}/sched.db"
+    upgrade(url)
+    row = asyncio.run(measure(url, meetings, steps, window))
+    return report("scheduler", [row], {"database": "sqlite"})
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true")
+    main(quick=ap.parse_args().quick)
