@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
+from sqlmodel import select
 
 from bot.clock import Clock
 from bot.db.models import Decision, Meeting, Member, Project, Task
@@ -52,23 +52,7 @@ class DecisionService(RitualBase):
 
     async def awaiting(self, s: AsyncSession, actor: Actor, project_id: int | None) -> Meeting:
         """The project's one proposal meeting still waiting for a decision (else say which to choose)."""
-        if project_id is None:
-            raise InvalidInput("Say which meeting with meeting=<id>.", field="meeting")
-        rows = [
-            m
-            for m in (
-                await s.execute(
-                    select(Meeting)
-                    .where(
-                        Meeting.project_id == project_id,
-                        Meeting.team_id == actor.team_id,
-                        col(Meeting.status).in_(OPEN_STATUSES),
-                    )
-                    .order_by(col(Meeting.starts_at))
-                )
-            ).scalars()
-            if kind_of(m).proposals_required
-        ]
+        rows = await self.open_proposal_meetings(s, actor, project_id)
         if len(rows) != 1:
             ids = ", ".join(f"#{m.id}" for m in rows) or "none"
             raise InvalidInput(f"Say which meeting with meeting=<id> (waiting for a decision: {ids}).", field="meeting")

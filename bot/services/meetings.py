@@ -180,6 +180,21 @@ class RitualBase(ServiceBase):
         super().__init__(db, clock)
         self.messenger = messenger
 
+    async def open_proposal_meetings(self, s: AsyncSession, actor: Actor, project_id: int | None) -> list[Meeting]:
+        """The project's meetings that take proposals and are not over (soonest first)."""
+        if project_id is None:
+            raise InvalidInput("Say which meeting with meeting=<id>.", field="meeting")
+        rows = await s.execute(
+            select(Meeting)
+            .where(
+                Meeting.project_id == project_id,
+                Meeting.team_id == actor.team_id,
+                col(Meeting.status).in_(OPEN_STATUSES),
+            )
+            .order_by(col(Meeting.starts_at))
+        )
+        return [m for m in rows.scalars() if kind_of(m).proposals_required]
+
     async def meeting_and_project(self, s: AsyncSession, actor: Actor, meeting_id: int) -> tuple[Meeting, Project]:
         meeting = await s.get(Meeting, meeting_id)
         if meeting is None or meeting.team_id != actor.team_id:

@@ -169,23 +169,7 @@ class ProposalService(RitualBase):
 
     async def open_meeting(self, s: AsyncSession, actor: Actor, project_id: int | None) -> Meeting:
         """The project's one meeting open for proposals (else say which ids to choose from)."""
-        if project_id is None:
-            raise InvalidInput("Say which meeting with meeting=<id>.", field="meeting")
-        rows = [
-            m
-            for m in (
-                await s.execute(
-                    select(Meeting)
-                    .where(
-                        Meeting.project_id == project_id,
-                        Meeting.team_id == actor.team_id,
-                        col(Meeting.status).in_(OPEN_STATUSES),
-                    )
-                    .order_by(col(Meeting.starts_at))
-                )
-            ).scalars()
-            if kind_of(m).proposals_required
-        ]
+        rows = await self.open_proposal_meetings(s, actor, project_id)
         if not rows:
             raise NotFound(
                 "No meeting is open for proposals. The lead schedules one with "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy.exc import IntegrityError
@@ -90,7 +90,13 @@ class RitualService(RitualBase):
         return _Due(meeting, project, await view_of(s, meeting, project))
 
     async def _claim(self, s: AsyncSession, team_id: str, key: str) -> None:
-        """Mark a send as done in this transaction; a second claim (restart, replica) fails at flush."""
+        """Mark a send as done in this transaction; a second claim (restart, replica) fails at flush.
+
+        The claim commits before the Slack call, so a job that runs again (its process was killed mid-run, or two
+        replicas led for a moment) never sends twice. The price, accepted on purpose: a process killed after the
+        commit and before Slack received the message loses that one message (and, for the verdict, the
+        postponement or escalation that follows it), since the claim says it was done.
+        """
         s.add(SentMessage(team_id=team_id, key=key[:200], sent_at=self.clock.now()))
         await s.flush()
 
@@ -297,6 +303,7 @@ class RitualService(RitualBase):
 
     async def _nudge(self, meeting_id: int, sequence: int) -> None:
         now = self.clock.now()
+        next_at: datetime | None = None
         try:
             async with self.db.session() as s:
                 due = await self._load(s, meeting_id, sequence)
@@ -308,6 +315,12 @@ class RitualService(RitualBase):
                     s, due.project.team_id, f"meeting:{meeting_id}:nudge:{lead.local(now).date().isoformat()}"
                 )
         except IntegrityError:
+            # Today's nudge was already claimed: this run repeats one whose process died after the claim, maybe
+            # before it planned tomorrow's. Plan it again (the same job, idempotent) so the daily chain goes on.
+            if next_at is not None:
+                await self.meetings.planner.replace_meeting_jobs(
+                    meeting_id, sequence, [PlannedJob("nudge", next_at, NUDGE_GRACE)]
+                )
             return
         # Daily until a decision or a cancellation: the job plans its own next run.
         await self.meetings.planner.replace_meeting_jobs(
