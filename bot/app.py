@@ -75,9 +75,10 @@ class PhasegateApp:
         return await to_aiohttp_response(bolt_response)
 
     async def healthz(self, request: web.Request) -> web.Response:
+        leader = bool(self.leadership and self.leadership.is_leader)
         if await self.db.ping():
-            return web.json_response({"ok": True, "database": "up"})
-        return web.json_response({"ok": False, "database": "down"}, status=503)
+            return web.json_response({"ok": True, "database": "up", "leader": leader})
+        return web.json_response({"ok": False, "database": "down", "leader": leader}, status=503)
 
     def web_app(self, *, slack: bool = True) -> web.Application:
         """The HTTP surface: /slack/events (HTTP mode only), /healthz, and GitHub's webhook when configured."""

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import os
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
 
 # Any constant works; all replicas must agree. ("phasegate" as a 63-bit number.)
 LOCK_KEY = 0x7068617365676174 & 0x7FFF_FFFF_FFFF_FFFF
+
+# How soon PostgreSQL notices that the leader's host vanished (no FIN, no RST): TCP keepalives on the lock session,
+# idle + interval x count = 5 + 5 x 3 = 20 s; the next replica's try (every `retry` s) then takes the lock.
+# (A process that dies on a living host closes its socket: the lock is free at once.)
+SERVER_KEEPALIVE = {"tcp_keepalives_idle": 5, "tcp_keepalives_interval": 5, "tcp_keepalives_count": 3}
+CLIENT_KEEPALIVE = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 5, "keepalives_count": 3}
 
 Hook = Callable[[], Awaitable[None]]
 
@@ -23,12 +33,27 @@ def libpq_url(database_url: str) -> str:
     return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def lock_key_for(schema: str | None) -> int:
+    """The advisory lock key of one deployment: advisory locks are per database, not per schema, so deployments
+    that share a database in different schemas (`options=-csearch_path=…`) get keys of their own. The default
+    schema keeps LOCK_KEY, so replicas of older versions and newer ones still elect one leader between them."""
+    if not schema or schema == "public":
+        return LOCK_KEY
+    digest = hashlib.blake2b(f"phasegate:{schema}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def replica_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 class Leadership:
     """Runs `on_elected` while this process holds the lock and `on_deposed` when it loses it.
 
     The lock is a session-level advisory lock on a dedicated connection: if the process dies, PostgreSQL
     drops the session and the lock, and another replica takes over at its next try (`retry` seconds).
-    With SQLite there is one process, so it leads at once.
+    If the lock session stops answering (for `timeout` seconds) the leader steps down; if the leader's host
+    vanishes, the server's keepalives end the session (~20 s). With SQLite there is one process, so it leads at once.
     """
 
     def __init__(
@@ -38,11 +63,14 @@ class Leadership:
         on_elected: Hook,
         on_deposed: Hook,
         retry: float = 5.0,
-        key: int = LOCK_KEY,
+        timeout: float = 10.0,
+        key: int | None = None,
     ) -> None:
         self.database_url = database_url
         self.on_elected, self.on_deposed = on_elected, on_deposed
-        self.retry, self.key = retry, key
+        self.retry, self.timeout = retry, timeout
+        self.key = key
+        self.name = replica_name()
         self.is_leader = False
         self._task: asyncio.Task[None] | None = None
         self._conn: psycopg.AsyncConnection[Any] | None = None
@@ -65,14 +93,11 @@ class Leadership:
                 await self._task
             self._task = None
         await self._step_down()
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                await self._conn.close()
-            self._conn = None
+        await self._disconnect()  # ends the session, so the lock is free for the next replica at once
 
     async def _become_leader(self) -> None:
         self.is_leader = True
-        log.info("this replica leads: running the scheduler and the GitHub sync worker")
+        log.info("this replica (%s) leads: running the scheduler and the GitHub sync worker", self.name)
         await self.on_elected()
         self.elected.set()
 
@@ -80,27 +105,56 @@ class Leadership:
         if self.is_leader:
             self.is_leader = False
             self.elected.clear()
-            log.warning("this replica no longer leads: stopping the scheduler and the sync worker")
+            log.warning("this replica (%s) no longer leads: stopping the scheduler and the sync worker", self.name)
             with contextlib.suppress(Exception):
                 await self.on_deposed()
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        conninfo = make_conninfo(
+            libpq_url(self.database_url),
+            application_name="phasegate-leader",  # shows the lock's session in pg_stat_activity
+            connect_timeout=max(int(self.timeout), 2),
+            **CLIENT_KEEPALIVE,
+        )
+        conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+        for name, value in SERVER_KEEPALIVE.items():
+            await conn.execute(f"SET {name} = {int(value)}")  # ignored on a Unix socket
+        if self.key is None:
+            cur = await conn.execute("SELECT current_schema()")
+            row = await cur.fetchone()
+            self.key = lock_key_for(row[0] if row else None)
+        return conn
+
+    async def _disconnect(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._conn.close(), self.timeout)
+            self._conn = None
+
+    async def _check(self) -> bool:
+        """True when this call took the lock; a leader only checks that its session still answers."""
+        if self._conn is None or self._conn.closed:
+            self._conn = await self._connect()
+        if self.is_leader:
+            await self._conn.execute("SELECT 1")  # still connected, so still holding the lock
+            return False
+        cur = await self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,))
+        row = await cur.fetchone()
+        return bool(row and row[0])
 
     async def _campaign(self) -> None:
         while True:
             try:
-                if self._conn is None or self._conn.closed:
-                    self._conn = await psycopg.AsyncConnection.connect(libpq_url(self.database_url), autocommit=True)
-                if not self.is_leader:
-                    cur = await self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,))
-                    row = await cur.fetchone()
-                    if row and row[0]:
-                        await self._become_leader()
-                else:
-                    await self._conn.execute("SELECT 1")  # still connected, so still holding the lock
-            except (psycopg.Error, OSError) as exc:
-                log.warning("leadership check failed (%s); retrying", exc)
+                # A session that hangs (network gone) must not keep a leader that can no longer prove it leads;
+                # closing it (below) also frees a lock taken by a call that timed out.
+                if await asyncio.wait_for(self._check(), self.timeout):
+                    await self._become_leader()
+            except (psycopg.Error, OSError, TimeoutError) as exc:
+                log.warning("leadership check failed (%s); retrying", exc or exc.__class__.__name__)
                 await self._step_down()
-                if self._conn is not None:
-                    with contextlib.suppress(Exception):
-                        await self._conn.close()
-                self._conn = None
+                await self._disconnect()
+            except Exception:  # e.g. on_elected failed: let go of the lock so that another replica can lead
+                log.exception("could not start leading; letting another replica try")
+                await self._step_down()
+                await self._disconnect()
             await asyncio.sleep(self.retry)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import pickle
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -14,6 +15,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_STOPPED, BaseScheduler
 from apscheduler.triggers.date import DateTrigger
+from apscheduler.util import datetime_to_utc_timestamp
 from sqlalchemy import select
 
 from bot.clock import Clock, SystemClock
@@ -215,42 +217,81 @@ class ReminderScheduler:
 
     # --- running -------------------------------------------------------------------------------------
 
-    def _take_due(self, now: datetime) -> Any | None:
-        """The earliest due job, taken out of the store (or advanced, for a recurring trigger)."""
-        due: list[Any] = self.store.get_due_jobs(now)
-        if not due:
-            return None
-        job = due[0]
+    def _next_due(self, now: datetime) -> tuple[Any, bytes] | None:
+        """The earliest due job with its stored state, left in the store: `_done` removes it after it ran."""
+        table = self.store.jobs_t
+        query = (
+            select(table.c.id, table.c.job_state)
+            .where(table.c.next_run_time <= datetime_to_utc_timestamp(now))
+            .order_by(table.c.next_run_time, table.c.id)
+            .limit(1)
+        )
+        for _ in range(1_000):
+            with self.store.engine.begin() as conn:
+                row = conn.execute(query).first()
+                if row is None:
+                    return None
+                state = bytes(row.job_state)
+                try:
+                    return self.store._reconstitute_job(state), state
+                except Exception:  # as APScheduler does: a job that cannot be unpickled is deleted
+                    log.exception("job %s cannot be restored: removed", row.id)
+                    conn.execute(table.delete().where(table.c.id == row.id, table.c.job_state == state))
+        return None
+
+    def _done(self, job: Any, state: bytes, now: datetime) -> None:
+        """A job ran (or missed its grace): remove it, or move a recurring one to its next time (coalescing the
+        runs missed until `now` into this one) — unless it was re-planned meanwhile (the daily nudge re-plans
+        itself; another replica may have moved the meeting): only the exact stored state we ran is touched."""
+        table = self.store.jobs_t
         following = job.trigger.get_next_fire_time(job.next_run_time, now)
         while following is not None and following <= now:  # coalesce missed runs into one
             following = job.trigger.get_next_fire_time(following, now)
-        if following is None:
-            self.aps.remove_job(job.id, jobstore="default")
-        else:
-            self.aps.modify_job(job.id, jobstore="default", next_run_time=following)
-        return job
+        unchanged = (table.c.id == job.id) & (table.c.job_state == state)
+        with self.store.engine.begin() as conn:
+            if following is None:
+                conn.execute(table.delete().where(unchanged))
+            else:
+                job._modify(next_run_time=following)
+                conn.execute(
+                    table.update()
+                    .where(unchanged)
+                    .values(
+                        next_run_time=datetime_to_utc_timestamp(following),
+                        job_state=pickle.dumps(job.__getstate__(), self.store.pickle_protocol),
+                    )
+                )
 
     async def run_due(self, now: datetime) -> int:
-        """Run every job due at `now`, in run-date order, each taken out of the store before it runs.
+        """Run every job due at `now`, in run-date order, each removed from the store only after it ran.
 
         A job later than its misfire grace time is dropped unrun (as APScheduler does); returns how many ran.
+
+        Exactly once, as far as it goes: a process killed while a job runs leaves the job in the store, and the
+        next leader runs it again; every send is claimed in `sent_messages` (committed before the Slack call), so
+        what was already sent is not sent again. What remains: a process killed after a claim committed and
+        before Slack received that message loses that one message (the claim says it was sent). We accept
+        the loss rather than risk a second send.
         """
         if not self.running:
             raise RuntimeError("start() the ReminderScheduler before running jobs")
         ran = 0
         async with self._lock:
             for _ in range(10_000):
-                job = await asyncio.to_thread(self._take_due, now)
-                if job is None:
+                due = await asyncio.to_thread(self._next_due, now)
+                if due is None:
                     break
+                job, state = due
                 run_at: datetime = job.next_run_time
                 if job.misfire_grace_time is not None and now - run_at > timedelta(seconds=job.misfire_grace_time):
                     log.warning("job %s missed its time (%s) by more than its grace: dropped", job.id, run_at)
+                    await asyncio.to_thread(self._done, job, state, now)
                     continue
                 try:
                     await job.func(*job.args, **job.kwargs)
                 except Exception:
                     log.exception("job %s failed", job.id)
+                await asyncio.to_thread(self._done, job, state, now)
                 ran += 1
         return ran
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import engine_from_config, pool
+from sqlalchemy import engine_from_config, pool, text
 from sqlmodel import SQLModel
 
 from bot.db import models  # noqa: F401
@@ -39,6 +39,11 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = engine_from_config({"sqlalchemy.url": _url()}, prefix="sqlalchemy.", poolclass=pool.NullPool)
     with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # Replicas started together may all run `phasegate run`: one migrates, the others wait, then find
+            # the schema at head. The lock is per schema, so deployments sharing a database do not block.
+            connection.execute(text("SELECT pg_advisory_lock(hashtext('phasegate-migrate:' || current_schema()))"))
+            connection.commit()
         context.configure(
             connection=connection,
             target_metadata=target_metadata,

@@ -59,3 +59,23 @@ def test_the_scheduler_table_is_left_alone(tmp_path: Path) -> None:
         conn.exec_driver_sql("CREATE TABLE apscheduler_jobs (id VARCHAR(191) PRIMARY KEY, next_run_time FLOAT)")
     engine.dispose()
     assert pending_changes(url) == []
+
+
+@pytest.mark.postgres
+def test_replicas_migrating_at_once_leave_one_correct_schema() -> None:
+    import subprocess
+    import sys
+
+    if not POSTGRES_URL:
+        if os.environ.get("PHASEGATE_REQUIRE_POSTGRES") == "1":
+            pytest.fail("TEST_POSTGRES_URL is required")
+        pytest.skip("TEST_POSTGRES_URL is not set")
+    schema, url = make_pg_schema(POSTGRES_URL)
+    try:
+        code = f"from bot.db.migrate import upgrade; upgrade({url!r})"
+        root = Path(__file__).resolve().parents[3]
+        procs = [subprocess.Popen([sys.executable, "-c", code], cwd=root) for _ in range(3)]
+        assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+        assert pending_changes(url) == []
+    finally:
+        drop_pg_schema(POSTGRES_URL, schema)
