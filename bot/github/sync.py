@@ -624,7 +624,7 @@ class SyncEngine:
             if exc.resource != "search" or exc.retry_after is not None:
                 raise  # a secondary limit holds for everything
         except Unprocessable:
-            pass
+            pass  # search refused the query (e.g. GHES without it): listing below still finds the issue
         await self.pacer.read()
         for issue in (await self.gateway.list_issues(repo, milestone=milestone)).value:
             if needle in issue.body:
