@@ -28,6 +28,11 @@ def slack_escape(value: object) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def slack_unescape(text: str) -> str:
+    """Text as the person typed it: Slack sends `&`, `<` and `>` typed in a slash command as entities."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def truncate(value: object, limit: int) -> str:
     """Cut to `limit` characters, ending with "…" when cut."""
     text = "" if value is None else str(value)
@@ -39,15 +44,25 @@ def mrkdwn(value: object, limit: int = SECTION_TEXT) -> str:
     return truncate(slack_escape(value), limit)
 
 
-_ESCAPED_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]+)&gt;")
+# Our own mentions travel through sentences as private-use tokens, so that after escaping only they
+# become live `<@U…>` mentions — never a `<@U…>` or `<!channel>` typed by a user.
+_MENTION_OPEN, _MENTION_CLOSE = "\ue000", "\ue001"
+_OUR_MENTION = re.compile("\ue000([UW][A-Z0-9]+)\ue001")
+
+
+def mention(user_id: str) -> str:
+    """A mention of a person in one of our sentences (rendered by `ours` as `<@U…>`)."""
+    return f"{_MENTION_OPEN}{user_id}{_MENTION_CLOSE}"
+
+
+def strip_mention_tokens(text: str) -> str:
+    """Remove the private-use characters from user input, so nobody can forge one of our mentions."""
+    return text.replace(_MENTION_OPEN, "").replace(_MENTION_CLOSE, "")
 
 
 def ours(value: object, limit: int = SECTION_TEXT) -> str:
-    """Our own sentences (which may quote user input): escaped, with our `<@U…>` mentions kept.
-
-    Only for ephemeral answers to the person who typed the input: mentions there notify nobody.
-    """
-    return truncate(_ESCAPED_MENTION.sub(r"<@\1>", slack_escape(value)), limit)
+    """Our own sentences, which may quote user input: all escaped; only `mention()`s become live mentions."""
+    return truncate(_OUR_MENTION.sub(r"<@\1>", slack_escape(value)), limit)
 
 
 def bullets(items: object, limit: int = SECTION_TEXT) -> str:

@@ -8,6 +8,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands import dispatch
+from bot.rendering import slack_unescape
 from bot.services import Services
 from handlers.common import context_for, deliver
 
@@ -23,5 +24,5 @@ def register(app: AsyncApp, services: Services, *, command: str = "/phasegate") 
             channel_id=body.get("channel_id"),
             command=command,
         )
-        reply = await dispatch(ctx, str(body.get("text") or ""))
+        reply = await dispatch(ctx, slack_unescape(str(body.get("text") or "")))
         await deliver(ctx, reply, client=client, respond=respond, trigger_id=body.get("trigger_id"))

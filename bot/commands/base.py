@@ -12,7 +12,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from bot.errors import InvalidInput, PhasegateError
-from bot.rendering import Message, render_message
+from bot.rendering import Message, ours, render_message, strip_mention_tokens
 from bot.services import Actor, Services
 
 log = logging.getLogger(__name__)
@@ -209,8 +209,10 @@ def reply_text(template: str, *, text: str, **context: Any) -> Reply:
 
 
 def notice(text: str, *, title: str = "", detail: Sequence[str] = (), usage: str = "") -> Message:
-    """A short ephemeral answer (success or refusal) from the generic notice template."""
-    return render_message("blocks/notice.json.j2", text=text, title=title, body=text, detail=list(detail), usage=usage)
+    """A short answer (success or refusal) from the generic notice template; user text in it is escaped."""
+    return render_message(
+        "blocks/notice.json.j2", text=ours(text), title=title, body=text, detail=list(detail), usage=usage
+    )
 
 
 def error_reply(exc: PhasegateError, *, command: str, sub: Subcommand | None) -> Reply:
@@ -233,7 +235,7 @@ async def dispatch(ctx: Context, text: str) -> Reply:
     """Run one `/phasegate` text. Always returns a reply: never raises, never silence."""
     sub: Subcommand | None = None
     try:
-        name, words = resolve_name(text or "")
+        name, words = resolve_name(strip_mention_tokens(text or ""))
         sub = REGISTRY.get(name)
         if sub is None:
             group = [s for s in REGISTRY if s.startswith(name + " ")]
@@ -271,7 +273,7 @@ async def submit_form(ctx: Context, form_name: str, values: Mapping[str, str], m
     }
     if missing:
         return Reply(field_errors=missing, message=notice("Some required fields are empty."))
-    options = {k: v for k, v in values.items() if v is not None and str(v) != ""}
+    options = {k: strip_mention_tokens(str(v)) for k, v in values.items() if v is not None and str(v) != ""}
     options.update({k: v for k, v in meta.items() if k != "channel" and v})
     reply = await _guarded(ctx, sub, Args(options=dict(options), from_form=True))
     if reply.field_errors:

@@ -20,7 +20,7 @@ from bot.commands.base import (
 )
 from bot.errors import InvalidInput, PhasegateError
 from bot.process import PHASES, Outcome, Phase, Role, parse_phase, parse_role
-from bot.rendering import render_message, render_view
+from bot.rendering import mention, render_message, render_view
 from bot.services.projects import REPO_RE
 
 ROLE_OPTIONS = tuple((r.value, r.value) for r in Role)
@@ -180,7 +180,7 @@ async def role(ctx: Context, args: Args) -> Reply:
     )
     now_has = ", ".join(sorted(roles.get(who, set()))) or "no role"
     verb = "no longer has" if remove else "is now"
-    return Reply(message=notice(f"<@{who}> {verb} {parsed.value} (roles: {now_has})."), refresh_home={who})
+    return Reply(message=notice(f"{mention(who)} {verb} {parsed.value} (roles: {now_has})."), refresh_home={who})
 
 
 @subcommand(
@@ -202,7 +202,9 @@ async def github(ctx: Context, args: Args) -> Reply:
         actor=ctx.actor, user_id=who, login=args.positional[1], project_id=pid
     )
     return Reply(
-        message=notice(f"<@{who}> is `{member.github_login}` on GitHub; their tasks will be assigned to them there.")
+        message=notice(
+            f"{mention(who)} is `{member.github_login}` on GitHub; their tasks will be assigned to them there."
+        )
     )
 
 
@@ -256,7 +258,8 @@ async def brief(ctx: Context, args: Args) -> Reply:
     if args.positional[:1] == ["ack"]:
         await ctx.services.artifacts.acknowledge_brief(actor=ctx.actor, project_id=pid)
         return Reply(
-            message=notice("Brief acknowledged."), public=notice(f"<@{ctx.actor.user_id}> acknowledged the brief.")
+            message=notice("Brief acknowledged."),
+            public=notice(f"{mention(ctx.actor.user_id)} acknowledged the brief."),
         )
     if args.positional:
         raise UsageError(f'Unexpected `{args.positional[0][:40]}`: use problem="…" and criterion="…", or `brief ack`.')
@@ -384,7 +387,7 @@ async def task_add(ctx: Context, args: Args) -> Reply:
         role=task_role,
         body=args.get("body") or "",
     )
-    who = f" for <@{task.assignee_user_id}>" if task.assignee_user_id else ""
+    who = f" for {mention(task.assignee_user_id)}" if task.assignee_user_id else ""
     return Reply(
         message=notice(f"Task #{task.number} added to {task.phase.capitalize()}{who}: {task.title}"),
         refresh_home={u for u in (ctx.actor.user_id, task.assignee_user_id) if u},

@@ -25,7 +25,7 @@ from bot.commands.base import (
 from bot.commands.project import mention_or_id, project_id
 from bot.errors import InvalidInput
 from bot.process import MEETING_KINDS, parse_phase
-from bot.rendering import render_message
+from bot.rendering import mention, render_message
 from bot.services.decisions import TaskSpec
 from bot.services.meetings import OPEN_STATUSES, Scheduled, SlotOffer
 from bot.services.rituals import Choice
@@ -417,7 +417,7 @@ async def decide(ctx: Context, args: Args) -> Reply:
         tasks=parse_tasks(args.get("tasks")),
     )
     tasks = "".join(
-        f"\n• #{t.number} {t.title}" + (f" → <@{t.assignee_user_id}>" if t.assignee_user_id else "")
+        f"\n• #{t.number} {t.title}" + (f" → {mention(t.assignee_user_id)}" if t.assignee_user_id else "")
         for t in record.tasks
     )
     gate = (

@@ -13,6 +13,7 @@ from bot.db.models import AuditEntry, Member, Project, ProjectMember, Workspace
 from bot.db.session import Database
 from bot.errors import NotAllowed, NotFound
 from bot.process import Role
+from bot.rendering import mention
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class ServiceBase:
         if project.lead_user_id == actor.user_id or await self.is_admin(s, actor):
             return
         raise NotAllowed(
-            f"Only the project lead (<@{project.lead_user_id}>) or a workspace admin can {doing}. "
+            f"Only the project lead ({mention(project.lead_user_id)}) or a workspace admin can {doing}. "
             "Ask them, or ask them to make you lead with `role @you lead`."
         )
 

@@ -13,6 +13,7 @@ from sqlmodel import col, or_, select
 from bot.db.models import Member, PhaseRecord, Project, ProjectMember
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.process import Phase, Role, parse_working_hours
+from bot.rendering import mention
 from bot.services.base import Actor, ServiceBase
 from bot.services.tasks import add_default_tasks
 
@@ -224,7 +225,7 @@ class ProjectService(ServiceBase):
                 if not allowed:
                     raise NotAllowed(
                         "You can link your own GitHub login; linking someone else's is for the project lead "
-                        f"or an admin. Ask <@{user_id}> to run `/phasegate github @me {login}`."
+                        f"or an admin. Ask {mention(user_id)} to run `/phasegate github @me {login}`."
                     )
             m = await self.member(s, actor.team_id, user_id)
             m.github_login = login

@@ -22,6 +22,7 @@ from bot.process import (
     score,
     validate_proposal,
 )
+from bot.rendering import mention
 from bot.services.base import Actor
 from bot.services.meetings import (
     COMMAND,
@@ -227,7 +228,7 @@ class ProposalService(RitualBase):
             if actor.user_id not in attendees and member is None and actor.user_id != project.lead_user_id:
                 raise NotAllowed(
                     f"Only people in {project.name} (or invited to meeting #{meeting.id}) can propose. "
-                    f"Ask <@{project.lead_user_id}> to give you a role."
+                    f"Ask {mention(project.lead_user_id)} to give you a role."
                 )
             deadline = meeting.proposal_deadline
             proposal = Proposal(

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -25,6 +26,18 @@ from tests.fakes.slack import FakeSlack
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TEAM = "T0TEAM0001"
 CHANNEL = "C0PROJ0001"
+
+
+_SLACK_MADE = re.compile(r"(<(?:@[UW][A-Z0-9]+|#[CG][A-Z0-9]+)\|[^>]*>)")
+
+
+def as_slack_sends(text: str) -> str:
+    """Slash-command text as Slack delivers it: `& < >` typed by the person escaped, its own mentions kept."""
+    parts = _SLACK_MADE.split(text)
+    return "".join(
+        p if _SLACK_MADE.fullmatch(p) else p.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        for p in parts
+    )
 
 
 def sign(body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
@@ -74,7 +87,7 @@ class SlackHarness:
             "user_id": user,
             "user_name": user.lower(),
             "command": "/phasegate",
-            "text": text,
+            "text": as_slack_sends(text),
             "api_app_id": "A0APP0001",
             "response_url": response_url,
             "trigger_id": trigger,
