@@ -23,12 +23,27 @@ REQUIRE_POSTGRES = os.environ.get("PHASEGATE_REQUIRE_POSTGRES") == "1"
 ROOT = Path(__file__).resolve().parents[1]
 
 _pg_passed = 0
+_resilience_figures: list[str] = []
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     global _pg_passed
     if report.when == "call" and report.passed and "postgres" in report.keywords:
         _pg_passed += 1
+    if report.when != "setup" and report.passed and "resilience" in report.keywords:
+        name = report.nodeid.split("::", 1)[-1]
+        for line in report.capstdout.strip().splitlines():
+            entry = f"{name}: {line.strip()}"
+            if line.strip() and entry not in _resilience_figures:
+                _resilience_figures.append(entry)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The resilience suite's figures (faults injected, tasks, duplicates…) in the test output, even with -q."""
+    if _resilience_figures:
+        terminalreporter.section("resilience figures")
+        for line in _resilience_figures:
+            terminalreporter.write_line(line)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
