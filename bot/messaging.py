@@ -87,23 +87,27 @@ class RecordingMessenger:
         self._counter += 1
         return f"1700000000.{self._counter:06d}"
 
+    def record(self, delivery: Delivery) -> None:
+        """Every delivery passes here (the local shell also prints it)."""
+        self.deliveries.append(delivery)
+
     async def post(
         self, *, team_id: str, channel_id: str, message: Message, thread_ts: str | None = None
     ) -> str | None:
         ts = self._ts()
-        self.deliveries.append(Delivery("post", team_id, channel_id, message, thread_ts=thread_ts, ts=ts))
+        self.record(Delivery("post", team_id, channel_id, message, thread_ts=thread_ts, ts=ts))
         return ts
 
     async def update(self, *, team_id: str, channel_id: str, ts: str, message: Message) -> None:
-        self.deliveries.append(Delivery("update", team_id, channel_id, message, ts=ts))
+        self.record(Delivery("update", team_id, channel_id, message, ts=ts))
 
     async def dm(self, *, team_id: str, user_id: str, message: Message) -> str | None:
         ts = self._ts()
-        self.deliveries.append(Delivery("dm", team_id, user_id, message, user_id=user_id, ts=ts))
+        self.record(Delivery("dm", team_id, user_id, message, user_id=user_id, ts=ts))
         return ts
 
     async def ephemeral(self, *, team_id: str, channel_id: str, user_id: str, message: Message) -> None:
-        self.deliveries.append(Delivery("ephemeral", team_id, channel_id, message, user_id=user_id))
+        self.record(Delivery("ephemeral", team_id, channel_id, message, user_id=user_id))
 
     async def upload(
         self,
@@ -116,23 +120,16 @@ class RecordingMessenger:
         comment: str = "",
         thread_ts: str | None = None,
     ) -> None:
-        self.deliveries.append(
-            Delivery(
-                "upload",
-                team_id,
-                channel_id,
-                Message(text=comment or title),
-                filename=filename,
-                content=content,
-                thread_ts=thread_ts,
-            )
+        message = Message(text=comment or title)
+        self.record(
+            Delivery("upload", team_id, channel_id, message, filename=filename, content=content, thread_ts=thread_ts)
         )
 
     async def person(self, *, team_id: str, user_id: str) -> Person | None:
         return self.people.get(user_id)
 
     async def publish_home(self, *, team_id: str, user_id: str, view: dict[str, Any]) -> None:
-        self.deliveries.append(Delivery("home", team_id, user_id, user_id=user_id, view=view))
+        self.record(Delivery("home", team_id, user_id, user_id=user_id, view=view))
 
     def to(self, target: str, kind: str | None = None) -> list[Delivery]:
         return [d for d in self.deliveries if d.target == target and (kind is None or d.kind == kind)]

@@ -8,15 +8,14 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol, TextIO
+from typing import Protocol, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.clock import FakeClock
-from bot.commands import Context, OpenForm, Reply, dispatch, run_action, submit_form
+from bot.commands import Context, FormField, OpenForm, Reply, dispatch, run_action, submit_form
 from bot.commands.home import home_view
 from bot.messaging import Delivery, Person, RecordingMessenger
 from bot.process import parse_role
-from bot.rendering import Message
 from bot.services import Actor, Services
 from bot.textrender import buttons_of, format_when, render_blocks
 
@@ -60,60 +59,16 @@ class ShellMessenger(RecordingMessenger):
 
     shell: Shell | None = None  # set once the shell exists (it needs the services this messenger serves)
 
-    def _record(self, delivery: Delivery) -> None:
+    def record(self, delivery: Delivery) -> None:
+        super().record(delivery)
         if self.shell is not None:
             self.shell.show(delivery)
-
-    async def post(
-        self, *, team_id: str, channel_id: str, message: Message, thread_ts: str | None = None
-    ) -> str | None:
-        ts = await super().post(team_id=team_id, channel_id=channel_id, message=message, thread_ts=thread_ts)
-        self._record(self.deliveries[-1])
-        return ts
-
-    async def update(self, *, team_id: str, channel_id: str, ts: str, message: Message) -> None:
-        await super().update(team_id=team_id, channel_id=channel_id, ts=ts, message=message)
-        self._record(self.deliveries[-1])
-
-    async def dm(self, *, team_id: str, user_id: str, message: Message) -> str | None:
-        ts = await super().dm(team_id=team_id, user_id=user_id, message=message)
-        self._record(self.deliveries[-1])
-        return ts
-
-    async def ephemeral(self, *, team_id: str, channel_id: str, user_id: str, message: Message) -> None:
-        await super().ephemeral(team_id=team_id, channel_id=channel_id, user_id=user_id, message=message)
-        self._record(self.deliveries[-1])
-
-    async def upload(
-        self,
-        *,
-        team_id: str,
-        channel_id: str,
-        filename: str,
-        content: bytes,
-        title: str,
-        comment: str = "",
-        thread_ts: str | None = None,
-    ) -> None:
-        await super().upload(
-            team_id=team_id,
-            channel_id=channel_id,
-            filename=filename,
-            content=content,
-            title=title,
-            comment=comment,
-            thread_ts=thread_ts,
-        )
-        self._record(self.deliveries[-1])
 
     async def person(self, *, team_id: str, user_id: str) -> Person | None:
         p = self.shell.by_id.get(user_id) if self.shell else None
         if p is None:
             return None
         return Person(user_id=p.user_id, name=p.name, timezone=p.tz)
-
-    async def publish_home(self, *, team_id: str, user_id: str, view: dict[str, Any]) -> None:
-        await super().publish_home(team_id=team_id, user_id=user_id, view=view)  # shown by `:home`
 
 
 HELP = """Meta-commands (anything else is typed as Slack would: /phasegate …):
@@ -294,21 +249,21 @@ class Shell:
             await self.submit(form, values, retry=False)
             return
         self.write("  (press Enter to skip an optional field, type . to cancel)")
-        for f in spec.fields:
-            got = await self._ask_field(f.name, f.label, f.optional, f.hint, values.get(f.name, ""))
-            if got is None:
-                self.write("  (form cancelled)")
-                return
-            values[f.name] = got
-        await self.submit(form, values, retry=True)
+        if await self._ask_fields(spec.fields, values):
+            await self.submit(form, values, retry=True)
 
-    async def _ask_field(self, name: str, label: str, optional: bool, hint: str, current: str) -> str | None:
-        extra = f" ({hint})" if hint else ""
-        shown = f" [{current}]" if current else ""
-        answer = await self.ask(f"  {label}{' (optional)' if optional else ''}{extra}{shown}: ")
-        if answer is None or answer.strip() == ".":
-            return None
-        return self.mentions(answer.strip()) if answer.strip() else current
+    async def _ask_fields(self, fields: Sequence[FormField], values: dict[str, str]) -> bool:
+        """Ask each field in turn (Enter keeps what is there); False when the person cancels."""
+        for f in fields:
+            current = values.get(f.name, "")
+            extra = f" ({f.hint})" if f.hint else ""
+            shown = f" [{current}]" if current else ""
+            answer = await self.ask(f"  {f.label}{' (optional)' if f.optional else ''}{extra}{shown}: ")
+            if answer is None or answer.strip() == ".":
+                self.write("  (form cancelled)")
+                return False
+            values[f.name] = self.mentions(answer.strip()) if answer.strip() else current
+        return True
 
     async def submit(self, form: OpenForm, values: dict[str, str], *, retry: bool) -> None:
         reply = await submit_form(self.context(), form.form.name, values, form.meta)
@@ -319,14 +274,8 @@ class Shell:
             if not retry:
                 return
             self.write("  (fix the marked fields; the others keep what you typed)")
-            for f in form.form.fields:
-                if f.name in reply.field_errors:
-                    got = await self._ask_field(f.name, f.label, f.optional, f.hint, values.get(f.name, ""))
-                    if got is None:
-                        self.write("  (form cancelled)")
-                        return
-                    values[f.name] = got
-            await self.submit(form, values, retry=True)
+            if await self._ask_fields([f for f in form.form.fields if f.name in reply.field_errors], values):
+                await self.submit(form, values, retry=True)
             return
         reply.form = None
         await self.deliver(reply)
