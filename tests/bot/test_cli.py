@@ -36,3 +36,34 @@ def test_a_bad_setting_is_named_not_a_traceback(tmp_path: Path) -> None:
     out = _run(["db", "upgrade"], tmp_path, PHASEGATE_PORT="eighty")
     assert out.returncode == 2
     assert "PHASEGATE_PORT" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_manifest_is_a_valid_slack_app_manifest(tmp_path: Path) -> None:
+    import yaml
+
+    out = _run(["manifest", "--url", "https://phasegate.example.com/"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    manifest = yaml.safe_load(out.stdout)
+    assert manifest["_metadata"]["major_version"] == 1
+    command = manifest["features"]["slash_commands"][0]
+    assert command["command"] == "/phasegate" and command["should_escape"] is True
+    assert command["url"] == "https://phasegate.example.com/slack/events"
+    assert manifest["settings"]["interactivity"]["request_url"] == "https://phasegate.example.com/slack/events"
+    assert {"app_home_opened", "app_mention"} <= set(manifest["settings"]["event_subscriptions"]["bot_events"])
+    assert {"commands", "chat:write", "im:write", "users:read", "files:write"} <= set(
+        manifest["oauth_config"]["scopes"]["bot"]
+    )
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    socket = yaml.safe_load(_run(["manifest", "--socket"], tmp_path, PHASEGATE_SLASH_COMMAND="/pg").stdout)
+    assert socket["settings"]["socket_mode_enabled"] is True
+    assert socket["features"]["slash_commands"][0]["command"] == "/pg"
+    assert "url" not in socket["features"]["slash_commands"][0]
+
+
+def test_serve_says_which_token_is_missing(tmp_path: Path) -> None:
+    socket = _run(["serve", "--mode", "socket", "--no-migrate"], tmp_path, SLACK_BOT_TOKEN="xoxb-1")
+    assert socket.returncode == 2 and "SLACK_APP_TOKEN" in socket.stderr
+    http = _run(["serve", "--mode", "http", "--no-migrate"], tmp_path, SLACK_BOT_TOKEN="xoxb-1")
+    assert http.returncode == 2 and "SLACK_SIGNING_SECRET" in http.stderr
+    bad = _run(["serve", "--mode", "carrier-pigeon", "--no-migrate"], tmp_path)
+    assert bad.returncode == 2 and "--mode must be http or socket" in bad.stderr
