@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -21,6 +22,9 @@ from bot.services import Services
 from bot.services.sync import SyncService, SyncWorker
 from bot.slack_client import SlackMessenger, make_client
 from handlers import actions, commands, events, home, views
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +125,9 @@ def create_app(
     bolt = AsyncApp(
         client=client,
         signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
-        # Socket Mode requests are not signed; HTTP ones always are (Bolt answers 401 otherwise).
-        request_verification_enabled=settings.slack_app_token is None,
+        # HTTP requests must be signed (Bolt answers 401 otherwise), even when an app token is also set;
+        # Bolt itself skips the check for Socket Mode requests, which are not signed.
+        request_verification_enabled=True,
         raise_error_for_unhandled_request=False,
     )
     command = settings.phasegate_slash_command
@@ -173,19 +178,26 @@ async def serve_http(app: PhasegateApp, *, host: str, port: int, slack: bool = T
     return runner
 
 
+async def serve_socket_mode(app: PhasegateApp, *, host: str, port: int) -> tuple[web.AppRunner, AsyncSocketModeHandler]:
+    """Socket Mode: serve /healthz locally (for Docker's healthcheck; no /slack/events), then connect Bolt's
+    aiohttp AsyncSocketModeHandler (apps.connections.open with SLACK_APP_TOKEN on SLACK_API_URL, then the
+    WebSocket). Returns the runner and the handler; the caller closes the handler, then cleans up the runner."""
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    assert app.settings.slack_app_token is not None
+    handler = AsyncSocketModeHandler(app.bolt, app.settings.slack_app_token.get_secret_value())
+    runner = await serve_http(app, host=host, port=port, slack=False)
+    await handler.connect_async()  # type: ignore[no-untyped-call]
+    log.info("Phasegate connected over Socket Mode")
+    return runner, handler
+
+
 async def run_forever(app: PhasegateApp, mode: str) -> None:
     """Serve in HTTP or Socket Mode until interrupted."""
     settings = app.settings
     stop = asyncio.Event()
     if mode == "socket":
-        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-        assert settings.slack_app_token is not None
-        handler = AsyncSocketModeHandler(app.bolt, settings.slack_app_token.get_secret_value())
-        # The health endpoint still answers locally (for Docker's healthcheck).
-        runner = await serve_http(app, host=settings.phasegate_host, port=settings.phasegate_port, slack=False)
-        await handler.connect_async()  # type: ignore[no-untyped-call]
-        log.info("Phasegate connected over Socket Mode")
+        runner, handler = await serve_socket_mode(app, host=settings.phasegate_host, port=settings.phasegate_port)
         try:
             await stop.wait()
         finally:

@@ -65,10 +65,23 @@ def _serve(settings: Settings, mode: str) -> None:
     if mode == "http" and settings.slack_signing_secret is None:
         typer.echo("HTTP mode needs SLACK_SIGNING_SECRET (Basic Information → App Credentials).", err=True)
         raise typer.Exit(2)
+    from slack_sdk.errors import SlackApiError
+
     try:
         asyncio.run(run_forever(create_app(settings), mode))
     except KeyboardInterrupt:
         typer.echo("Stopped.")
+    except SlackApiError as exc:  # e.g. a revoked or mistyped token: say which, not a traceback
+        error = exc.response.get("error") if exc.response is not None else str(exc)
+        typer.echo(
+            f"Slack refused to connect ({error}): check SLACK_BOT_TOKEN"
+            + (" and SLACK_APP_TOKEN." if mode == "socket" else "."),
+            err=True,
+        )
+        raise typer.Exit(2) from None
+    except OSError as exc:  # the port is taken, or the database cannot be reached
+        typer.echo(f"Could not start: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()

@@ -1,4 +1,5 @@
-"""Local fake of the Slack Web API: aiohttp server with state, call recording, faults and a control API."""
+"""Local fake of the Slack Web API (and Socket Mode): aiohttp server with state, call recording, faults and a
+control API."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import itertools
 import json
 import secrets
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -17,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from aiohttp import web
+from aiohttp import WSCloseCode, WSMsgType, web
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
@@ -31,6 +33,8 @@ MESSAGE_KEYS = ("type", "subtype", "text", "user", "bot_id", "team", "ts", "thre
 MAX_VIEW_BYTES = 250_000  # views.open docs: view_too_large "if the provided view is greater than 250kb"
 REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
            504: "Gateway Timeout"}
+APP_TOKEN_METHODS = {"apps.connections.open"}  # methods that take the app-level token (xapp-), not xoxb-/xoxp-
+SOCKET_TYPES = ("slash_commands", "interactive", "events_api")  # the envelope types Socket Mode delivers
 
 
 def api(name: str) -> Callable[[H], H]:
@@ -51,8 +55,10 @@ class SlackError(Exception):
 
 @dataclass
 class Call:
-    """One request the fake received: `method` is the API method, `_upload` or `_response`; `status` is the
-    HTTP status answered (0: connection dropped by a fault); `response` the JSON body or text answered."""
+    """One request the fake received: `method` is the API method, `_upload`, `_response`, `_socket` (a Socket
+    Mode WebSocket handshake; status 101 when accepted) or `_socket_ack` / `_socket_message` (a text frame the
+    client sent over it, http_method "WS"); `status` is the HTTP status answered (0: connection dropped by a
+    fault); `response` the JSON body or text answered."""
 
     method: str
     params: JSON
@@ -71,6 +77,26 @@ class Fault:
     retry_after: int = 1
     error: str | None = None
     drop: bool = False  # handle the request, then close the connection without answering
+
+
+@dataclass
+class SocketConnection:
+    """One Socket Mode WebSocket the fake accepted from a URL that apps.connections.open gave out."""
+
+    id: str
+    opened: float
+    ws: web.WebSocketResponse = field(repr=False)
+    ready: bool = False  # `hello` sent: envelopes may follow
+    refreshing: bool = False  # a `disconnect` was sent: no new envelopes go here
+    closed: bool = False
+
+    def to_dict(self) -> JSON:
+        return {"id": self.id, "opened": self.opened, "ready": self.ready, "refreshing": self.refreshing,
+                "closed": self.closed or self.ws.closed}
+
+    @property
+    def open(self) -> bool:
+        return self.ready and not (self.closed or self.ws.closed)
 
 
 @dataclass
@@ -151,11 +177,14 @@ class FakeSlack:
         self.api_url = ""
         self._bound = "http://127.0.0.1"
         self._runner: web.AppRunner | None = None
+        self._sockets: list[SocketConnection] = []
+        self._socket_tasks: set[asyncio.Task[None]] = set()
         self.reset()
 
     # ---- state & seeding -------------------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget all state (users, channels, messages, views, files, calls, faults); keep the settings."""
+        """Forget all state (users, channels, messages, views, files, calls, faults, envelopes and acks); keep
+        the settings and open Socket Mode connections."""
         self.calls: list[Call] = []
         self.users: dict[str, User] = {}
         self.channels: dict[str, Channel] = {}
@@ -169,6 +198,10 @@ class FakeSlack:
         self._response_urls: dict[str, JSON] = {}
         self._responses: list[JSON] = []
         self._faults: dict[str, deque[Fault]] = {}
+        self._socket_urls: dict[str, JSON] = {}  # apps.connections.open tickets: id -> {created, used}
+        self._envelopes: list[JSON] = []
+        self._acks: list[JSON] = []
+        self._sockets = [s for s in self._sockets if s.open]  # live connections survive a reset
         self._seq = itertools.count(1)
         self._last_us = 0
         self.add_user(self.bot_user_id, self.bot_name, real_name=self.bot_name, is_bot=True)
@@ -244,12 +277,88 @@ class FakeSlack:
         """Accepted posts to response URLs: {id, body, channel, user}."""
         return [r for r in self._responses if id is None or r["id"] == id]
 
+    def socket_connections(self, open_only: bool = False) -> list[JSON]:
+        """Socket Mode WebSockets accepted so far, oldest first: {id, opened, ready, refreshing, closed}."""
+        return [s.to_dict() for s in self._sockets if s.open or not open_only]
+
+    def socket_envelopes(self, envelope_id: str | None = None) -> list[JSON]:
+        """Envelopes sent by socket_send: the message as sent plus {connection, sent}."""
+        return [e for e in self._envelopes if envelope_id is None or e["envelope_id"] == envelope_id]
+
+    def socket_acks(self, envelope_id: str | None = None) -> list[JSON]:
+        """Acknowledgements the client sent: {envelope_id, payload (None when it sent none), connection, known
+        (an envelope this fake sent)}."""
+        return [a for a in self._acks if envelope_id is None or a["envelope_id"] == envelope_id]
+
+    # ---- Socket Mode: push envelopes to the connected client -------------------------------------------
+    async def socket_send(self, payload_type: str, payload: JSON, *, accepts_response_payload: bool | None = None,
+                          retry_attempt: int = 0, retry_reason: str = "", within: float = 5.0) -> str:
+        """Send `payload` (the body Slack would POST in HTTP mode: a slash command's fields, an interactive
+        payload, an event_callback) in an envelope of `payload_type` to the newest open connection, waiting up
+        to `within` s for one (e.g. while the client reconnects). Returns the envelope_id to find its ack.
+
+        accepts_response_payload defaults to true for slash commands (as in slack_sdk's recorded envelopes),
+        view submissions and options requests (⚠ assumed: their ack carries the answer), false for other
+        interactions and for events (also as recorded); pass it to override."""
+        if payload_type not in SOCKET_TYPES:
+            raise ValueError(f"payload_type must be one of {', '.join(SOCKET_TYPES)}")
+        conn = await self._socket_target(within)
+        if accepts_response_payload is None:
+            accepts_response_payload = payload_type == "slash_commands" or (
+                payload_type == "interactive" and payload.get("type") in ("view_submission", "block_suggestion"))
+        message: JSON = {"envelope_id": str(uuid.uuid4()), "payload": payload, "type": payload_type,
+                         "accepts_response_payload": accepts_response_payload}
+        if payload_type == "events_api":
+            message.update(retry_attempt=retry_attempt, retry_reason=retry_reason)
+        self._envelopes.append({**message, "connection": conn.id, "sent": self.clock()})
+        await conn.ws.send_json(message)
+        return str(message["envelope_id"])
+
+    async def socket_disconnect(self, reason: str = "refresh_requested", *, close_after: float | None = None) -> int:
+        """Send `{"type": "disconnect", "reason": ...}` to every open connection (Slack does this before it
+        refreshes one: the client should call apps.connections.open again and reconnect). No new envelopes go
+        to those connections; with `close_after` the fake also closes them that many seconds later, if the
+        client has not. Returns how many connections were told."""
+        targets = [s for s in self._sockets if s.open]
+        for conn in targets:
+            conn.refreshing = True
+            await conn.ws.send_json({"type": "disconnect", "reason": reason, "debug_info": {"host": "fake-slack"}})
+            if close_after is not None:
+                task = asyncio.create_task(self._close_socket_later(conn, close_after))
+                self._socket_tasks.add(task)
+                task.add_done_callback(self._socket_tasks.discard)
+        return len(targets)
+
+    async def socket_drop(self, code: int = WSCloseCode.GOING_AWAY) -> int:
+        """Close every open connection from the server side without warning; returns how many."""
+        targets = [s for s in self._sockets if not (s.closed or s.ws.closed)]
+        for conn in targets:
+            await conn.ws.close(code=code, message=b"fake slack closed the connection")
+        return len(targets)
+
+    async def _close_socket_later(self, conn: SocketConnection, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if not conn.ws.closed:
+            await conn.ws.close(code=WSCloseCode.GOING_AWAY)
+
+    async def _socket_target(self, within: float) -> SocketConnection:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            ready = [s for s in self._sockets if s.open and not s.refreshing]
+            if ready:
+                return ready[-1]
+            if loop.time() >= deadline:
+                raise RuntimeError("no Socket Mode client is connected to the fake")
+            await asyncio.sleep(0.01)
+
     # ---- server ----------------------------------------------------------------------------------------
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self._serve_api)
         app.router.add_post("/_upload/{file_id}", self._serve_upload)
         app.router.add_post("/_response/{rid}", self._serve_response_url)
+        app.router.add_get("/_socket/{sid}", self._serve_socket)
         app.router.add_get("/_fake/{what}", self._control_get)
         app.router.add_post("/_fake/{what}", self._control_post)
         return app
@@ -264,12 +373,18 @@ class FakeSlack:
         return self.api_url
 
     async def stop(self) -> None:
+        for task in list(self._socket_tasks):
+            task.cancel()
+        await self.socket_drop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
     def _base(self) -> str:
         return (self.public_url or self._bound).rstrip("/")
+
+    def _ws_base(self) -> str:
+        return "ws" + self._base().removeprefix("http")  # http -> ws, https -> wss
 
     def _record(self, request: web.Request, method: str, params: JSON) -> tuple[Call, Fault | None]:
         headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type")}
@@ -337,7 +452,10 @@ class FakeSlack:
             raise SlackError("unknown_method", req_method=method)
         if not token:
             raise SlackError("not_authed")
-        valid = self.valid_tokens is None and token.startswith(("xoxb-", "xoxp-"))
+        kinds = ("xapp-",) if method in APP_TOKEN_METHODS else ("xoxb-", "xoxp-")
+        if token.startswith(("xoxb-", "xoxp-", "xapp-")) and not token.startswith(kinds):
+            raise SlackError("not_allowed_token_type")  # e.g. a bot token for apps.connections.open
+        valid = self.valid_tokens is None and token.startswith(kinds)
         if not (valid or (self.valid_tokens is not None and token in self.valid_tokens)):
             raise SlackError("invalid_auth")
         try:
@@ -388,6 +506,53 @@ class FakeSlack:
                                     "user": entry["user"]})
         return self._finish(request, call, fault, 200, "ok")
 
+    async def _serve_socket(self, request: web.Request) -> web.StreamResponse:
+        """The Socket Mode WebSocket: `hello` on connect, then envelopes from socket_send; records the acks.
+        Each URL from apps.connections.open admits one connection (⚠ Slack's exact rule is undocumented;
+        unknown or reused URLs get HTTP 401 `invalid_ticket`, also a guess)."""
+        sid = request.match_info["sid"]
+        call, fault = self._record(request, "_socket", {"id": sid})
+        ws = web.WebSocketResponse()  # autoping: the client's pings get pongs with the same data
+        if not ws.can_prepare(request).ok:
+            return self._finish(request, call, fault, 400, "websocket_upgrade_required")
+        ticket = self._socket_urls.get(sid)
+        if ticket is None or ticket["used"]:
+            return self._finish(request, call, fault, 401, "invalid_ticket")
+        if fault is not None:  # refuse the handshake (status), or use up the URL and drop the connection
+            ticket["used"] = fault.drop
+            return self._finish(request, call, fault, 101, "")
+        ticket["used"] = True
+        await ws.prepare(request)
+        call.status = 101
+        conn = SocketConnection(sid, self.clock(), ws)
+        self._sockets.append(conn)
+        try:
+            await ws.send_json({"type": "hello", "num_connections": len([s for s in self._sockets if s.open]) + 1,
+                                "debug_info": {"host": "fake-slack", "build_number": 1,
+                                               "approximate_connection_time": 18060},
+                                "connection_info": {"app_id": self.app_id}})
+            conn.ready = True
+            async for msg in ws:
+                if msg.type is WSMsgType.TEXT:
+                    self._socket_received(conn, msg.data)
+        finally:
+            conn.closed = True
+        return ws
+
+    def _socket_received(self, conn: SocketConnection, raw: str) -> None:
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("envelope_id"), str):
+            ack = {"envelope_id": data["envelope_id"], "payload": data.get("payload"), "connection": conn.id,
+                   "known": any(e["envelope_id"] == data["envelope_id"] for e in self._envelopes)}
+            self._acks.append(ack)
+            self.calls.append(Call("_socket_ack", {k: ack[k] for k in ("envelope_id", "payload", "connection")},
+                                   {}, "WS"))
+        else:  # Slack expects nothing else from the client
+            self.calls.append(Call("_socket_message", {"data": raw, "connection": conn.id}, {}, "WS"))
+
     async def _control_get(self, request: web.Request) -> web.Response:
         q = request.query
         getters: dict[str, Callable[[], Any]] = {
@@ -397,6 +562,9 @@ class FakeSlack:
             "views": lambda: self.views(q.get("method")),
             "responses": lambda: self.responses(q.get("id")),
             "files": lambda: [{k: v for k, v in f.items() if k != "content"} for f in self.files()],
+            "socket_connections": lambda: self.socket_connections(q.get("open") == "1"),
+            "socket_envelopes": lambda: self.socket_envelopes(q.get("envelope_id")),
+            "socket_acks": lambda: self.socket_acks(q.get("envelope_id")),
         }
         if request.match_info["what"] not in getters:
             raise web.HTTPNotFound()
@@ -419,6 +587,11 @@ class FakeSlack:
         elif what == "response_url":
             url = self.new_response_url(body.get("channel"), body.get("user"))
             return web.json_response({"response_url": url})
+        elif what == "socket":
+            envelope_id = await self.socket_send(body.pop("type"), body.pop("payload"), **body)
+            return web.json_response({"envelope_id": envelope_id})
+        elif what == "socket_disconnect":
+            return web.json_response({"ok": True, "connections": await self.socket_disconnect(**body)})
         else:
             raise web.HTTPNotFound()
         return web.json_response({"ok": True})
@@ -627,6 +800,13 @@ class FakeSlack:
         return page, {"next_cursor": _cursor(prefix, rest[0]) if rest else ""}
 
     # ---- the Web API methods (one entry each in METHODS) -----------------------------------------------
+    @api("apps.connections.open")
+    def _apps_connections_open(self, p: JSON) -> JSON:
+        # Slack answers wss://wss-primary.slack.com/link/?ticket=…&app_id=…; here a one-use ws:// URL
+        sid = f"{next(self._seq)}{secrets.token_hex(8)}"
+        self._socket_urls[sid] = {"created": self.clock(), "used": False}
+        return {"url": f"{self._ws_base()}/_socket/{sid}"}
+
     @api("auth.test")
     def _auth_test(self, p: JSON) -> JSON:
         return {"url": f"https://{self.team_domain}.slack.com/", "team": self.team_name,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -15,6 +15,9 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import builtin_async_handlers
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
@@ -396,6 +399,133 @@ async def test_response_url_takes_five_posts(fake: FakeSlack, clock: Clock) -> N
     old = AsyncWebhookClient(fake.new_response_url())
     clock.now += 30 * 60 + 1
     assert ((r := await old.send(text="late")).status_code, r.body) == (404, "expired_url")
+
+
+# ---- Socket Mode ----------------------------------------------------------------------------------
+APP_TOKEN = "xapp-1-A0APP0001-1-abcdef"
+COMMAND = {"token": "legacy", "team_id": "T0001", "channel_id": GENERAL, "user_id": ALICE, "command": "/kickoff",
+           "text": "now", "api_app_id": "A0APP0001", "response_url": "https://hooks.slack.com/commands/x",
+           "trigger_id": "1.2.x"}
+
+
+async def until(predicate: Callable[[], Any], within: float = 5.0) -> Any:
+    """Poll (10 ms) until the asynchronous effect shows; fail after `within` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not (result := predicate()):
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+    return result
+
+
+@pytest.fixture
+async def socket_client(fake: FakeSlack) -> AsyncIterator[SimpleNamespace]:
+    """slack_sdk's own aiohttp SocketModeClient (the one Bolt's AsyncSocketModeHandler uses) on the fake;
+    it acks slash commands with an answer, everything else with an empty ack."""
+    seen = SimpleNamespace(messages=[], requests=[])
+    client = SocketModeClient(app_token=APP_TOKEN, web_client=AsyncWebClient(base_url=fake.api_url))
+
+    async def on_message(_: Any, message: dict[str, Any], raw: str | None) -> None:
+        seen.messages.append(message)
+
+    async def on_request(c: Any, req: SocketModeRequest) -> None:
+        seen.requests.append(req)
+        answer = {"text": f"got {req.payload['text']}"} if req.type == "slash_commands" else None
+        await c.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id, payload=answer))
+
+    client.message_listeners.append(on_message)
+    client.socket_mode_request_listeners.append(on_request)
+    seen.client = client
+    await client.connect()  # type: ignore[no-untyped-call]
+    try:
+        yield seen
+    finally:
+        await client.close()  # type: ignore[no-untyped-call]
+
+
+async def test_socket_mode_hello_envelopes_and_acks(fake: FakeSlack, socket_client: SimpleNamespace) -> None:
+    opened = fake.calls_to("apps.connections.open")
+    assert len(opened) == 1 and opened[0].headers["Authorization"] == f"Bearer {APP_TOKEN}"
+    assert opened[0].response["url"].startswith(fake.api_url.replace("http://", "ws://").removesuffix("api/"))
+    assert fake.calls_to("_socket")[0].status == 101
+    hello = (await until(lambda: socket_client.messages))[0]
+    assert hello["type"] == "hello" and hello["num_connections"] == 1
+    assert hello["connection_info"] == {"app_id": fake.app_id}
+
+    command = await fake.socket_send("slash_commands", COMMAND)
+    event = {"token": "legacy", "team_id": "T0001", "api_app_id": "A0APP0001", "type": "event_callback",
+             "event_id": "Ev0001", "event_time": 1, "event": {"type": "app_home_opened", "user": ALICE}}
+    retried = await fake.socket_send("events_api", event, retry_attempt=1, retry_reason="timeout")
+    press = {"type": "block_actions", "user": {"id": ALICE}, "actions": [{"action_id": "a", "value": "1"}]}
+    action = await fake.socket_send("interactive", press)
+    await until(lambda: len(fake.socket_acks()) == 3)
+    by_id = {r.envelope_id: r for r in socket_client.requests}
+    assert (by_id[command].type, by_id[command].payload, by_id[command].accepts_response_payload) == (
+        "slash_commands", COMMAND, True)
+    assert (by_id[retried].retry_attempt, by_id[retried].retry_reason) == (1, "timeout")
+    assert by_id[retried].accepts_response_payload is False and by_id[action].type == "interactive"
+    assert fake.socket_acks(command)[0]["payload"] == {"text": "got now"} and fake.socket_acks(command)[0]["known"]
+    assert fake.socket_acks(action)[0]["payload"] is None
+    assert [c.params["envelope_id"] for c in fake.calls_to("_socket_ack")] == [a["envelope_id"]
+                                                                             for a in fake.socket_acks()]
+    assert fake.socket_envelopes(retried)[0]["retry_attempt"] == 1
+    with pytest.raises(ValueError):
+        await fake.socket_send("events", event)
+
+
+async def test_socket_mode_disconnect_makes_the_client_reconnect(fake: FakeSlack,
+                                                                 socket_client: SimpleNamespace) -> None:
+    first = fake.socket_connections()[0]["id"]
+    assert await fake.socket_disconnect() == 1
+    # slack_sdk asks apps.connections.open for a new URL, connects to it and closes the old socket.
+    await until(lambda: [c["id"] for c in fake.socket_connections(open_only=True)] not in ([], [first]))
+    await until(lambda: fake.socket_connections()[0]["closed"])
+    assert len(fake.calls_to("apps.connections.open")) == 2 and len(fake.calls_to("_socket")) == 2
+    envelope = await fake.socket_send("slash_commands", COMMAND)
+    ack = (await until(lambda: fake.socket_acks(envelope)))[0]
+    assert ack["connection"] == fake.socket_connections(open_only=True)[-1]["id"] != first
+    # Closed from the server side without warning: the client reconnects as well.
+    assert await fake.socket_drop() == 1
+    await until(lambda: len(fake.socket_connections(open_only=True)) == 1 and len(fake.socket_connections()) == 3)
+    assert len(fake.calls_to("apps.connections.open")) == 3
+    envelope = await fake.socket_send("events_api", {"type": "event_callback", "event": {"type": "x"}})
+    await until(lambda: fake.socket_acks(envelope))
+
+
+async def test_socket_mode_tokens_and_urls(fake: FakeSlack, client: AsyncWebClient) -> None:
+    assert await error_of(client.apps_connections_open(app_token="xoxb-test")) == "not_allowed_token_type"
+    assert await error_of(client.apps_connections_open(app_token="nope")) == "invalid_auth"
+    app_client = AsyncWebClient(token=APP_TOKEN, base_url=fake.api_url)
+    assert await error_of(app_client.chat_postMessage(channel=GENERAL, text="x")) == "not_allowed_token_type"
+    url = (await client.apps_connections_open(app_token=APP_TOKEN))["url"]
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(url) as ws:
+            assert (await ws.receive_json())["type"] == "hello"
+            with pytest.raises(aiohttp.WSServerHandshakeError) as reused:
+                await http.ws_connect(url)
+            assert reused.value.status == 401
+        with pytest.raises(aiohttp.WSServerHandshakeError) as unknown:
+            await http.ws_connect(url.rsplit("/", 1)[0] + "/nope")
+        assert unknown.value.status == 401
+        fake.add_fault("_socket", status=503)
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect((await client.apps_connections_open(app_token=APP_TOKEN))["url"])
+        assert refused.value.status == 503
+    with pytest.raises(RuntimeError, match="no Socket Mode client"):
+        await fake.socket_send("events_api", {}, within=0.05)
+
+
+async def test_socket_mode_control_api(fake: FakeSlack, socket_client: SimpleNamespace) -> None:
+    async with aiohttp.ClientSession(fake.api_url.removesuffix("/api/")) as http:
+        async with http.post("/_fake/socket", json={"type": "slash_commands", "payload": COMMAND}) as r:
+            envelope_id = (await r.json())["envelope_id"]
+        await until(lambda: fake.socket_acks(envelope_id))
+        async with http.get("/_fake/socket_acks", params={"envelope_id": envelope_id}) as r:
+            assert (await r.json())[0]["payload"] == {"text": "got now"}
+        async with http.post("/_fake/socket_disconnect", json={"reason": "warning"}) as r:
+            assert (await r.json())["connections"] == 1
+        await until(lambda: len(fake.calls_to("apps.connections.open")) == 2)
+        async with http.get("/_fake/socket_connections") as r:
+            assert (await r.json())[0]["refreshing"] is True
 
 
 # ---- control API & standalone ---------------------------------------------------------------------
