@@ -10,6 +10,13 @@ a milestone adopted by title, and a crash between GitHub's create and our databa
 non-zero when the bot's result is wrong; the oracle adds exit 3 for any request or response that
 GitHub's published description does not allow.
 
+GitHub's description lists no 304 on the list endpoints we read conditionally, so run it against the copy
+with 304 added there (tests/fakes/oracle_github_spec.py says why; nothing else differs):
+
+    .venv/bin/python -m tests.fakes.oracle_github_spec /tmp/github_bot_subset_304.json
+    /work/shared/oracle/oracle.py --github-spec /tmp/github_bot_subset_304.json \
+        --github-upstream http://127.0.0.1:8090 --github-port 8100 -- .venv/bin/python -m tests.bot.github.oracle_sync_flow
+
 `--no-conditional` sends no If-None-Match: GitHub answers conditional list reads with 304 (that is what
 makes an unchanged re-sync free), but its published description lists no 304 for the list endpoints
 (labels, issues, milestones), so the oracle reports each such 304. Without conditional requests the
