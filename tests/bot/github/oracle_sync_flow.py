@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -44,38 +43,18 @@ from bot.clock import SystemClock
 from bot.db.migrate import upgrade
 from bot.db.models import GitHubIssue, Member, PhaseRecord
 from bot.db.session import Database
-from bot.github.gateway import GhIssue, PyGithubGateway
+from bot.github.gateway import PyGithubGateway
 from bot.github.sync import task_id_in
 from bot.messaging import RecordingMessenger
 from bot.process import Phase
 from bot.services import Actor, Services
 from bot.services.sync import SyncService, render_plan_text
 from bot.services.tasks import new_task
+from tests.bot.github.test_exactly_once import DiesAfterCreate, Killed
 
 REPO = "acme/genres"
 FAKE = os.environ.get("FAKE_GITHUB_URL", "http://127.0.0.1:8090")
 LEAD = Actor("T0RACLE01", "ULEAD")
-
-
-class Crash(BaseException):
-    """Stands for the process dying right after GitHub created an issue."""
-
-
-class CrashAfterCreate(PyGithubGateway):
-    async def create_issue(
-        self,
-        repo: str,
-        *,
-        title: str,
-        body: str,
-        milestone: int | None,
-        labels: Sequence[str],
-        assignees: Sequence[str],
-    ) -> GhIssue:
-        await super().create_issue(
-            repo, title=title, body=body, milestone=milestone, labels=labels, assignees=assignees
-        )
-        raise Crash
 
 
 def stats() -> dict[str, Any]:
@@ -179,12 +158,12 @@ async def flow(db: Database) -> None:
     check(len(plan.of("issue", "create")) == 14 and len(plan.of("milestone", "adopt")) == 1, "the plan")
 
     print("crash between GitHub's create and our write, then restart", file=sys.stderr)
-    crashing = service(db, gateway(CrashAfterCreate))
+    crashing = service(db, gateway(DiesAfterCreate))
     try:
         await crashing.run(actor=LEAD, project_id=pid)
         check(False, "the crash happened")
-    except Crash:
-        pass
+    except Killed:
+        pass  # the process 'died' right after GitHub created the issue
     await crashing.aclose()
 
     print("full sync", file=sys.stderr)
