@@ -77,7 +77,18 @@ async def deliver(
     if reply.message is not None:
         await answer(ctx, reply.message, respond=respond)
     if reply.public is not None and ctx.channel_id:
-        await services.messenger.post(team_id=ctx.actor.team_id, channel_id=ctx.channel_id, message=reply.public)
+        posted = await services.messenger.post(
+            team_id=ctx.actor.team_id, channel_id=ctx.channel_id, message=reply.public
+        )
+        if posted is None:  # e.g. a private channel the bot was not invited to: say so, nothing is lost
+            await answer(
+                ctx,
+                notice(
+                    "Done — but I could not post the announcement in this channel. If it is private, "
+                    "invite me with `/invite @Phasegate` so the team sees what happens here."
+                ),
+                respond=respond,
+            )
     for user in sorted(reply.refresh_home):
         await refresh_home(services, team_id=ctx.actor.team_id, user_id=user, command=ctx.command)
 

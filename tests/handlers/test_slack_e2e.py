@@ -165,3 +165,12 @@ async def test_healthz_answers_when_the_database_does(slack: SlackHarness) -> No
     async with slack.session.get(f"{slack.url}/healthz") as resp:
         assert resp.status == 200
         assert (await resp.json())["database"] == "up"
+
+
+async def test_a_channel_the_bot_cannot_post_in_is_explained(slack: SlackHarness) -> None:
+    slack.fake.add_fault("chat.postMessage", error="not_in_channel", count=1)
+    sent = await slack.command("init genres repo=acme/genres")
+    await slack.wait_for(lambda: len(slack.fake.responses(sent["response_id"])) >= 2)
+    texts = [slack.text_of(r["body"]) for r in slack.fake.responses(sent["response_id"])]
+    assert any("Created *genres*" in t for t in texts)
+    assert any("could not post the announcement" in t and "/invite @Phasegate" in t for t in texts)
