@@ -92,6 +92,7 @@ class Scheduled:
     away: list[str]
     deadline_passed: bool
     nobody_owes: bool
+    announced: bool = True  # False: the channel post failed (e.g. a private channel the bot is not in)
 
 
 @dataclass(frozen=True)
@@ -432,15 +433,18 @@ class MeetingService(RitualBase):
                 s.add(stored)
         await self.upload_invite(view, team_id=actor.team_id, uid=meeting.invite_uid, cancelled=False, thread_ts=ts)
         await self.replan(meeting_id=view.id)
-        return self._scheduled(view, hours, now)
+        return self._scheduled(view, hours, now, announced=ts is not None)
 
-    def _scheduled(self, view: MeetingView, hours: Sequence[Availability], now: datetime) -> Scheduled:
+    def _scheduled(
+        self, view: MeetingView, hours: Sequence[Availability], now: datetime, *, announced: bool = True
+    ) -> Scheduled:
         return Scheduled(
             meeting=view,
             outside_hours=outside_hours(hours, view.starts_at, view.ends_at),
             away=[h.user_id for h in hours if h.away_on(view.starts_at)],
             deadline_passed=view.deadline is not None and view.deadline <= now,
             nobody_owes=view.kind.proposals_required and not view.owing,
+            announced=announced,
         )
 
     # --- changing ----------------------------------------------------------------------------------

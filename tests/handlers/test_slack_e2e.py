@@ -174,3 +174,15 @@ async def test_a_channel_the_bot_cannot_post_in_is_explained(slack: SlackHarness
     texts = [slack.text_of(r["body"]) for r in slack.fake.responses(sent["response_id"])]
     assert any("Created *genres*" in t for t in texts)
     assert any("could not post the announcement" in t and "/invite @Phasegate" in t for t in texts)
+
+
+async def test_a_meeting_announcement_that_cannot_be_posted_is_explained(slack: SlackHarness) -> None:
+    await init_project(slack)
+    await slack.wait_for(lambda: slack.fake.messages(CHANNEL))
+    slack.fake.add_fault("chat.postMessage", error="not_in_channel", count=1)
+    from datetime import UTC, datetime, timedelta
+
+    at = (datetime.now(UTC) + timedelta(days=7)).strftime("%Y-%m-%dT15:00Z")
+    sent = await slack.command(f"meeting schedule kind=brief-review at={at} attendees=<@U0BIZZ0001|bo>")
+    text = slack.text_of(await slack.answer(sent))
+    assert "could not post the announcement" in text and "/invite @Phasegate" in text
