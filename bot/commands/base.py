@@ -174,6 +174,7 @@ class Context:
 
 
 Handler = Callable[[Context, Args], Awaitable[Reply]]
+Prefill = Callable[[Context], Awaitable[dict[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,7 @@ class Subcommand:
     handler: Handler
     form: Form | None = None  # opened when the subcommand is given no input
     examples: tuple[str, ...] = ()
+    prefill: Prefill | None = None  # what the form can already fill in (e.g. the one open meeting)
 
 
 REGISTRY: dict[str, Subcommand] = {}
@@ -191,12 +193,18 @@ FORMS: dict[str, Form] = {}
 
 
 def subcommand(
-    name: str, *, usage: str, summary: str, form: Form | None = None, examples: Sequence[str] = ()
+    name: str,
+    *,
+    usage: str,
+    summary: str,
+    form: Form | None = None,
+    examples: Sequence[str] = (),
+    prefill: Prefill | None = None,
 ) -> Callable[[Handler], Handler]:
     """Register a subcommand (and its form)."""
 
     def register(fn: Handler) -> Handler:
-        REGISTRY[name] = Subcommand(name, usage, summary, fn, form, tuple(examples))
+        REGISTRY[name] = Subcommand(name, usage, summary, fn, form, tuple(examples), prefill)
         if form is not None:
             FORMS[form.name] = form
         return fn
@@ -246,7 +254,13 @@ async def dispatch(ctx: Context, text: str) -> Reply:
             raise UsageError(f"There is no subcommand `{name[:40]}`. `{ctx.command} help` lists them all.")
         args = split_args(words)
         if args.empty and sub.form is not None:
-            return Reply(form=OpenForm(sub.form, meta={"channel": ctx.channel_id or ""}))
+            prefill: dict[str, str] = {}
+            if sub.prefill is not None:
+                try:
+                    prefill = await sub.prefill(ctx)
+                except PhasegateError:  # nothing to suggest: the form opens empty
+                    prefill = {}
+            return Reply(form=OpenForm(sub.form, prefill=prefill, meta={"channel": ctx.channel_id or ""}))
         return await sub.handler(ctx, args)
     except PhasegateError as exc:
         return error_reply(exc, command=ctx.command, sub=sub)

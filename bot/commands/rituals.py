@@ -306,12 +306,22 @@ PROPOSE_FORM = Form(
 PROPOSAL_FIELDS = ("title", "approach", "refs", "why", "benefit", "cost", "risk", "compute")
 
 
+async def _one_open_meeting(ctx: Context) -> dict[str, str]:
+    """The propose/decide forms start with the project's one meeting that takes proposals, when there is one."""
+    pid = await project_id(ctx, Args())
+    meetings = [
+        m for m in await ctx.services.meetings.upcoming(actor=ctx.actor, project_id=pid) if m.kind.proposals_required
+    ]
+    return {"meeting": str(meetings[0].id)} if len(meetings) == 1 else {}
+
+
 @subcommand(
     "propose",
     usage='propose meeting=<id> title="…" approach="…" refs=<ref>,<ref> why="…" benefit=<1-5> cost=<days> '
     'risk=<1-5> [compute="…"] [coauthors=@a,@b]',
     summary="Submit a literature proposal for a model-decision meeting (any project member or attendee).",
     form=PROPOSE_FORM,
+    prefill=_one_open_meeting,
     examples=(
         'propose meeting=12 title="Audio spectrogram transformer" approach=transformer refs=2104.01778 '
         'why="Strong on AudioSet" benefit=4 cost=5 risk=2',
@@ -399,6 +409,7 @@ DECIDE_FORM = Form(
     usage='decide meeting=<id> proposal=<id> rationale="…" tasks="title @user; title @user phase=develop"',
     summary="Record a decision: chosen proposal, rationale, runner-ups ranked, tasks (lead).",
     form=DECIDE_FORM,
+    prefill=_one_open_meeting,
     examples=(
         'decide meeting=12 proposal=31 rationale="Best score, low risk" tasks="Prototype AST @raj; Tune LR @ana"',
     ),

@@ -187,6 +187,7 @@ async def test_proposing_through_the_form_the_button_and_text(
     await run(ctx(services), "meeting schedule kind=model-decision at=2026-03-06T15:00")
     form = await run(ctx(services, "URAJ"), "propose")
     assert form.form is not None and form.form.form.name == "propose"
+    assert form.form.prefill == {"meeting": "1"}  # the project's one meeting that takes proposals
     valid_view(render_form(form.form))
     # The "Submit proposal" button (DM, announcement, App Home) opens the form for that meeting.
     button = await press(ctx(services, "URAJ", channel=None), "phasegate:propose", "1")
