@@ -80,9 +80,9 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def postgres_template() -> Iterator[str]:
-    """One migrated schema per test session; each test truncates it."""
+def new_pg_schema() -> tuple[str, str, str]:
+    """(server URL, schema, schema URL) on TEST_POSTGRES_URL; skips without a server — fails instead in CI
+    (PHASEGATE_REQUIRE_POSTGRES=1), so PostgreSQL tests can never silently not run there."""
     if not POSTGRES_URL:
         if REQUIRE_POSTGRES:
             pytest.fail("PHASEGATE_REQUIRE_POSTGRES=1 but TEST_POSTGRES_URL is not set")
@@ -93,9 +93,16 @@ def postgres_template() -> Iterator[str]:
         if REQUIRE_POSTGRES:
             pytest.fail(f"PostgreSQL at TEST_POSTGRES_URL does not answer: {exc}")
         pytest.skip(f"PostgreSQL unavailable: {exc}")
+    return POSTGRES_URL, schema, url
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """One migrated schema per test session; each test truncates it."""
+    server, schema, url = new_pg_schema()
     upgrade(url)
     yield url
-    drop_pg_schema(POSTGRES_URL, schema)
+    drop_pg_schema(server, schema)
 
 
 def _truncate_pg(url: str) -> None:

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from sqlalchemy import func, select
 
@@ -27,7 +26,7 @@ from bot.scheduler import ReminderScheduler, bind, unbind
 from bot.services import Actor, Services
 from bot.services.rituals import RitualService
 from bot.timeplan import PlannedJob
-from tests.conftest import POSTGRES_URL, REQUIRE_POSTGRES, drop_pg_schema, make_pg_schema
+from tests.conftest import POSTGRES_URL, drop_pg_schema, make_pg_schema, new_pg_schema
 from tests.handlers.harness import sign
 from tests.resilience.procs import SIGNING_SECRET, Proc, Processes, bot_env, http_json, wait_until
 
@@ -43,21 +42,12 @@ AGENDA = re.compile(r"#(\d+) starts now: agenda")
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh, migrated schema of its own on the TEST_POSTGRES_URL server (dropped afterwards)."""
-    if not POSTGRES_URL:
-        if REQUIRE_POSTGRES:
-            pytest.fail("PHASEGATE_REQUIRE_POSTGRES=1 but TEST_POSTGRES_URL is not set")
-        pytest.skip("TEST_POSTGRES_URL is not set")
-    try:
-        schema, url = make_pg_schema(POSTGRES_URL)
-    except psycopg.OperationalError as exc:
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"PostgreSQL at TEST_POSTGRES_URL does not answer: {exc}")
-        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    server, schema, url = new_pg_schema()
     try:
         upgrade(url)
         yield url
     finally:
-        drop_pg_schema(POSTGRES_URL, schema)
+        drop_pg_schema(server, schema)
 
 
 @pytest.fixture

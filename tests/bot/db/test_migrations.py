@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -10,9 +9,7 @@ from sqlalchemy import create_engine, inspect
 
 from bot.db.migrate import downgrade, pending_changes, upgrade
 from bot.db.session import sync_url
-from tests.conftest import drop_pg_schema, make_pg_schema
-
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
+from tests.conftest import drop_pg_schema, new_pg_schema
 
 
 def _tables(url: str) -> set[str]:
@@ -40,15 +37,11 @@ def test_upgrade_head_matches_models_on_sqlite(tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 def test_upgrade_head_matches_models_on_postgres() -> None:
-    if not POSTGRES_URL:
-        if os.environ.get("PHASEGATE_REQUIRE_POSTGRES") == "1":
-            pytest.fail("TEST_POSTGRES_URL is required")
-        pytest.skip("TEST_POSTGRES_URL is not set")
-    schema, url = make_pg_schema(POSTGRES_URL)
+    server, schema, url = new_pg_schema()
     try:
         _check_roundtrip(url)
     finally:
-        drop_pg_schema(POSTGRES_URL, schema)
+        drop_pg_schema(server, schema)
 
 
 def test_the_scheduler_table_is_left_alone(tmp_path: Path) -> None:
@@ -66,11 +59,7 @@ def test_replicas_migrating_at_once_leave_one_correct_schema() -> None:
     import subprocess
     import sys
 
-    if not POSTGRES_URL:
-        if os.environ.get("PHASEGATE_REQUIRE_POSTGRES") == "1":
-            pytest.fail("TEST_POSTGRES_URL is required")
-        pytest.skip("TEST_POSTGRES_URL is not set")
-    schema, url = make_pg_schema(POSTGRES_URL)
+    server, schema, url = new_pg_schema()
     try:
         code = f"from bot.db.migrate import upgrade; upgrade({url!r})"
         root = Path(__file__).resolve().parents[3]
@@ -78,4 +67,4 @@ def test_replicas_migrating_at_once_leave_one_correct_schema() -> None:
         assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
         assert pending_changes(url) == []
     finally:
-        drop_pg_schema(POSTGRES_URL, schema)
+        drop_pg_schema(server, schema)
