@@ -21,13 +21,22 @@ Respond = Callable[..., Awaitable[Any]]
 
 
 async def context_for(
-    services: Services, *, team_id: str, user_id: str, channel_id: str | None, command: str
+    services: Services,
+    *,
+    team_id: str,
+    user_id: str,
+    channel_id: str | None,
+    command: str,
+    ask_slack: bool = True,
 ) -> Context:
-    """The acting person's context; their time zone comes from Phasegate's record, else their Slack profile."""
+    """The acting person's context; their time zone comes from Phasegate's record, else their Slack profile.
+
+    `ask_slack=False` before an ack (modal submissions): no Web API call, an unknown zone reads as UTC.
+    """
     members = await services.projects.members(team_id=team_id, user_ids=[user_id])
     member = members.get(user_id)
     tz = member.timezone if member and member.timezone else None
-    if tz is None:
+    if tz is None and ask_slack:
         person = await services.messenger.person(team_id=team_id, user_id=user_id)
         if person is not None:
             try:

@@ -55,12 +55,14 @@ def register(app: AsyncApp, services: Services, *, command: str = "/phasegate") 
         if not await services.deliveries.first_time(source="slack", delivery_id=key):
             await ack()
             return
+        # The answer (errors on the fields) goes in the ack itself: no Slack Web API call before it.
         ctx = await context_for(
             services,
             team_id=team_id,
             user_id=str(user.get("id") or ""),
             channel_id=meta.get("channel") or None,
             command=command,
+            ask_slack=False,
         )
         form_name = str(view.get("callback_id", "")).split(":", 1)[1]
         reply = await submit_form(ctx, form_name, form_values(view.get("state") or {}), meta)
