@@ -14,6 +14,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(no_args_is_help=True, help="Database schema (Alembic migrations).")
 app.add_typer(db_app, name="db")
+audit_app = typer.Typer(no_args_is_help=True, help="The audit trail: who did what, when.")
+app.add_typer(audit_app, name="audit")
 
 
 def _settings() -> Settings:
@@ -206,6 +208,47 @@ def sync(
     logging.basicConfig(level="WARNING", stream=sys.stderr)
     _upgrade(settings)
     typer.echo(asyncio.run(cli_sync(settings, project or None, dry_run)))
+
+
+def _write_report(project: str, fmt: str, out: str, *, audit_csv: bool) -> None:
+    import asyncio
+    from pathlib import Path
+
+    from bot.errors import PhasegateError
+    from bot.services.project_report import cli_report
+
+    settings = _settings()
+    logging.basicConfig(level="WARNING", stream=sys.stderr)
+    _upgrade(settings)
+    try:
+        text = asyncio.run(cli_report(settings.database_url, project, fmt=fmt, audit_csv=audit_csv))
+    except PhasegateError as exc:
+        typer.echo(exc.message, err=True)
+        raise typer.Exit(2) from None
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+        typer.echo(f"Wrote {out}")
+    else:
+        typer.echo(text, nl=False)
+
+
+@app.command()
+def report(
+    project: str = typer.Argument(..., help="Project name (TEAM/name when several workspaces use it)"),
+    fmt: str = typer.Option("md", "--format", help="md, json (docs/report.schema.json) or html (one file)"),
+    out: str = typer.Option("", "--out", help="Write to this file instead of printing"),
+) -> None:
+    """The project on one page: brief, criteria, phases, decisions, tasks with their issues, the audit trail."""
+    _write_report(project, fmt, out, audit_csv=False)
+
+
+@audit_app.command("export")
+def audit_export(
+    project: str = typer.Argument(..., help="Project name (TEAM/name when several workspaces use it)"),
+    out: str = typer.Option("", "--out", help="Write the CSV to this file instead of printing"),
+) -> None:
+    """The project's whole audit trail as CSV (UTC times, people by name)."""
+    _write_report(project, "csv", out, audit_csv=True)
 
 
 def main() -> None:
