@@ -100,6 +100,7 @@ SCRIPT = """\
 :as lena
 /phasegate advance
 /phasegate audit 6
+/phasegate report
 :quit
 """
 
@@ -109,6 +110,7 @@ def run_demo(settings: Settings, *, out: TextIO | None = None, db: str | None = 
     import asyncio
 
     from bot.runtime import open_shell
+    from bot.services.project_report import write_report_files
     from bot.shell import run
 
     path = db or str(Path(tempfile.mkdtemp(prefix="phasegate-demo-")) / "demo.db")
@@ -118,7 +120,14 @@ def run_demo(settings: Settings, *, out: TextIO | None = None, db: str | None = 
     async def main() -> int:
         shell, close = await open_shell(settings, start=START, out=out or sys.stdout)
         try:
-            return await run(shell, io.StringIO(SCRIPT), interactive=False)
+            status = await run(shell, io.StringIO(SCRIPT), interactive=False)
+            directory = Path(path).parent
+            if status == 0:  # the project on one page, as a file a lead would send on
+                for report in await write_report_files(
+                    shell.services.db, project_name="genres", directory=directory, now=shell.clock.now()
+                ):
+                    shell.write(f"Report written to {report}")
+            return status
         finally:
             await close()
 

@@ -2,6 +2,7 @@
 
 from bot.commands import (
     project,  # noqa: F401  (registers subcommands)
+    report,  # noqa: F401
     rituals,  # noqa: F401
     sync,  # noqa: F401
 )

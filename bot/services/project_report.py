@@ -9,6 +9,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -30,6 +31,7 @@ from bot.db.models import (
     SuccessCriterion,
     Task,
 )
+from bot.db.session import Database
 from bot.errors import InvalidInput, NotFound
 from bot.paths import TEMPLATES
 from bot.process import MEETING_KINDS
@@ -553,7 +555,6 @@ def render_audit_csv(report: ProjectReport) -> str:
 async def cli_report(database_url: str, project_name: str, *, fmt: str, audit_csv: bool = False) -> str:
     """`phasegate report` / `phasegate audit export`: the rendered text (raises NotFound/InvalidInput)."""
     from bot.clock import SystemClock
-    from bot.db.session import Database
 
     if not audit_csv and fmt not in FORMATS:
         raise InvalidInput(f"`{fmt}` is not a report format: use --format md, json or html.")
@@ -565,3 +566,15 @@ async def cli_report(database_url: str, project_name: str, *, fmt: str, audit_cs
     finally:
         await db.dispose()
     return render_audit_csv(report) if audit_csv else render(report, fmt)
+
+
+async def write_report_files(db: Database, *, project_name: str, directory: Path, now: datetime) -> list[Path]:
+    """The markdown and HTML report of one project written into `directory` (the demo ends with these)."""
+    async with db.session() as s:
+        report = await build_report(s, await find_project(s, project_name), now=now)
+    paths = []
+    for fmt in ("md", "html"):
+        path = directory / f"{report.project.name}-report.{fmt}"
+        path.write_text(render(report, fmt), encoding="utf-8")
+        paths.append(path)
+    return paths
