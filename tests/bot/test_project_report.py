@@ -19,7 +19,7 @@ from bot.commands import Context
 from bot.config import Settings
 from bot.db.models import GitHubIssue, Task
 from bot.db.session import Database
-from bot.demo import SCRIPT, START
+from bot.demo import SCRIPT, START, run_demo
 from bot.messaging import RecordingMessenger
 from bot.runtime import open_shell
 from bot.services import Services
@@ -253,13 +253,19 @@ def test_the_browser_check_sees_a_page_that_throws(tmp_path: Path) -> None:
     assert any("kaput" in line for line in console)
 
 
+def test_the_demo_ends_with_the_report_written_and_its_path_printed(tmp_path: Path) -> None:
+    out = io.StringIO()
+    assert run_demo(Settings(), out=out, db=str(tmp_path / "demo.db")) == 0
+    printed = re.findall(r"^Report written to (.+)$", out.getvalue(), re.MULTILINE)
+    assert printed == [str(tmp_path / "genres-report.md"), str(tmp_path / "genres-report.html")]
+    assert Path(printed[0]).read_text().startswith("# genres — project report")
+    assert "Deployment → complete" in out.getvalue().split("Report written to")[0]
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
-async def test_the_html_report_opens_in_headless_chromium_without_console_errors(
-    tmp_path: Path, sqlite_template: Path
-) -> None:
-    shutil.copy(sqlite_template, tmp_path / "cycle.db")
-    report, _ = await whole_cycle(f"sqlite:///{tmp_path / 'cycle.db'}")
-    html = render_html(report)
+def test_the_html_report_opens_in_headless_chromium_without_console_errors(tmp_path: Path) -> None:
+    assert run_demo(Settings(), out=io.StringIO(), db=str(tmp_path / "demo.db")) == 0
+    html = (tmp_path / "genres-report.html").read_text()
     # One self-contained file: no scripts, stylesheets, images or fonts fetched from anywhere.
     assert not re.search(r"<(script|link|img|iframe|object)\b|@import|url\(", html, re.IGNORECASE)
     dom, console = browser_console(html, tmp_path)
@@ -268,7 +274,7 @@ async def test_the_html_report_opens_in_headless_chromium_without_console_errors
         assert f'<section id="{section}">' in dom
     assert "<title>genres — project report</title>" in dom
     assert dom.count('class="chosen"') == 2  # each decision's chosen proposal is highlighted
-    assert 'href="https://github.com/acme/genres/issues/41"' in dom
+    assert 'href="https://arxiv.org/abs/1609.09430"' in dom and "Fine-tune AST on our catalogue" in dom
 
 
 async def test_user_text_cannot_inject_markup_into_the_html_report(services: Services) -> None:
