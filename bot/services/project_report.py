@@ -11,6 +11,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -482,11 +483,16 @@ async def build_report(s: AsyncSession, project: Project, *, now: datetime) -> P
 # --- renderers ----------------------------------------------------------------------------------
 
 
-def _when(value: datetime | date | None) -> str:
+def _when(value: datetime | date | None, tz: str = "UTC") -> str:
+    """A time in the project's zone (with its abbreviation), a date as YYYY-MM-DD, nothing as a dash."""
     if value is None:
         return "—"
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M UTC")
+        try:
+            zone = ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = ZoneInfo("UTC")
+        return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
     return value.isoformat()
 
 

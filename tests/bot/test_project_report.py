@@ -166,7 +166,9 @@ async def test_an_override_shows_who_overrode_the_gate_and_why(services: Service
         "brief agreed | offline",
     )
     assert schema_errors(json.loads(render_json(report))) == []
-    assert "by lena: brief agreed \\| offline" in render_markdown(report)  # a pipe cannot break the table
+    text = render_markdown(report)
+    assert "by lena: brief agreed \\| offline" in text  # a pipe cannot break the table
+    assert "| Discovery | 0 | 2026-03-02 10:00 CET |" in text  # times in the project's zone (Berlin)
     assert "by lena: brief agreed | offline" in render_html(report)
 
 
