@@ -267,7 +267,7 @@ def _norm(metric: str) -> str:
 
 class ProjectReportService(ServiceBase):
     async def build(self, *, actor: Actor, project_id: int) -> ProjectReport:
-        """Everything about one project a lead would show a business owner, in a fixed number of queries."""
+        """Everything about one project a lead would show a business owner (a few queries, two per decision)."""
         async with self.db.session() as s:
             project = await self.project_by_id(s, actor, project_id)
             return await build_report(s, project, now=self.clock.now())
@@ -509,6 +509,16 @@ def _md_cell(value: object) -> str:
     return " ".join(str(value if value is not None else "").split()).replace("|", "\\|")
 
 
+def _href(url: str | None) -> str:
+    """Only web links become links (defence in depth: stored URLs are checked when recorded)."""
+    return url if url and re.match(r"^https?://", url, re.IGNORECASE) else "#"
+
+
+def _csv_cell(value: str) -> str:
+    """A cell a spreadsheet will not run as a formula (text starting with = + - @ gets a leading quote)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
     env = Environment(
@@ -519,7 +529,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(when=_when, num=_num, detail=_detail, cell=_md_cell)
+    env.filters.update(when=_when, num=_num, detail=_detail, cell=_md_cell, href=_href)
     return env
 
 
@@ -554,7 +564,9 @@ def render_audit_csv(report: ProjectReport) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(AUDIT_CSV_COLUMNS)
     for a in report.audit:
-        writer.writerow([_jsonable(a.at), report.project.name, a.who.name, a.action, _detail(a.detail)])
+        writer.writerow(
+            [_jsonable(a.at), *map(_csv_cell, (report.project.name, a.who.name, a.action, _detail(a.detail)))]
+        )
     return out.getvalue()
 
 

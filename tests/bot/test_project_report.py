@@ -188,7 +188,7 @@ async def test_report_in_slack_shares_the_markdown_file_in_the_project_channel(s
 
 
 async def test_audit_export_is_csv_with_names(services: Services) -> None:
-    pid = await new_team(services, people={"URAJ": {"name": "raj <r&d>"}})
+    pid = await new_team(services, people={"URAJ": {"name": "raj <r&d>"}, "UEVE": {"name": "eve"}})
     await services.projects.update_profile(team_id=LEAD.team_id, user_id="ULEAD", display_name="lena")
     report = await ProjectReportService(services.db, services.clock).build(actor=LEAD, project_id=pid)
     rows = list(csv.reader(io.StringIO(render_audit_csv(report))))
@@ -198,6 +198,10 @@ async def test_audit_export_is_csv_with_names(services: Services) -> None:
     role = next(r for r in rows if r[3] == "role.add")
     assert "user=raj <r&d>" in role[4] and "URAJ" not in role[4]
     assert rows[1][0] == "2026-03-02T09:00:00Z" and rows[1][1] == "genres"
+    await services.projects.update_profile(team_id=LEAD.team_id, user_id="ULEAD", display_name="=cmd|' /C calc'!A0")
+    report = await ProjectReportService(services.db, services.clock).build(actor=LEAD, project_id=pid)
+    rows = list(csv.reader(io.StringIO(render_audit_csv(report))))
+    assert rows[1][2] == "'=cmd|' /C calc'!A0"  # a name starting with = is not run as a formula
 
 
 async def test_the_cli_reads_the_database_and_refuses_what_it_cannot_do(db: Database, services: Services) -> None:
@@ -218,6 +222,13 @@ def test_criteria_are_judged_only_when_the_target_is_a_number() -> None:
     assert criterion_met("<", "20%", 24) is False
     assert criterion_met(">=", "0.7", 0.68) is False
     assert criterion_met(">", "better than last year", 3) is None
+
+
+def test_only_web_links_become_links_in_the_html_report() -> None:
+    from bot.services.project_report import _href
+
+    assert _href("javascript:alert(1)") == "#" and _href(None) == "#"
+    assert _href("https://github.com/acme/genres/issues/4") == "https://github.com/acme/genres/issues/4"
 
 
 # --- HTML in a real browser ---------------------------------------------------------------------
