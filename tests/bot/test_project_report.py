@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -273,6 +275,23 @@ def test_the_demo_ends_with_the_report_written_and_its_path_printed(tmp_path: Pa
     assert printed == [str(tmp_path / "genres-report.md"), str(tmp_path / "genres-report.html")]
     assert Path(printed[0]).read_text().startswith("# genres — project report")
     assert "Deployment → complete" in out.getvalue().split("Report written to")[0]
+    # The same database through the command line, as a lead would run it on the server.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITHUB_", "PHASEGATE_", "DATABASE"))}
+    env |= {"PYTHONPATH": str(ROOT), "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}"}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bot.cli", *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
+
+    done = cli("report", "genres", "--format", "json", "--out", "genres.json")
+    assert done.returncode == 0 and done.stdout.strip() == "Wrote genres.json", done.stderr[-2000:]
+    assert schema_errors(json.loads((tmp_path / "genres.json").read_text())) == []
+    exported = cli("audit", "export", "genres")
+    assert exported.returncode == 0 and exported.stdout.startswith("at_utc,project,who,action,detail\n")
+    assert ",genres,lena,project.create," in exported.stdout and "ULENA" not in exported.stdout
+    missing = cli("report", "nope")
+    assert missing.returncode == 2 and "There is no project named nope." in missing.stderr
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
