@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 Route = tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]
 
 
+HEALTH_TIMEOUT = 2.0  # seconds; well inside Docker's healthcheck timeout (5 s)
 POLL_INTERVAL = 300.0  # seconds between GitHub polls when no webhook secret (so no public URL) is set
 
 
@@ -79,10 +80,13 @@ class PhasegateApp:
         return await to_aiohttp_response(bolt_response)
 
     async def healthz(self, request: web.Request) -> web.Response:
+        """200 when the database answers; 503 with `database: busy` (all pooled connections in use: requests wait)
+        or `database: down` otherwise, within ~2 s: the check has its own connection, not one from the pool."""
         leader = bool(self.leadership and self.leadership.is_leader)
-        if await self.db.ping():
-            return web.json_response({"ok": True, "database": "up", "leader": leader})
-        return web.json_response({"ok": False, "database": "down", "leader": leader}, status=503)
+        health = await self.db.health(within=HEALTH_TIMEOUT)
+        return web.json_response(
+            {"ok": health == "up", "database": health, "leader": leader}, status=200 if health == "up" else 503
+        )
 
     def web_app(self, *, slack: bool = True) -> web.Application:
         """The HTTP surface: /slack/events (HTTP mode only), /healthz, and GitHub's webhook when configured."""

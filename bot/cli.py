@@ -120,19 +120,62 @@ def run() -> None:
         )
         raise typer.Exit(2)
     else:
-        raise typer.Exit(_shell(settings, db=None, now=None))
+        raise typer.Exit(_shell(settings, db=None, now=None))  # its own file: never DATABASE_URL's jobs
 
 
-def _shell(settings: Settings, *, db: str | None, now: str | None) -> int:
+SHELL_DB = "phasegate-shell.db"  # the shell's own SQLite file, in the working directory, unless --db says otherwise
+
+
+def _shell_url(db: str | None) -> str:
+    """`--db`: a SQLite file or a database URL; nothing → the shell's own file (never DATABASE_URL)."""
+    if not db:
+        return f"sqlite:///{SHELL_DB}"
+    return db if "://" in db else f"sqlite:///{db}"
+
+
+def _refuse_led_database(url: str) -> int:
+    """Exit status 3 with an explanation when a server leads (or led within minutes) this database, else 0."""
+    from bot.leader import LEADER_RECENT, recent_leader
+
+    try:
+        seen = recent_leader(url)
+    except Exception as exc:  # cannot tell: refuse too, a live deployment's jobs are at stake
+        typer.echo(f"Could not check whether a Phasegate server uses this database ({exc.__class__.__name__}: {exc}).", err=True)
+        typer.echo("Check --db, or pass --force-local-clock if you are sure no server runs on it.", err=True)
+        return 3
+    if seen is None:
+        return 0
+    when = "leads it right now" if seen.holds_lock or seen.seconds_ago is None else f"led it {seen.seconds_ago:.0f} s ago"
+    typer.echo(
+        f"A Phasegate server ({seen.replica}) {when}. The shell's movable clock would run that deployment's "
+        "reminders, verdicts, agendas and nudges here in the terminal and mark them sent, so Slack would never "
+        "get them.",
+        err=True,
+    )
+    typer.echo(
+        f"Run `phasegate shell` without --db (it uses its own file, ./{SHELL_DB}), wait until "
+        f"the server has been stopped for {LEADER_RECENT / 60:.0f} minutes, or pass --force-local-clock if you "
+        "really mean to run this database's jobs from the shell.",
+        err=True,
+    )
+    return 3
+
+
+def _shell(settings: Settings, *, db: str | None, now: str | None, force_local_clock: bool = False) -> int:
     import asyncio
     from datetime import UTC, datetime
 
     from bot.runtime import open_shell
     from bot.shell import run as run_shell
 
-    if db:
-        settings = settings.model_copy(update={"database_url": f"sqlite:///{db}"})
-        _upgrade(settings)
+    try:
+        settings = Settings.model_validate({**settings.model_dump(by_alias=True), "DATABASE_URL": _shell_url(db)})
+    except ValueError:
+        typer.echo("--db must be a SQLite file or a database URL (sqlite:///… or postgresql://…).", err=True)
+        return 2
+    if not force_local_clock and (refused := _refuse_led_database(settings.database_url)):
+        return refused
+    _upgrade(settings)
     start = None
     if now:
         try:
@@ -154,15 +197,18 @@ def _shell(settings: Settings, *, db: str | None, now: str | None) -> int:
 
 @app.command()
 def shell(
-    db: str = typer.Option("", "--db", help="SQLite file to use (default: the DATABASE_URL database)"),
+    db: str = typer.Option(
+        "", "--db", help=f"SQLite file or database URL (default: ./{SHELL_DB}, never DATABASE_URL)"
+    ),
     now: str = typer.Option("", "--now", help="Start the simulated clock here (ISO date-time; default: now)"),
+    force_local_clock: bool = typer.Option(
+        False, "--force-local-clock", help="Use --db even though a server leads it (the shell then runs its jobs)"
+    ),
 ) -> None:
     """The local shell: the same commands as Slack, typed in a terminal, with people and a movable clock."""
     settings = _settings()
     logging.basicConfig(level="WARNING", stream=sys.stderr)
-    if not db:
-        _upgrade(settings)
-    raise typer.Exit(_shell(settings, db=db or None, now=now or None))
+    raise typer.Exit(_shell(settings, db=db or None, now=now or None, force_local_clock=force_local_clock))
 
 
 @app.command()

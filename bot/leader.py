@@ -8,8 +8,12 @@ import hashlib
 import logging
 import os
 import socket
+import sqlite3
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 from psycopg.conninfo import make_conninfo
@@ -27,6 +31,19 @@ SERVER_KEEPALIVE = {"tcp_keepalives_idle": 5, "tcp_keepalives_interval": 5, "tcp
 CLIENT_KEEPALIVE = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 5, "keepalives_count": 3}
 
 Hook = Callable[[], Awaitable[None]]
+
+# The leader writes its heartbeat row (table leader_heartbeats) every `retry` seconds; a database whose leader beat
+# within LEADER_RECENT seconds counts as live for `phasegate shell` (a restart or a failover may be under way).
+LEADER_RECENT = 300.0
+_PG_BEAT = (
+    "INSERT INTO leader_heartbeats (replica, beat_at, started_at) "
+    "VALUES (%(r)s, extract(epoch from clock_timestamp()), extract(epoch from clock_timestamp())) "
+    "ON CONFLICT (replica) DO UPDATE SET beat_at = excluded.beat_at"
+)
+_SQLITE_BEAT = (
+    "INSERT INTO leader_heartbeats (replica, beat_at, started_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (replica) DO UPDATE SET beat_at = excluded.beat_at"
+)
 
 
 def libpq_url(database_url: str) -> str:
@@ -83,6 +100,7 @@ class Leadership:
     async def start(self) -> None:
         if not self.shared:
             await self._become_leader()
+            self._task = asyncio.create_task(self._sqlite_heartbeats(), name="phasegate-heartbeat")
             return
         self._task = asyncio.create_task(self._campaign(), name="phasegate-leadership")
 
@@ -157,4 +175,86 @@ class Leadership:
                 log.exception("could not start leading; letting another replica try")
                 await self._step_down()
                 await self._disconnect()
+            if self.is_leader:
+                await self._beat()
             await asyncio.sleep(self.retry)
+
+    async def _beat(self) -> None:
+        """The heartbeat row `phasegate shell` checks; failing to write it never costs the lead."""
+        try:
+            if self._conn is not None:
+                await asyncio.wait_for(self._conn.execute(_PG_BEAT, {"r": self.name}), self.timeout)
+        except (psycopg.Error, OSError, TimeoutError) as exc:
+            log.debug("could not write the leader heartbeat (%s)", exc)
+
+    def _beat_sqlite(self) -> None:
+        path = make_url(self.database_url).database
+        if not path or path == ":memory:":
+            return
+        now = time.time()
+        try:
+            with contextlib.closing(sqlite3.connect(path, timeout=self.timeout)) as conn, conn:
+                conn.execute(_SQLITE_BEAT, (self.name, now, now))
+        except sqlite3.Error as exc:
+            log.debug("could not write the leader heartbeat (%s)", exc)
+
+    async def _sqlite_heartbeats(self) -> None:
+        while True:
+            await asyncio.to_thread(self._beat_sqlite)
+            await asyncio.sleep(self.retry)
+
+
+@dataclass(frozen=True)
+class LeaderSeen:
+    """A server that leads this database now (holds the lock) or did `seconds_ago`."""
+
+    replica: str
+    seconds_ago: float | None
+    holds_lock: bool
+
+
+def recent_leader(database_url: str, *, within: float = LEADER_RECENT) -> LeaderSeen | None:
+    """Who leads (or led within `within` seconds) the deployment on this database; None if nobody did.
+
+    PostgreSQL: the advisory lock held right now (also by a server too old to write heartbeats), else the newest
+    heartbeat by the database's clock. SQLite: the newest heartbeat (a missing file has none)."""
+    if make_url(database_url).get_backend_name() in ("postgresql", "postgres"):
+        return _recent_pg(database_url, within)
+    return _recent_sqlite(database_url, within)
+
+
+def _recent_pg(database_url: str, within: float) -> LeaderSeen | None:
+    with psycopg.connect(libpq_url(database_url), connect_timeout=5, autocommit=True) as conn:
+        row = conn.execute("SELECT current_schema()").fetchone()
+        key = lock_key_for(row[0] if row else None)
+        held = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND ((classid::bigint << 32) | objid::bigint) = %s",
+            (key,),
+        ).fetchone()
+        holds = bool(held and held[0])
+        try:
+            beat = conn.execute(
+                "SELECT replica, extract(epoch from clock_timestamp())::float8 - beat_at FROM leader_heartbeats "
+                "ORDER BY beat_at DESC LIMIT 1"
+            ).fetchone()
+        except psycopg.errors.UndefinedTable:
+            beat = None
+    if beat is not None and (holds or float(beat[1]) <= within):
+        return LeaderSeen(str(beat[0]), max(float(beat[1]), 0.0), holds)
+    return LeaderSeen("unknown replica", None, True) if holds else None
+
+
+def _recent_sqlite(database_url: str, within: float) -> LeaderSeen | None:
+    path = make_url(database_url).database
+    if not path or path == ":memory:" or not os.path.exists(path):
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=5)) as conn:
+            beat = conn.execute("SELECT replica, beat_at FROM leader_heartbeats ORDER BY beat_at DESC LIMIT 1").fetchone()
+    except sqlite3.OperationalError:  # no such table: a database no server of this version has led
+        return None
+    if beat is None or time.time() - float(beat[1]) > within:
+        return None
+    return LeaderSeen(str(beat[0]), max(time.time() - float(beat[1]), 0.0), False)

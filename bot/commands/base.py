@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shlex
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -48,12 +47,69 @@ class Args:
         return not self.positional and not self.options
 
 
+MAX_COMMAND_TEXT = 8000  # characters; Slack itself caps slash-command text well below a megabyte
+_WHITESPACE = frozenset(" \t\r\n")
+_UNCLOSED = 'A quote is not closed. Put text with spaces in matching quotes: title="My idea".'
+# C0 controls except tab and newlines, DEL, C1 controls and lone surrogates: never meant, and PostgreSQL, GitHub
+# and Slack refuse some of them (a NUL byte cannot be stored in a PostgreSQL text column at all).
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+MIN_YEAR, MAX_YEAR = 2000, 2100  # dates people mean for meetings and plans; anything else is a typo
+
+
+def clean_text(text: str) -> str:
+    """User text without control characters (NUL, escape sequences, lone surrogates); tabs and newlines stay."""
+    return _CONTROL_RE.sub("", text)
+
+
 def tokenize(text: str) -> list[str]:
-    """Shell-style words; Slack's curly quotes count as quotes; an unclosed quote is explained."""
-    try:
-        return shlex.split(text.translate(_SMART_QUOTES), posix=True)
-    except ValueError:
-        raise UsageError('A quote is not closed. Put text with spaces in matching quotes: title="My idea".') from None
+    """Shell-style words (as `shlex.split`, in one linear pass); Slack's curly quotes count as quotes;
+    an unclosed quote is explained."""
+    words: list[str] = []
+    chars: list[str] = []
+    in_word = False  # inside a word (possibly an empty one, made of quotes: "")
+    quote = ""  # the open quote character, if any
+    chars_append = chars.append
+    it = iter(text.translate(_SMART_QUOTES))
+    for ch in it:
+        if quote == "'":
+            if ch == "'":
+                quote = ""
+            else:
+                chars_append(ch)
+        elif quote == '"':
+            if ch == '"':
+                quote = ""
+            elif ch == "\\":
+                nxt = next(it, None)
+                if nxt is None:
+                    raise UsageError(_UNCLOSED)
+                if nxt not in ('"', "\\"):
+                    chars_append(ch)  # inside double quotes only \" and \\ are escapes
+                chars_append(nxt)
+            else:
+                chars_append(ch)
+        elif ch in _WHITESPACE:
+            if in_word:
+                words.append("".join(chars))
+                chars.clear()
+                in_word = False
+        elif ch == "\\":
+            nxt = next(it, None)
+            if nxt is None:
+                raise UsageError(_UNCLOSED)
+            chars_append(nxt)
+            in_word = True
+        elif ch in "'\"":
+            quote = ch
+            in_word = True
+        else:
+            chars_append(ch)
+            in_word = True
+    if quote:
+        raise UsageError(_UNCLOSED)
+    if in_word:
+        words.append("".join(chars))
+    return words
 
 
 def split_args(words: Sequence[str]) -> Args:
@@ -98,18 +154,30 @@ def parse_when(text: str, tz: str) -> datetime:
             "(your time zone) or at=2026-03-12T14:00Z.",
             field="at",
         ) from None
+    _in_range(when.date(), text, "at")
     if when.tzinfo is None:
         when = when.replace(tzinfo=ZoneInfo(tz))
     return when.astimezone(UTC)
 
 
+def _in_range(day: date, text: str, field_name: str) -> None:
+    if not MIN_YEAR <= day.year <= MAX_YEAR:
+        raise InvalidInput(
+            f"`{text.strip()[:40]}` is not a year we can plan for. Use a date between {MIN_YEAR} and {MAX_YEAR}, "
+            f"e.g. {field_name}=2026-03-20.",
+            field=field_name,
+        )
+
+
 def parse_date(text: str, field_name: str) -> date:
     try:
-        return date.fromisoformat(text.strip())
+        day = date.fromisoformat(text.strip())
     except ValueError:
         raise InvalidInput(
             f"`{text[:40]}` is not a date. Use YYYY-MM-DD, e.g. {field_name}=2026-03-20.", field=field_name
         ) from None
+    _in_range(day, text, field_name)
+    return day
 
 
 # --- forms (modals) -----------------------------------------------------------------------------
@@ -243,7 +311,12 @@ async def dispatch(ctx: Context, text: str) -> Reply:
     """Run one `/phasegate` text. Always returns a reply: never raises, never silence."""
     sub: Subcommand | None = None
     try:
-        name, words = resolve_name(strip_mention_tokens(text or ""))
+        if len(text or "") > MAX_COMMAND_TEXT:  # checked first: nothing below reads a megabyte of text
+            raise UsageError(
+                f"That command is too long ({len(text):,} characters; the limit is {MAX_COMMAND_TEXT:,}). "
+                f"Put long text in the form instead: run `{ctx.command} <subcommand>` with nothing after it."
+            )
+        name, words = resolve_name(strip_mention_tokens(clean_text(text or "")))
         sub = REGISTRY.get(name)
         if sub is None:
             group = [s for s in REGISTRY if s.startswith(name + " ")]
@@ -287,7 +360,9 @@ async def submit_form(ctx: Context, form_name: str, values: Mapping[str, str], m
     }
     if missing:
         return Reply(field_errors=missing, message=notice("Some required fields are empty."))
-    options = {k: strip_mention_tokens(str(v)) for k, v in values.items() if v is not None and str(v) != ""}
+    options = {
+        k: strip_mention_tokens(clean_text(str(v))) for k, v in values.items() if v is not None and str(v) != ""
+    }
     options.update({k: v for k, v in meta.items() if k != "channel" and v})
     reply = await _guarded(ctx, sub, Args(options=dict(options), from_form=True))
     if reply.field_errors:

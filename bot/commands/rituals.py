@@ -8,7 +8,9 @@ import re
 from datetime import UTC, date, datetime
 
 from bot.commands.base import (
+    MAX_YEAR,
     MENTION_ANY_RE,
+    MIN_YEAR,
     Args,
     Context,
     Form,
@@ -68,9 +70,12 @@ def _when(raw: str, tz: str) -> datetime:
 
 def _epoch(raw: object, field: str) -> datetime:
     try:
-        return datetime.fromtimestamp(int(str(raw)), UTC)
+        when = datetime.fromtimestamp(int(str(raw)), UTC)
     except (ValueError, OverflowError, OSError):
         raise InvalidInput(f"`{str(raw)[:20]}` is not a time.", field=field) from None
+    if not MIN_YEAR <= when.year <= MAX_YEAR:
+        raise InvalidInput(f"Pick a time between {MIN_YEAR} and {MAX_YEAR}.", field=field)
+    return when
 
 
 def _window(args: Args) -> tuple[date, date] | None:

@@ -354,3 +354,16 @@ class SentMessage(SQLModel, table=True):
     team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
     key: str = Field(max_length=200)  # e.g. meeting:12:dm48:U123:seq0
     sent_at: datetime = _ts()
+
+
+# --- leader heartbeats (issue 10: the shell refuses a database a server leads) -----------------------------------
+
+
+class LeaderHeartbeat(SQLModel, table=True):
+    """The replica that leads writes its row every few seconds (epoch seconds, from the database's clock on
+    PostgreSQL), so `phasegate shell --db …` can tell a database that a live deployment runs on."""
+
+    __tablename__ = "leader_heartbeats"
+    replica: str = Field(primary_key=True, max_length=200)  # host:pid
+    beat_at: float = Field(index=True)
+    started_at: float

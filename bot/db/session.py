@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import quote
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import QueuePool
+
+Health = Literal["up", "busy", "down"]
 
 
 def _base(url: str) -> tuple[str, str]:
@@ -75,6 +80,44 @@ class Database:
             return True
         except Exception:
             return False
+
+    @property
+    def pool_exhausted(self) -> bool:
+        """Every pooled connection (overflow included) is checked out: the next session waits for one."""
+        pool = self.engine.pool
+        if not isinstance(pool, QueuePool) or pool._max_overflow < 0:
+            return False
+        return pool.checkedout() >= pool.size() + pool._max_overflow
+
+    async def health(self, *, within: float = 2.0) -> Health:
+        """`up`, `busy` (the database answers, but all pooled connections are in use) or `down`, within `within`
+        seconds: the check uses a connection of its own, so a full pool never makes it wait (or look down)."""
+        try:
+            await asyncio.wait_for(self._probe(within), within)
+        except Exception:  # refused, timed out, unreadable file, bad credentials: the database is not there for us
+            return "down"
+        return "busy" if self.pool_exhausted else "up"
+
+    async def _probe(self, within: float) -> None:
+        parsed = make_url(self.url)
+        if self.backend == "postgresql":
+            import psycopg
+
+            libpq = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+            pg = await psycopg.AsyncConnection.connect(libpq, connect_timeout=max(int(within), 1), autocommit=True)
+            try:
+                await pg.execute("SELECT 1")
+            finally:
+                await pg.close()
+            return
+        import aiosqlite
+
+        path = parsed.database or ""
+        if path in ("", ":memory:"):
+            return
+        # mode=rw: a missing file is "down", not silently created
+        async with aiosqlite.connect(f"file:{quote(path)}?mode=rw", uri=True, timeout=within) as conn:
+            await conn.execute("SELECT count(*) FROM sqlite_master")
 
     async def dispose(self) -> None:
         await self.engine.dispose()

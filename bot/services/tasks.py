@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -41,6 +41,18 @@ async def enqueue_sync(s: AsyncSession, *, project: Project, kind: str, ref: str
 
 
 async def _next_number(s: AsyncSession, project_id: int) -> int:
+    """max+1 under the project's row lock, held until commit, so concurrent adds never share or skip a number.
+
+    The lock is a no-op UPDATE of the project row: on PostgreSQL it waits for the other transaction's row lock
+    (READ COMMITTED: the max() after it sees that transaction's task); on SQLite, as the transaction's first
+    write, it takes the database's write lock (waiting up to busy_timeout), so no other writer commits in between.
+    """
+    await s.execute(
+        update(Project)
+        .where(col(Project.id) == project_id)
+        .values(iteration=Project.iteration)
+        .execution_options(synchronize_session=False)
+    )
     current = (
         await s.execute(select(func.max(Task.number)).where(col(Task.project_id) == project_id))
     ).scalar_one_or_none()
