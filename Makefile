@@ -1,11 +1,24 @@
-# The two commands: `make run` and `make test`. Both create .venv on first use.
+# The two commands: `make run` and `make test`. Both create .venv on first use and install exactly the
+# versions in the lock (requirements/*.txt, with hashes): with uv when it can be installed, else with pip.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+# uv is pinned here; `make lock` writes the same pin, with hashes, into requirements/uv.txt.
+UV_VERSION := 0.13.9
+# INSTALLER=pip skips uv and installs the same lock with pip (what happens anyway when uv cannot be installed).
+INSTALLER ?= uv
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
+RUN_LOCK := requirements/run.txt
+DEV_LOCK := requirements/dev.txt
+UV_LOCK := requirements/uv.txt
+# `make lock` keeps the pins it can and only resolves what pyproject.toml changed; UPGRADE=1 moves every pin
+# to the newest release pyproject.toml allows.
+LOCK_FLAGS := --quiet --universal --python-version 3.11 --generate-hashes --custom-compile-command 'make lock' \
+	$(if $(UPGRADE),--upgrade)
 
-.PHONY: run test lint typecheck pytest bench resilience db-upgrade manifest clean
+.PHONY: run test lint typecheck pytest bench resilience db-upgrade lock clean
 
 run: $(RUN_STAMP)
 	$(BIN)/phasegate run
@@ -37,15 +50,46 @@ db-upgrade: $(RUN_STAMP)
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Phasegate needs Python 3.11 or newer; set PYTHON=python3.11 (or newer).")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(RUN_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+# $(have_uv): true when .venv/bin/uv is the pinned version, installing it (hash-checked, with pip) if needed.
+uv_ok = { [ "$$($(BIN)/uv --version 2>/dev/null | cut -d' ' -f2)" = "$(UV_VERSION)" ] \
+	|| $(PIP) install --quiet --disable-pip-version-check --require-hashes -r $(UV_LOCK); }
+have_uv = [ "$(INSTALLER)" = uv ] && $(uv_ok)
+
+# $(call install_lock,LOCK): the venv gets exactly the versions in LOCK, then the project itself (editable, no
+# dependencies, built with the locked setuptools). uv sync also removes what LOCK does not list; pip only adds.
+define install_lock
+	@if $(have_uv); then \
+		echo "uv pip sync --require-hashes $(1)"; \
+		$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes $(1) \
+		&& $(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e . ; \
+	else \
+		[ "$(INSTALLER)" = uv ] && echo "uv $(UV_VERSION) could not be installed; installing $(1) with pip instead" >&2; \
+		echo "pip install --require-hashes -r $(1)"; \
+		$(PIP) install --quiet --disable-pip-version-check --require-hashes -r $(1) \
+		&& $(PIP) install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . ; \
+	fi
+endef
+
+# Syncing the run lock removes the dev tools, so it invalidates the dev stamp; the dev lock includes the run lock.
+$(RUN_STAMP): $(RUN_LOCK) $(UV_LOCK) pyproject.toml | $(BIN)/python
+	$(call install_lock,$(RUN_LOCK))
+	@rm -f $(DEV_STAMP)
 	@touch $@
 
-$(DEV_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(DEV_STAMP): $(DEV_LOCK) $(UV_LOCK) pyproject.toml | $(BIN)/python
+	$(call install_lock,$(DEV_LOCK))
 	@touch $@ $(RUN_STAMP)
+
+# Refresh the lock after editing dependencies in pyproject.toml (needs PyPI). The dev lock is resolved first and
+# the run lock is constrained by it, so both hold the same version of every package they share.
+lock: | $(BIN)/python
+	@# by version, not from requirements/uv.txt: that file is what this writes (and is stale when UV_VERSION changes)
+	@[ "$$($(BIN)/uv --version 2>/dev/null | cut -d' ' -f2)" = "$(UV_VERSION)" ] \
+		|| $(PIP) install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip compile $(LOCK_FLAGS) pyproject.toml requirements/build.in --extra dev -o $(DEV_LOCK)
+	$(BIN)/uv pip compile $(LOCK_FLAGS) pyproject.toml requirements/build.in -c $(DEV_LOCK) -o $(RUN_LOCK)
+	echo 'uv==$(UV_VERSION)' | $(BIN)/uv pip compile $(LOCK_FLAGS) - -o $(UV_LOCK)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
