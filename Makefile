@@ -49,12 +49,16 @@ db-upgrade: $(RUN_STAMP)
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Phasegate needs Python 3.11 or newer; set PYTHON=python3.11 (or newer).")'
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --without-pip $(VENV)
 
+# $(call pip_into_venv,ARGS): `pip install ARGS` into the venv, with the interpreter's own pip when it has one
+# (`pip --python`: the venv then needs no pip of its own, and ensurepip costs ~8 s), else with the venv's pip.
+pip_into_venv = { $(PYTHON) -m pip --python $(BIN)/python install --quiet --disable-pip-version-check $(1) 2>/dev/null \
+	|| { { $(PIP) --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --default-pip >/dev/null; } \
+	&& $(PIP) install --quiet --disable-pip-version-check $(1); }; }
+uv_is_pinned = [ "$$($(BIN)/uv --version 2>/dev/null | cut -d' ' -f2)" = "$(UV_VERSION)" ]
 # $(have_uv): true when .venv/bin/uv is the pinned version, installing it (hash-checked, with pip) if needed.
-uv_ok = { [ "$$($(BIN)/uv --version 2>/dev/null | cut -d' ' -f2)" = "$(UV_VERSION)" ] \
-	|| $(PIP) install --quiet --disable-pip-version-check --require-hashes -r $(UV_LOCK); }
-have_uv = [ "$(INSTALLER)" = uv ] && $(uv_ok)
+have_uv = [ "$(INSTALLER)" = uv ] && { $(uv_is_pinned) || $(call pip_into_venv,--require-hashes -r $(UV_LOCK)); }
 
 # $(call install_lock,LOCK): the venv gets exactly the versions in LOCK, then the project itself (editable, no
 # dependencies, built with the locked setuptools). uv sync also removes what LOCK does not list; pip only adds.
@@ -66,8 +70,8 @@ define install_lock
 	else \
 		[ "$(INSTALLER)" = uv ] && echo "uv $(UV_VERSION) could not be installed; installing $(1) with pip instead" >&2; \
 		echo "pip install --require-hashes -r $(1)"; \
-		$(PIP) install --quiet --disable-pip-version-check --require-hashes -r $(1) \
-		&& $(PIP) install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . ; \
+		$(call pip_into_venv,--require-hashes -r $(1)) \
+		&& $(call pip_into_venv,--no-deps --no-build-isolation -e .) ; \
 	fi
 endef
 
@@ -85,8 +89,7 @@ $(DEV_STAMP): $(DEV_LOCK) $(UV_LOCK) pyproject.toml | $(BIN)/python
 # the run lock is constrained by it, so both hold the same version of every package they share.
 lock: | $(BIN)/python
 	@# by version, not from requirements/uv.txt: that file is what this writes (and is stale when UV_VERSION changes)
-	@[ "$$($(BIN)/uv --version 2>/dev/null | cut -d' ' -f2)" = "$(UV_VERSION)" ] \
-		|| $(PIP) install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	@$(uv_is_pinned) || $(call pip_into_venv,uv==$(UV_VERSION))
 	$(BIN)/uv pip compile $(LOCK_FLAGS) pyproject.toml requirements/build.in --extra dev -o $(DEV_LOCK)
 	$(BIN)/uv pip compile $(LOCK_FLAGS) pyproject.toml requirements/build.in -c $(DEV_LOCK) -o $(RUN_LOCK)
 	echo 'uv==$(UV_VERSION)' | $(BIN)/uv pip compile $(LOCK_FLAGS) - -o $(UV_LOCK)
