@@ -18,6 +18,10 @@ UV_LOCK := requirements/uv.txt
 LOCK_FLAGS := --quiet --universal --python-version 3.11 --generate-hashes --custom-compile-command 'make lock' \
 	$(if $(UPGRADE),--upgrade)
 
+# The venv is make's own: let Python cache bytecode in it. A first start compiles ~1300 modules (~8 s here); with
+# PYTHONDONTWRITEBYTECODE=1 in the environment every later `make run` or `make test` would compile them again.
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: run test lint typecheck pytest bench resilience db-upgrade lock clean
 
 run: $(RUN_STAMP)
