@@ -85,9 +85,12 @@ $(RUN_STAMP): $(RUN_LOCK) $(UV_LOCK) pyproject.toml | $(BIN)/python
 	@rm -f $(DEV_STAMP)
 	@touch $@
 
+# The dev stamp records which lock the venv holds (its sha256); tests/test_lock.py checks the venv against it.
 $(DEV_STAMP): $(DEV_LOCK) $(UV_LOCK) pyproject.toml | $(BIN)/python
 	$(call install_lock,$(DEV_LOCK))
-	@touch $@ $(RUN_STAMP)
+	@$(BIN)/python -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' \
+		$(DEV_LOCK) > $@
+	@touch $(RUN_STAMP)
 
 # Refresh the lock after editing dependencies in pyproject.toml (needs PyPI). The dev lock is resolved first and
 # the run lock is constrained by it, so both hold the same version of every package they share.
