@@ -22,7 +22,7 @@ LOCK_FLAGS := --quiet --universal --python-version 3.11 --generate-hashes --cust
 # PYTHONDONTWRITEBYTECODE=1 in the environment every later `make run` or `make test` would compile them again.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: run test lint typecheck pytest bench resilience db-upgrade lock clean
+.PHONY: run test lint typecheck pytest bench resilience db-upgrade manifest lock clean
 
 run: $(RUN_STAMP)
 	$(BIN)/phasegate run
