@@ -56,10 +56,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv --without-pip $(VENV)
 
 # $(call pip_into_venv,ARGS): `pip install ARGS` into the venv, with the interpreter's own pip when it has one
-# (`pip --python`: the venv then needs no pip of its own, and ensurepip costs ~8 s), else with the venv's pip.
-pip_into_venv = { $(PYTHON) -m pip --python $(BIN)/python install --quiet --disable-pip-version-check $(1) 2>/dev/null \
-	|| { { $(PIP) --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --default-pip >/dev/null; } \
-	&& $(PIP) install --quiet --disable-pip-version-check $(1); }; }
+# (pip >= 22.3 has `--python`: the venv then needs no pip of its own, and ensurepip costs ~8 s), else with the venv's pip.
+pip_into_venv = { if $(PYTHON) -c 'import pip, sys; sys.exit([*map(int, pip.__version__.split(".")[:2])] < [22, 3])' 2>/dev/null; then \
+	$(PYTHON) -m pip --python $(BIN)/python install --quiet --disable-pip-version-check $(1); \
+	else { $(PIP) --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --default-pip >/dev/null; } \
+	&& $(PIP) install --quiet --disable-pip-version-check $(1); fi; }
 uv_is_pinned = [ "$$($(BIN)/uv --version 2>/dev/null | cut -d' ' -f2)" = "$(UV_VERSION)" ]
 # $(have_uv): true when .venv/bin/uv is the pinned version, installing it (hash-checked, with pip) if needed.
 have_uv = [ "$(INSTALLER)" = uv ] && { $(uv_is_pinned) || $(call pip_into_venv,--require-hashes -r $(UV_LOCK)); }
