@@ -33,9 +33,12 @@ class Pin:
     hashes: list[str] = field(default_factory=list)
 
 
-def parse_lock(text: str) -> dict[str, Pin]:
-    """Pins of a `uv pip compile --generate-hashes` file, by canonical name."""
-    pins: dict[str, Pin] = {}
+def parse_lock(text: str) -> dict[str, list[Pin]]:
+    """Pins of a `uv pip compile --generate-hashes` file, by canonical name.
+
+    A universal lock may pin one package twice, under exclusive markers (e.g. per Python version).
+    """
+    pins: dict[str, list[Pin]] = {}
     current: Pin | None = None
     for raw in text.splitlines():
         line = raw.strip()
@@ -50,21 +53,22 @@ def parse_lock(text: str) -> dict[str, Pin]:
         specs = list(req.specifier)
         assert len(specs) == 1 and specs[0].operator == "==", f"not an exact pin: {raw!r}"
         current = Pin(canonicalize_name(req.name), Version(specs[0].version), req.marker)
-        assert current.name not in pins, f"{req.name} pinned twice"
-        pins[current.name] = current
+        assert current.marker is not None or current.name not in pins, f"{req.name} pinned twice"
+        pins.setdefault(current.name, []).append(current)
     return pins
 
 
-def disagreements(requirements: list[str], pins: dict[str, Pin]) -> list[str]:
+def disagreements(requirements: list[str], pins: dict[str, list[Pin]]) -> list[str]:
     """What in `requirements` (PEP 508 strings) the lock lacks or pins outside the specifier."""
     problems: list[str] = []
     for text in requirements:
         req = Requirement(text)
-        pin = pins.get(canonicalize_name(req.name))
-        if pin is None:
+        locked = pins.get(canonicalize_name(req.name), [])
+        if not locked:
             problems.append(f"{req.name} is not in the lock")
-        elif not req.specifier.contains(pin.version, prereleases=True):
-            problems.append(f"{req.name} is locked at {pin.version}, outside {req.specifier}")
+        for pin in locked:
+            if not req.specifier.contains(pin.version, prereleases=True):
+                problems.append(f"{req.name} is locked at {pin.version}, outside {req.specifier}")
     return problems
 
 
@@ -96,23 +100,30 @@ def test_the_check_catches_a_dependency_added_without_relocking() -> None:
     assert disagreements(["slack-bolt>=1.20", "not-a-locked-package>=1"], pins) == [
         "not-a-locked-package is not in the lock"
     ]
-    locked = pins["slack-bolt"].version
+    locked = pins["slack-bolt"][0].version
     assert disagreements([f"Slack_Bolt>{locked}"], pins) == [f"Slack_Bolt is locked at {locked}, outside >{locked}"]
+    forked = parse_lock(
+        "foo==1.0 ; python_full_version < '3.12' \\\n    --hash=sha256:aa\n"
+        "foo==2.0 ; python_full_version >= '3.12' \\\n    --hash=sha256:bb\n"
+    )
+    assert disagreements(["foo>=1"], forked) == []
+    assert disagreements(["foo>=2"], forked) == ["foo is locked at 1.0, outside >=2"]
 
 
 def test_run_and_dev_locks_share_one_set_of_pins() -> None:
     run, dev = parse_lock(RUN_LOCK.read_text()), parse_lock(DEV_LOCK.read_text())
     assert sorted(set(run) - set(dev)) == []
-    assert {n: str(p.version) for n, p in run.items() if dev[n].version != p.version} == {}
+    versions = {n: {str(p.version) for p in ps} for n, ps in dev.items()}
+    assert {n: str(p.version) for n, ps in run.items() for p in ps if str(p.version) not in versions[n]} == {}
     dev_only = {canonicalize_name(Requirement(r).name) for r in pyproject()["project"]["optional-dependencies"]["dev"]}
     assert sorted(dev_only & set(run) & {"pytest", "ruff", "mypy", "hypothesis"}) == []
 
 
 def test_every_pin_carries_hashes() -> None:
     for lock in (RUN_LOCK, DEV_LOCK, UV_LOCK):
-        bare = [name for name, pin in parse_lock(lock.read_text()).items() if not pin.hashes]
-        assert bare == [], f"{lock.name}: pins without --hash ({RELOCK})"
-        assert all(h.startswith("sha256:") for p in parse_lock(lock.read_text()).values() for h in p.hashes)
+        pins = [p for ps in parse_lock(lock.read_text()).values() for p in ps]
+        assert [p.name for p in pins if not p.hashes] == [], f"{lock.name}: pins without --hash ({RELOCK})"
+        assert all(h.startswith("sha256:") for p in pins for h in p.hashes)
 
 
 def test_extras_are_locked_too() -> None:
@@ -123,7 +134,7 @@ def test_extras_are_locked_too() -> None:
         req = Requirement(text)
         for extra in sorted(req.extras):
             installed = Version(importlib.metadata.version(req.name))
-            if installed != dev[canonicalize_name(req.name)].version:
+            if installed not in {p.version for p in dev[canonicalize_name(req.name)]}:
                 pytest.skip(f"{req.name} {installed} is installed, not the locked version (checked by the next test)")
             for dep_text in importlib.metadata.requires(req.name) or []:
                 dep = Requirement(dep_text)
@@ -147,9 +158,11 @@ def test_the_environment_running_the_tests_has_the_locked_versions() -> None:
         f"{sys.prefix} does not hold the current requirements/dev.txt; `make test` re-syncs it"
     )
     wrong: dict[str, tuple[str, str]] = {}
-    for name, pin in parse_lock(DEV_LOCK.read_text()).items():
-        if pin.marker is not None and not pin.marker.evaluate():
+    for name, pins in parse_lock(DEV_LOCK.read_text()).items():
+        applying = [p for p in pins if p.marker is None or p.marker.evaluate()]
+        if not applying:
             continue
+        pin = applying[0]
         try:
             installed = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -163,7 +176,8 @@ def test_uv_is_pinned_once() -> None:
     makefile = (ROOT / "Makefile").read_text()
     match = re.search(r"^UV_VERSION\s*:?=\s*(\S+)", makefile, re.M)
     assert match is not None
-    assert {n: str(p.version) for n, p in parse_lock(UV_LOCK.read_text()).items()} == {"uv": match.group(1)}, RELOCK
+    pins = parse_lock(UV_LOCK.read_text())
+    assert {n: [str(p.version) for p in ps] for n, ps in pins.items()} == {"uv": [match.group(1)]}, RELOCK
 
 
 @pytest.mark.parametrize("lock", ["requirements/run.txt", "requirements/uv.txt"])
