@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -228,15 +227,19 @@ async def test_serve_and_two_cli_syncs_side_by_side_create_no_duplicate_issue(
         bot = await asyncio.to_thread(procs.bot, env)
         started = time.monotonic()
         clis = [
-            subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", "sync", "genres"],
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot.cli",
+                "sync",
+                "genres",
                 env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
             )
             for _ in range(2)
         ]
-        outputs = [(await asyncio.to_thread(p.communicate, None, 180))[0].decode(errors="replace") for p in clis]
+        outputs = [(await asyncio.wait_for(p.communicate(), 180))[0].decode(errors="replace") for p in clis]
         codes = [p.returncode for p in clis]
 
         async def drained() -> bool:
