@@ -24,7 +24,7 @@ from bot.db.session import Database
 from bot.github.webhooks import signature
 from bot.services import Services
 from tests.bot.github.conftest import COLLABORATORS, REPO, add_tasks, new_project
-from tests.resilience.procs import Proc, Processes, await_until, bot_env
+from tests.resilience.procs import FakeSlackProc, Proc, Processes, await_until, bot_env
 from tests.resilience.test_github_resilience import marker_counts, outbox_left, procs, served_database
 
 pytestmark = pytest.mark.resilience
@@ -72,8 +72,8 @@ class Flood:
     """One sender per issue, each posting its issue's events in order and re-sending an event until it is
     answered 202 (as GitHub's redelivery would): 503 while the bot shuts down, no connection while it is down."""
 
-    def __init__(self, url: str, titles: dict[int, str]) -> None:
-        self.url = url
+    def __init__(self, url: str | list[str], titles: dict[int, str]) -> None:
+        self.urls = [url] if isinstance(url, str) else url  # issue n goes to urls[n % len], the next one on refusal
         self.titles = titles
         self.accepted = 0
         self.refused: Counter[str] = Counter()
@@ -91,15 +91,18 @@ class Flood:
                 "X-Hub-Signature-256": signature(SECRET, raw),
                 "Content-Type": "application/json",
             }
+            target = number
             while True:
+                url = self.urls[target % len(self.urls)]
                 try:
-                    async with http.post(self.url, data=raw, headers=headers) as resp:
+                    async with http.post(url, data=raw, headers=headers) as resp:
                         if resp.status in (200, 202):
                             self.accepted += 1
                             break
                         self.refused[str(resp.status)] += 1
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     self.refused[exc.__class__.__name__] += 1
+                target += 1
                 await asyncio.sleep(0.2)
 
 
@@ -124,8 +127,8 @@ async def final_states(db: Database, pid: int) -> Counter[str]:
         return Counter((await s.execute(select(Task.status).where(Task.project_id == pid))).scalars())
 
 
-def start(procs: Processes, url: str) -> Proc:
-    slack = procs.fake_slack()
+def start(procs: Processes, url: str, slack: FakeSlackProc | None = None) -> Proc:
+    slack = slack or procs.fake_slack()
     env = bot_env(database_url=url, slack_api_url=slack.api_url, github_api_url=None, GITHUB_WEBHOOK_SECRET=SECRET)
     return procs.bot(env)
 
@@ -202,6 +205,50 @@ async def test_sigterm_during_a_webhook_flood_exits_0_and_every_delivery_is_appl
             f"applied {await applied(db)} of {ISSUES * PER_ISSUE}, state changes {await state_changes(db)}"
         )
         await asyncio.to_thread(bot.stop)
+    finally:
+        await db.dispose()
+
+
+async def sigterm(bot: Proc) -> int | None:
+    os.kill(bot.pid, signal.SIGTERM)
+    code = await asyncio.to_thread(bot.popen.wait, 30)
+    assert code == 0, bot.log_tail()
+    assert "Phasegate stopped cleanly" in bot.log.read_text(errors="replace")[bot.log_offset :]
+    return code
+
+
+async def test_a_rolling_restart_of_two_replicas_during_a_webhook_flood_loses_nothing(
+    served_database: str, procs: Processes
+) -> None:
+    if make_url(served_database).get_backend_name() == "sqlite":
+        pytest.skip("replicas share a PostgreSQL database")
+    db = Database(served_database)
+    try:
+        pid, titles = await seed(db, ISSUES)
+        slack = await asyncio.to_thread(procs.fake_slack)
+        a = await asyncio.to_thread(start, procs, served_database, slack)
+        b = await asyncio.to_thread(start, procs, served_database, slack)
+        flood = Flood([f"{a.url}/github/webhook", f"{b.url}/github/webhook"], titles)
+        sending = asyncio.create_task(flood.run())
+        codes = []
+        for i, replica in enumerate((a, b)):
+
+            async def enough(n: int = 100 * (i + 1)) -> bool:
+                return flood.accepted >= n
+
+            await await_until(enough, within=60, what="webhooks answered")
+            codes.append(await sigterm(replica))
+            restarted = await asyncio.to_thread(replica.restart)
+            a, b = (restarted, b) if i == 0 else (a, restarted)
+        await sending
+        await check_all_applied(db, pid, flood, b)
+        print(
+            f"\nrolling restart of 2 replicas during a flood (postgresql): exit codes {codes}, "
+            f"answered {flood.accepted}, refused while stopping {dict(flood.refused)} (re-sent to the other), "
+            f"applied {await applied(db)} of {ISSUES * PER_ISSUE}, state changes {await state_changes(db)}"
+        )
+        await asyncio.to_thread(a.stop)
+        await asyncio.to_thread(b.stop)
     finally:
         await db.dispose()
 
