@@ -262,7 +262,9 @@ async def test_serve_and_two_cli_syncs_side_by_side_create_no_duplicate_issue(
         pid = await new_project(services)
         await add_tasks(services, pid, 58)  # + the 2 Discovery defaults = 60 issues
         fake = await asyncio.to_thread(procs.fake_github, repos={REPO: COLLABORATORS})
-        fake.add_fault("slow", route="/repos/{owner}/{repo}/issues", method="POST", probability=1.0, delay=0.02)
+        fake.add_fault(
+            "slow", route="/repos/{owner}/{repo}/issues", method="POST", probability=1.0, delay=0.15
+        )  # overlap: without the lock, 20 duplicates
         slack = await asyncio.to_thread(procs.fake_slack)
         env = bot_env(
             database_url=served_database,
