@@ -17,6 +17,7 @@ from bot.clock import FakeClock
 from bot.db.models import OutboxItem, WebhookDelivery
 from bot.db.session import Database
 from bot.github.webhooks import signature
+from bot.messaging import RecordingMessenger
 from bot.services import Services
 from bot.services.sync import SyncService
 from tests.bot.github.conftest import LEAD, REPO
@@ -142,3 +143,21 @@ async def test_two_concurrent_syncs_coalesce_into_one_run(services: Services, sy
     assert len(keys) == len(set(keys)) and keys
     assert [k for k in keys if k.endswith(":labels:")] == [f"{pid}:labels:"]
     assert col(OutboxItem.id) is not None
+
+
+async def test_a_webhook_received_by_a_replica_that_does_not_lead_ends_in_exactly_one_digest(
+    services: Services, sync: SyncService, db: Database, clock: FakeClock
+) -> None:
+    _, numbers = await synced_project(services, sync)
+    title = "Write the project brief"
+    body = json.dumps(issue_event(numbers[title], title, "closed", "2026-12-01T10:00:00Z"))
+    follower, leader = RecordingMessenger(), RecordingMessenger()
+    receiving = SyncService(db, clock, None, follower)  # another replica: stores only
+    leading = SyncService(db, clock, None, leader)  # the leader (a process of its own): applies and reports
+    assert await receiving.store(guid="via-follower", event="issues", action="closed", body=body)
+    assert await receiving.flush_digests() == 0  # stored, not applied yet: nothing to report
+    await leading.webhooks_idle()
+    assert await leading.flush_digests() == 1
+    assert await leading.flush_digests() == 0 and await receiving.flush_digests() == 0
+    assert len(leader.deliveries) == 1 and follower.deliveries == []
+    assert "closed: #1 Write the project brief" in json.dumps(leader.deliveries[0].message.blocks)
