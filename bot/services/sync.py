@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -351,6 +351,8 @@ class SyncService(ServiceBase):
                 continue
             try:
                 applied += await self._apply_one(delivery_id)
+            except (DBAPIError, OSError):
+                raise  # the database is unreachable or busy: leave it (and what follows) for the next pass
             except Exception:
                 log.exception("applying stored GitHub delivery %s failed; it is skipped", delivery_id)
                 async with self.db.session() as s:
