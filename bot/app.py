@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ Route = tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]
 
 HEALTH_TIMEOUT = 2.0  # seconds; well inside Docker's healthcheck timeout (5 s)
 POLL_INTERVAL = 300.0  # seconds between GitHub polls when no webhook secret (so no public URL) is set
+SAFETY_POLL_INTERVAL = 1800.0  # with webhooks: a conditional poll every 30 min catches what no webhook told us
 
 
 @dataclass
@@ -70,12 +72,15 @@ class PhasegateApp:
     background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     leadership: Leadership | None = None
+    draining: bool = False  # set on SIGTERM/SIGINT: new requests are answered 503
 
     @property
     def services(self) -> Services:
         return self.core.services
 
     async def slack_events(self, request: web.Request) -> web.Response:
+        if self.draining:
+            return web.json_response({"error": "shutting down"}, status=503)
         bolt_response = await self.bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
 
@@ -83,6 +88,8 @@ class PhasegateApp:
         """200 when the database answers; 503 with `database: busy` (all pooled connections in use: requests wait)
         or `database: down` otherwise, within ~2 s: the check has its own connection, not one from the pool."""
         leader = bool(self.leadership and self.leadership.is_leader)
+        if self.draining:
+            return web.json_response({"ok": False, "shutting_down": True, "leader": leader}, status=503)
         health = await self.db.health(within=HEALTH_TIMEOUT)
         return web.json_response(
             {"ok": health == "up", "database": health, "leader": leader}, status=200 if health == "up" else 503
@@ -141,9 +148,14 @@ def create_app(
     if settings.github_webhook_secret is not None:
         from bot.github.webhooks import make_webhook_handler
 
-        handler = make_webhook_handler(core.sync, secret=settings.github_webhook_secret.get_secret_value())
+        handler = make_webhook_handler(
+            core.sync, secret=settings.github_webhook_secret.get_secret_value(), accepting=lambda: not app.draining
+        )
         app.extra_routes.append(("POST", "/github/webhook", handler))
-    worker = SyncWorker(core.sync, poll_interval=None if settings.github_webhook_secret else POLL_INTERVAL)
+    # Deliveries stored by another replica wake no one here: the leader looks every few seconds.
+    worker = SyncWorker(
+        core.sync, interval=5.0, poll_interval=SAFETY_POLL_INTERVAL if settings.github_webhook_secret else POLL_INTERVAL
+    )
 
     async def elected() -> None:
         core.scheduler.resume()
@@ -197,21 +209,31 @@ async def serve_socket_mode(app: PhasegateApp, *, host: str, port: int) -> tuple
 
 
 async def run_forever(app: PhasegateApp, mode: str) -> None:
-    """Serve in HTTP or Socket Mode until interrupted."""
+    """Serve in HTTP or Socket Mode until SIGTERM or SIGINT, then shut down gracefully: answer new requests 503,
+    let requests under way finish, let the worker finish its pass, release the leader lock, log, return."""
+    import signal
+
     settings = app.settings
     stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    handler: AsyncSocketModeHandler | None = None
     if mode == "socket":
         runner, handler = await serve_socket_mode(app, host=settings.phasegate_host, port=settings.phasegate_port)
-        try:
-            await stop.wait()
-        finally:
-            await handler.close_async()  # type: ignore[no-untyped-call]
-            await runner.cleanup()
-            await app.close()
-        return
-    runner = await serve_http(app, host=settings.phasegate_host, port=settings.phasegate_port)
+    else:
+        runner = await serve_http(app, host=settings.phasegate_host, port=settings.phasegate_port)
     try:
         await stop.wait()
+        log.info("Phasegate shutting down: no new requests; finishing the work under way")
+        app.draining = True
     finally:
-        await runner.cleanup()
-        await app.close()
+        if handler is not None:
+            await handler.close_async()  # type: ignore[no-untyped-call]
+        await runner.cleanup()  # stops listening, waits for requests in flight
+        await app.close()  # the worker finishes its pass; the leader lock is released
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    log.info("Phasegate stopped cleanly")

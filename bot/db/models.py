@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -367,3 +367,31 @@ class LeaderHeartbeat(SQLModel, table=True):
     replica: str = Field(primary_key=True, max_length=200)  # host:pid
     beat_at: float = Field(index=True)
     started_at: float
+
+
+# --------------------------------------------------------------------------- webhook inbox (migration 0004)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """A verified GitHub webhook, stored before it is answered 202; the leader applies it (applied_at) and
+    reports its changes in one digest (digest, digested_at). Pruned after a retention period."""
+
+    __tablename__ = "webhook_deliveries"
+    id: int | None = Field(default=None, primary_key=True)
+    guid: str = Field(max_length=100, unique=True)
+    event: str = Field(max_length=40)
+    action: str = Field(default="", max_length=40)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    received_at: datetime = _ts(index=True)
+    applied_at: datetime | None = _ts(nullable=True, index=True)
+    digest: list[dict[str, Any]] = _json(list)
+    digested_at: datetime | None = _ts(nullable=True)
+
+
+class GitHubIssueVersion(SQLModel, table=True):
+    """The `updated_at` of the latest `issues` event applied per issue, so an older (replayed) one is ignored."""
+
+    __tablename__ = "github_issue_versions"
+    repo: str = Field(primary_key=True, max_length=200)
+    number: int = Field(primary_key=True)
+    updated_at: datetime = _ts()

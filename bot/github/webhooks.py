@@ -27,15 +27,31 @@ class WebhookEvent:
 
 
 class WebhookReceiver(Protocol):
-    """Where verified events go (SyncService implements it)."""
+    """Where verified deliveries go (SyncService implements it)."""
 
-    async def seen(self, delivery_id: str) -> bool:
-        """True when this delivery GUID has already been applied (a redelivery)."""
+    async def store(self, *, guid: str, event: str, action: str, body: str) -> bool:
+        """Persist the delivery (the leader applies it later); False when this GUID is already stored."""
         ...
 
-    def submit(self, event: WebhookEvent) -> None:
-        """Queue the event; it is applied after the answer has gone out."""
-        ...
+
+def malformed(event: str, payload: dict[str, Any]) -> str | None:
+    """Why a signed payload cannot be applied (None when it can): what GitHub always sends is missing."""
+    if not isinstance(payload.get("repository"), dict):
+        return "the payload has no repository object"
+    key = "issue" if event == "issues" else "milestone"
+    item = payload.get(key)
+    if not isinstance(item, dict):
+        return f"the payload has no {key} object"
+    if not isinstance(item.get("number"), int):
+        return f"the {key} has no number"
+    if event == "issues":
+        from bot.github.gateway import parse_issue
+
+        try:
+            parse_issue(item)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            return f"the issue cannot be read ({exc.__class__.__name__})"
+    return None
 
 
 def signature(secret: str | bytes, body: bytes) -> str:
@@ -51,13 +67,18 @@ def verify_signature(secret: str | bytes, body: bytes, header: str | None) -> bo
     return hmac.compare_digest(signature(secret, body).encode(), header.strip().encode())
 
 
-def make_webhook_handler(receiver: WebhookReceiver, *, secret: str) -> Handler:
-    """The aiohttp handler for `POST /github/webhook`: 401 on a bad signature (nothing changes), 200 for a
-    redelivery or an event we ignore, 202 once the event is queued. GitHub wants an answer within 10 s."""
+def make_webhook_handler(
+    receiver: WebhookReceiver, *, secret: str, accepting: Callable[[], bool] = lambda: True
+) -> Handler:
+    """The aiohttp handler for `POST /github/webhook`: 401 on a bad signature (nothing changes), 400 for a signed
+    but malformed payload, 200 for a redelivery or an event we ignore, 202 once the delivery is stored (not
+    before: a crash after the 202 loses nothing), 503 while shutting down. GitHub wants an answer within 10 s."""
     if not secret:
         raise ValueError("a webhook secret is required (GITHUB_WEBHOOK_SECRET)")
 
     async def handle(request: web.Request) -> web.Response:
+        if not accepting():
+            return web.json_response({"error": "shutting down; deliver again later"}, status=503)
         body = await request.read()
         if not verify_signature(secret, body, request.headers.get("X-Hub-Signature-256")):
             log.warning("GitHub webhook with a missing or wrong signature refused")
@@ -74,9 +95,16 @@ def make_webhook_handler(receiver: WebhookReceiver, *, secret: str) -> Handler:
             return web.json_response({"error": "body is not JSON"}, status=400)
         if not isinstance(payload, dict):
             return web.json_response({"error": "body is not a JSON object"}, status=400)
-        if await receiver.seen(delivery):
+        problem = malformed(event, payload)
+        if problem is not None:
+            log.warning("GitHub %s delivery %s refused: %s", event, delivery[:100], problem)
+            return web.json_response({"error": problem}, status=400)
+        action = payload.get("action")
+        stored = await receiver.store(
+            guid=delivery, event=event, action=action if isinstance(action, str) else "", body=body.decode()
+        )
+        if not stored:
             return web.json_response({"ok": True, "duplicate": True})
-        receiver.submit(WebhookEvent(delivery, event, payload))
-        return web.json_response({"ok": True, "queued": True}, status=202)
+        return web.json_response({"ok": True, "stored": True}, status=202)
 
     return handle

@@ -4,26 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, func, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
-from bot.db.models import GitHubIssue, GitHubMilestone, Member, OutboxItem, ProcessedDelivery, Project, Task
+from bot.db.models import (
+    GitHubIssue,
+    GitHubIssueVersion,
+    GitHubMilestone,
+    Member,
+    OutboxItem,
+    ProcessedDelivery,
+    Project,
+    Task,
+    WebhookDelivery,
+)
 from bot.db.session import Database
 from bot.github.gateway import GhIssue, GitHubError, GitHubGateway, RateLimited, build_gateway, parse_issue
 from bot.github.pacing import Pacer, Sleep
 from bot.github.sync import DrainResult, SyncEngine, SyncPlan, compute_plan, milestone_title, task_id_in
 from bot.github.webhooks import WebhookEvent
+from bot.locks import SyncLock
 from bot.messaging import Messenger, RecordingMessenger
 from bot.process import PHASE_ORDER, Phase, evaluate_gate
 from bot.rendering import Message, render_message
@@ -32,6 +44,9 @@ from bot.services.gates import gather_facts
 from bot.services.tasks import enqueue_sync
 
 log = logging.getLogger(__name__)
+
+PRUNE_INTERVAL = 3600.0  # seconds between prunes of old delivery records
+RETENTION_DAYS = 14  # webhook deliveries and dedupe records older than this are pruned (GitHub keeps 3 days)
 
 PREVIEW_NOTE = (
     "Preview mode: no GitHub credentials are configured, so nothing is sent to GitHub. Set GITHUB_TOKEN "
@@ -115,10 +130,9 @@ class SyncService(ServiceBase):
         self.engine = (
             SyncEngine(db, clock, gateway, self.pacer, max_failures=max_failures, rng=rng) if gateway else None
         )
-        self._drain_lock = asyncio.Lock()
+        self._drain_lock = SyncLock(db.url)  # shared with `phasegate sync` and other replicas
+        self._runs: dict[int, asyncio.Task[SyncReport]] = {}
         self._kicked = asyncio.Event()
-        self._queue: asyncio.Queue[WebhookEvent] | None = None
-        self._consumer: asyncio.Task[None] | None = None
         self._digest: dict[int, list[DigestEntry]] = {}
 
     @classmethod
@@ -151,7 +165,20 @@ class SyncService(ServiceBase):
 
     async def run(self, *, actor: Actor, project_id: int, max_wait: float = 1800.0) -> SyncReport:
         """Queue everything the project has (labels, every phase's milestone, every task's issue), drain the
-        queue (sleeping through backoffs, up to `max_wait` seconds), then read back changes made in GitHub."""
+        queue (sleeping through backoffs, up to `max_wait` seconds), then read back changes made in GitHub.
+        A run asked for while one is under way for the project joins it (one run, the same report)."""
+        running = self._runs.get(project_id)
+        if running is None or running.done():
+            running = asyncio.get_running_loop().create_task(
+                self._run(actor=actor, project_id=project_id, max_wait=max_wait)
+            )
+            self._runs[project_id] = running
+            running.add_done_callback(
+                lambda t: self._runs.pop(project_id, None) if self._runs.get(project_id) is t else None
+            )
+        return await asyncio.shield(running)
+
+    async def _run(self, *, actor: Actor, project_id: int, max_wait: float) -> SyncReport:
         async with self.db.session() as s:
             project = await self.project_by_id(s, actor, project_id)
             if self.engine is None or not project.repo:
@@ -162,7 +189,7 @@ class SyncService(ServiceBase):
                     plan=await compute_plan(s, project, self.gateway, self.pacer),
                 )
             await self._enqueue_all(s, actor, project)
-        async with self._drain_lock:
+        async with self._drain_lock.hold():
             result = await self.engine.drain(project_id=project_id, wait=True, max_wait=max_wait)
         inbound = await self.poll(project_id=project_id)
         pending, failing = await self._queue_counts(project_id)
@@ -197,7 +224,7 @@ class SyncService(ServiceBase):
         """Apply due outbox items across projects (the scheduler and SyncWorker call this); preview mode: nothing."""
         if self.engine is None:
             return DrainResult()
-        async with self._drain_lock:
+        async with self._drain_lock.hold():
             return await self.engine.drain(limit=limit)
 
     def kick(self) -> None:
@@ -282,70 +309,153 @@ class SyncService(ServiceBase):
     # ------------------------------------------------------------------ changes made in GitHub
 
     async def seen(self, delivery_id: str) -> bool:
-        """True when this GitHub delivery GUID has already been applied."""
+        """True when this GitHub delivery GUID is already stored in the inbox."""
         async with self.db.session() as s:
             found = (
-                await s.execute(
-                    select(ProcessedDelivery.id).where(
-                        ProcessedDelivery.source == "github", ProcessedDelivery.delivery_id == delivery_id[:100]
-                    )
-                )
+                await s.execute(select(WebhookDelivery.id).where(WebhookDelivery.guid == delivery_id[:100]))
             ).first()
         return found is not None
 
-    def submit(self, event: WebhookEvent) -> None:
-        """Queue a verified webhook event; it is applied in the background, in arrival order."""
-        if self._queue is None:
-            self._queue = asyncio.Queue()
-            self._consumer = asyncio.get_running_loop().create_task(self._consume(), name="github-webhooks")
-        self._queue.put_nowait(event)
-
-    async def _consume(self) -> None:
-        assert self._queue is not None
-        while True:
-            event = await self._queue.get()
-            try:
-                await self.apply_webhook(event)
-            except Exception:
-                log.exception("applying GitHub %s delivery %s failed", event.event, event.delivery_id)
-            finally:
-                self._queue.task_done()
-
-    async def webhooks_idle(self) -> None:
-        """Wait until every queued webhook event has been applied."""
-        if self._queue is not None:
-            await self._queue.join()
-
-    async def apply_webhook(self, event: WebhookEvent) -> bool:
-        """Apply one `issues` / `milestone` event exactly once (its delivery GUID is stored in the same unit
-        of work); False for a delivery already applied."""
-        payload = event.payload
-        repo = str((payload.get("repository") or {}).get("full_name") or "")
-        sender = str((payload.get("sender") or {}).get("login") or "") or None
-        entries: list[tuple[int, DigestEntry]] = []
+    async def store(self, *, guid: str, event: str, action: str, body: str) -> bool:
+        """Persist a verified delivery in the inbox (before it is answered 202) and wake the worker; False when
+        this GUID is already stored (a redelivery). Any replica may store; the leader applies."""
         try:
             async with self.db.session() as s:
                 s.add(
-                    ProcessedDelivery(
-                        source="github", delivery_id=event.delivery_id[:100], received_at=self.clock.now()
+                    WebhookDelivery(
+                        guid=guid[:100], event=event[:40], action=action[:40], body=body, received_at=self.clock.now()
                     )
                 )
-                await s.flush()
-                for project in await self._projects_for(s, repo):
-                    assert project.id is not None
-                    if event.event == "issues" and isinstance(payload.get("issue"), dict):
-                        found = await self._reconcile(s, project, parse_issue(payload["issue"]), sender)
-                    elif event.event == "milestone" and isinstance(payload.get("milestone"), dict):
-                        found = await self._milestone_event(
-                            s, project, str(payload.get("action")), payload["milestone"], sender
-                        )
-                    else:
-                        found = []
-                    entries.extend((project.id, e) for e in found)
         except IntegrityError:
-            return False  # a redelivery raced us and won
-        self._add_digest(entries)
+            return False
+        self.kick()
         return True
+
+    async def apply_stored(self, *, limit: int = 500) -> int:
+        """Apply stored deliveries not yet applied, in the order received; each is marked applied in the same
+        transaction as its effect (so a crash redoes it, never half of it). Returns how many were applied."""
+        async with self.db.session() as s:
+            ids = list(
+                (
+                    await s.execute(
+                        select(WebhookDelivery.id)
+                        .where(col(WebhookDelivery.applied_at).is_(None))
+                        .order_by(col(WebhookDelivery.id))
+                        .limit(limit)
+                    )
+                ).scalars()
+            )
+        applied = 0
+        for delivery_id in ids:
+            if delivery_id is None:
+                continue
+            try:
+                applied += await self._apply_one(delivery_id)
+            except (DBAPIError, OSError):
+                raise  # the database is unreachable or busy: leave it (and what follows) for the next pass
+            except Exception:
+                log.exception("applying stored GitHub delivery %s failed; it is skipped", delivery_id)
+                async with self.db.session() as s:
+                    await s.execute(
+                        update(WebhookDelivery)
+                        .where(col(WebhookDelivery.id) == delivery_id, col(WebhookDelivery.applied_at).is_(None))
+                        .values(applied_at=self.clock.now(), digested_at=self.clock.now())
+                    )
+        return applied
+
+    async def _apply_one(self, delivery_id: int) -> bool:
+        now = self.clock.now()
+        async with self.db.session() as s:
+            claimed = await s.execute(
+                update(WebhookDelivery)
+                .where(col(WebhookDelivery.id) == delivery_id, col(WebhookDelivery.applied_at).is_(None))
+                .values(applied_at=now)
+            )
+            if not getattr(claimed, "rowcount", 0):
+                return False  # applied meanwhile (by another pass)
+            row = await s.get(WebhookDelivery, delivery_id)
+            assert row is not None
+            try:
+                payload = json.loads(row.body)
+            except ValueError:
+                payload = {}
+            entries = await self._apply_payload(s, row.event, payload if isinstance(payload, dict) else {})
+            row.digest = [{"project_id": pid, **_entry_json(e)} for pid, e in entries]
+            if not entries:
+                row.digested_at = now
+            s.add(row)
+        return True
+
+    async def webhooks_idle(self) -> None:
+        """Apply every stored delivery now (tests and the CLI; the leader's worker does it in the background)."""
+        while await self.apply_stored():
+            pass
+
+    async def apply_webhook(self, event: WebhookEvent) -> bool:
+        """Store one `issues` / `milestone` event and apply what is stored; False for a delivery already stored."""
+        stored = await self.store(
+            guid=event.delivery_id,
+            event=event.event,
+            action=str(event.payload.get("action") or ""),
+            body=json.dumps(event.payload),
+        )
+        if stored:
+            await self.apply_stored()
+        return stored
+
+    async def _apply_payload(
+        self, s: AsyncSession, event: str, payload: dict[str, Any]
+    ) -> list[tuple[int, DigestEntry]]:
+        repo = str((payload.get("repository") or {}).get("full_name") or "")
+        sender = str((payload.get("sender") or {}).get("login") or "") or None
+        entries: list[tuple[int, DigestEntry]] = []
+        if event == "issues" and isinstance(payload.get("issue"), dict):
+            gh = parse_issue(payload["issue"])
+            if await self._stale(s, repo, gh):
+                log.info("ignored a stale GitHub %s event for %s#%s", payload.get("action"), repo, gh.number)
+                return []
+        for project in await self._projects_for(s, repo):
+            assert project.id is not None
+            if event == "issues" and isinstance(payload.get("issue"), dict):
+                found = await self._reconcile(s, project, parse_issue(payload["issue"]), sender)
+            elif event == "milestone" and isinstance(payload.get("milestone"), dict):
+                found = await self._milestone_event(
+                    s, project, str(payload.get("action")), payload["milestone"], sender
+                )
+            else:
+                found = []
+            entries.extend((project.id, e) for e in found)
+        return entries
+
+    async def _stale(self, s: AsyncSession, repo: str, gh: GhIssue) -> bool:
+        """True when an event for this issue with a later `updated_at` was already applied; else remember this one."""
+        if gh.updated_at is None or not repo:
+            return False
+        key = repo.lower()[:200]
+        version = await s.get(GitHubIssueVersion, (key, gh.number))
+        if version is None:
+            s.add(GitHubIssueVersion(repo=key, number=gh.number, updated_at=gh.updated_at))
+            await s.flush()
+            return False
+        if gh.updated_at < version.updated_at:
+            return True
+        version.updated_at = gh.updated_at
+        s.add(version)
+        return False
+
+    async def prune(self, *, days: int = RETENTION_DAYS) -> int:
+        """Delete webhook deliveries (applied and digested) and dedupe records older than `days`."""
+        cutoff = self.clock.now() - timedelta(days=days)
+        async with self.db.session() as s:
+            a = await s.execute(
+                delete(WebhookDelivery).where(
+                    col(WebhookDelivery.received_at) < cutoff,
+                    col(WebhookDelivery.applied_at).is_not(None),
+                    col(WebhookDelivery.digested_at).is_not(None),
+                )
+            )
+            b = await s.execute(delete(ProcessedDelivery).where(col(ProcessedDelivery.received_at) < cutoff))
+        return int(getattr(a, "rowcount", 0) or 0) + int(getattr(b, "rowcount", 0) or 0)
 
     async def poll(self, *, project_id: int) -> int:
         """Read the repository's issues (conditional: 304 when nothing changed) and apply what people changed
@@ -496,17 +606,31 @@ class SyncService(ServiceBase):
         for project_id, entry in entries:
             self._digest.setdefault(project_id, []).append(entry)
 
-    def pending_digest(self, project_id: int) -> list[DigestEntry]:
-        """Changes from GitHub not yet reported in Slack."""
-        return list(self._digest.get(project_id, []))
+    async def pending_digest(self, project_id: int) -> list[DigestEntry]:
+        """Changes from GitHub not yet reported in Slack (stored webhook effects, then polled ones)."""
+        async with self.db.session() as s:
+            stored = [e for _, e in await self._stored_digest(s, project_id)]
+        return stored + list(self._digest.get(project_id, []))
+
+    async def _stored_digest(self, s: AsyncSession, project_id: int) -> list[tuple[WebhookDelivery, DigestEntry]]:
+        rows = (
+            await s.execute(
+                select(WebhookDelivery)
+                .where(col(WebhookDelivery.applied_at).is_not(None), col(WebhookDelivery.digested_at).is_(None))
+                .order_by(col(WebhookDelivery.id))
+            )
+        ).scalars()
+        return [(row, _entry(d)) for row in rows for d in row.digest if d.get("project_id") == project_id]
 
     async def flush_digest(self, *, project_id: int) -> Message | None:
         """Post one Slack message for the changes gathered since the last flush: per phase touched, tasks
-        closed out of all, who changed what, and whether the phase's gate is now met. None when nothing changed."""
-        entries = self._digest.pop(project_id, [])
-        if not entries:
-            return None
+        closed out of all, who changed what, and whether the phase's gate is now met. None when nothing changed.
+        Stored webhook entries are marked digested in the same transaction, so each ends in exactly one digest."""
         async with self.db.session() as s:
+            stored = await self._stored_digest(s, project_id)
+            entries = [e for _, e in stored] + self._digest.pop(project_id, [])
+            if not entries:
+                return None
             project = await s.get(Project, project_id)
             if project is None:
                 return None
@@ -521,6 +645,17 @@ class SyncService(ServiceBase):
                     )
                 ).all()
             }
+            now = self.clock.now()
+            for row in {id(r): r for r, _ in stored}.values():
+                row.digest = [d for d in row.digest if d.get("project_id") != project_id]
+                if not row.digest:
+                    row.digested_at = now
+                s.add(row)
+            return await self._post_digest(project, entries, facts, counts)
+
+    async def _post_digest(
+        self, project: Project, entries: list[DigestEntry], facts: Any, counts: dict[str, tuple[int, int]]
+    ) -> Message:
         phases = []
         for phase in PHASE_ORDER:
             mine = [e for e in entries if e.phase is phase]
@@ -552,17 +687,21 @@ class SyncService(ServiceBase):
     async def flush_digests(self) -> int:
         """`flush_digest` for every project with gathered changes; returns the number of messages posted."""
         posted = 0
-        for project_id in list(self._digest):
+        async with self.db.session() as s:
+            rows = (
+                await s.execute(
+                    select(WebhookDelivery.digest).where(
+                        col(WebhookDelivery.applied_at).is_not(None), col(WebhookDelivery.digested_at).is_(None)
+                    )
+                )
+            ).scalars()
+            stored = {int(d["project_id"]) for digest in rows for d in digest if "project_id" in d}
+        for project_id in sorted(stored | set(self._digest)):
             posted += await self.flush_digest(project_id=project_id) is not None
         return posted
 
     async def aclose(self) -> None:
-        """Stop the webhook consumer and close the gateway."""
-        if self._consumer is not None:
-            self._consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._consumer
-            self._consumer, self._queue = None, None
+        """Close the gateway."""
         if self.gateway is not None:
             await self.gateway.close()
 
@@ -601,6 +740,27 @@ class _IssueIndex:
         return row if row is not None and row.number == gh.number else None
 
 
+def _entry_json(entry: DigestEntry) -> dict[str, Any]:
+    return {
+        "phase": entry.phase.value,
+        "task_number": entry.task_number,
+        "title": entry.title,
+        "change": entry.change,
+        "who": entry.who,
+    }
+
+
+def _entry(data: dict[str, Any]) -> DigestEntry:
+    number = data.get("task_number")
+    return DigestEntry(
+        Phase(str(data["phase"])),
+        int(number) if number is not None else None,
+        str(data.get("title") or ""),
+        str(data.get("change") or ""),
+        str(data.get("who") or ""),
+    )
+
+
 def _name(member: Member) -> str:
     return member.display_name or member.github_login or member.user_id
 
@@ -633,26 +793,37 @@ class SyncWorker:
         self.digest_interval = digest_interval
         self.batch = batch
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def start(self) -> None:
         """Start the loop in the background (idempotent)."""
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._loop(), name="github-sync-worker")
 
-    async def stop(self) -> None:
-        """Stop the loop and wait for it."""
+    async def stop(self, *, grace: float = 10.0) -> None:
+        """Let the pass under way finish (up to `grace` seconds; whatever is cut short is rolled back and left
+        to the next leader), then stop the loop."""
         if self._task is not None:
+            self._stopping = True
+            self.service.kick()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError, Exception):
+                await asyncio.wait_for(asyncio.shield(self._task), grace)
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
             self._task = None
+            self._stopping = False
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         last_poll = last_digest = loop.time()
-        while True:
+        last_prune = -PRUNE_INTERVAL
+        while not self._stopping:
             timeout = self.interval
             try:
+                applied = await self.service.apply_stored()
+                if self._stopping:
+                    break
                 result = await self.service.run_due(limit=self.batch)
                 now = loop.time()
                 if self.poll_interval is not None and now - last_poll >= self.poll_interval:
@@ -661,14 +832,17 @@ class SyncWorker:
                 if now - last_digest >= self.digest_interval:
                     last_digest = now
                     await self.service.flush_digests()
-                if result.processed >= self.batch:
+                if now - last_prune >= PRUNE_INTERVAL:
+                    last_prune = now
+                    await self.service.prune()
+                if result.processed >= self.batch or applied:
                     timeout = 0.0
                 elif result.next_due_at is not None:
                     due = (result.next_due_at - self.service.clock.now()).total_seconds()
                     timeout = min(self.interval, max(due, 0.05))
             except Exception:
                 log.exception("GitHub sync worker pass failed")
-            if timeout > 0:
+            if timeout > 0 and not self._stopping:
                 await self.service.wait_for_kick(timeout)
 
 

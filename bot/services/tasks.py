@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -22,19 +23,24 @@ async def enqueue_sync(s: AsyncSession, *, project: Project, kind: str, ref: str
     key = f"{project.id}:{kind}:{ref}"
     item = (await s.execute(select(OutboxItem).where(OutboxItem.dedupe_key == key))).scalar_one_or_none()
     if item is None:
-        s.add(
-            OutboxItem(
-                team_id=project.team_id,
-                project_id=project.id,
-                kind=kind,
-                ref=ref,
-                dedupe_key=key,
-                next_attempt_at=now,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-    elif item.status == "done":
+        try:
+            async with s.begin_nested():  # a concurrent request may insert the same key first: then reuse it
+                s.add(
+                    OutboxItem(
+                        team_id=project.team_id,
+                        project_id=project.id,
+                        kind=kind,
+                        ref=ref,
+                        dedupe_key=key,
+                        next_attempt_at=now,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            return
+        except IntegrityError:
+            item = (await s.execute(select(OutboxItem).where(OutboxItem.dedupe_key == key))).scalar_one()
+    if item.status == "done":
         # Pending or failing items already read the latest state when they run.
         item.status, item.attempts, item.next_attempt_at, item.updated_at = "pending", 0, now, now
         s.add(item)

@@ -1,7 +1,7 @@
 """leader heartbeats: the leading replica's last sign of life, so the shell refuses a live deployment's database
 
 Revision ID: 0005_sequences
-Revises: 0002_github
+Revises: 0004_webhook_inbox
 Create Date: 2026-12-02 13:50:00
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = '0005_sequences'
-down_revision: str | None = '0002_github'
+down_revision: str | None = '0004_webhook_inbox'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

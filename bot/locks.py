@@ -1,0 +1,78 @@
+"""One cross-process lock around GitHub writes: serve's worker, `phasegate sync` and every other writer take it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from bot.leader import libpq_url
+
+
+class SyncLock:
+    """PostgreSQL: a session advisory lock (its own key per schema, not the leader's). SQLite: an exclusive
+    `flock` on `<database file>.sync-lock`. In-memory SQLite is one process, so only the asyncio lock applies."""
+
+    def __init__(self, database_url: str, *, poll: float = 0.05) -> None:
+        self.database_url = database_url
+        self.poll = poll
+        self._local = asyncio.Lock()
+        url = make_url(database_url)
+        self.postgres = url.get_backend_name() in ("postgresql", "postgres")
+        database = url.database or ""
+        self.path = None if self.postgres or database in ("", ":memory:") else f"{database}.sync-lock"
+
+    @contextlib.asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        """Wait for the lock (cancel-safe), hold it for the block."""
+        async with self._local:
+            if self.postgres:
+                async with self._pg():
+                    yield
+            elif self.path is not None:
+                async with self._file(self.path):
+                    yield
+            else:
+                yield
+
+    @contextlib.asynccontextmanager
+    async def _pg(self) -> AsyncIterator[None]:
+        conn: psycopg.AsyncConnection[Any] = await psycopg.AsyncConnection.connect(
+            libpq_url(self.database_url), autocommit=True, application_name="phasegate-sync-lock"
+        )
+        try:
+            cur = await conn.execute("SELECT current_schema()")
+            row = await cur.fetchone()
+            digest = hashlib.blake2b(f"phasegate-sync:{row[0] if row else ''}".encode(), digest_size=8).digest()
+            key = int.from_bytes(digest, "big") & 0x7FFF_FFFF_FFFF_FFFF
+            while True:
+                cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+                got = await cur.fetchone()
+                if got and got[0]:
+                    break
+                await asyncio.sleep(self.poll)
+            yield  # closing the session below releases the lock
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    @contextlib.asynccontextmanager
+    async def _file(self, path: str) -> AsyncIterator[None]:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(self.poll)
+            yield
+        finally:
+            os.close(fd)  # releases the flock
