@@ -16,7 +16,7 @@ from alembic import op
 from bot.db.models import UTCDateTime
 
 revision: str = "0004_webhook_inbox"
-down_revision: str | None = '0002_github'
+down_revision: str | None = "0002_github"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
