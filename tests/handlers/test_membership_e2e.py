@@ -107,6 +107,9 @@ async def test_a_join_request_approved_by_the_lead_makes_a_member(slack: SlackHa
     await say(slack, 'task add "Now I may"', user=OUT)
     assert len(await rows(slack, Task)) == before + 1
     assert "join.approve" in {e.action for e in await rows(slack, AuditEntry)}
+    # The audit names people (as Slack mentions, with the name we know), never a bare id.
+    audit = await say(slack, "audit 40")
+    assert f"`join.approve` user=*olga* <@{OUT}>" in audit and f"={OUT}" not in audit
 
 
 PROPOSAL = 'propose meeting=1 title="{t}" approach="{a}" refs=2104.01778 why=good benefit=4 cost=3 risk=2'
