@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.signature import SignatureVerifier
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
@@ -81,8 +82,26 @@ class PhasegateApp:
     async def slack_events(self, request: web.Request) -> web.Response:
         if self.draining:
             return web.json_response({"error": "shutting down"}, status=503)
-        bolt_response = await self.bolt.async_dispatch(await to_bolt_request(request))
+        bolt_request = await to_bolt_request(request)
+        if await self._replayed(request, bolt_request.raw_body):
+            return web.Response(status=200)  # accepted once already: nothing is done twice
+        bolt_response = await self.bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
+
+    async def _replayed(self, request: web.Request, body: str) -> bool:
+        """A validly signed slash command or interaction whose signature was already accepted (a replay).
+
+        Events API deliveries (JSON) are left to their event-id dedupe, so Slack's retries stay answered once.
+        Unsigned or badly signed requests are left to Bolt, which answers 401.
+        """
+        signature = request.headers.get("X-Slack-Signature", "")
+        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        secret = self.settings.slack_signing_secret
+        if not signature or not timestamp or secret is None or body.lstrip().startswith("{"):
+            return False
+        if not SignatureVerifier(secret.get_secret_value()).is_valid(body, timestamp, signature):
+            return False
+        return not await self.services.deliveries.first_signature(signature=signature)
 
     async def healthz(self, request: web.Request) -> web.Response:
         """200 when the database answers; 503 with `database: busy` (all pooled connections in use: requests wait)
@@ -142,6 +161,7 @@ def create_app(
         raise_error_for_unhandled_request=False,
     )
     command = settings.phasegate_slash_command
+    services.use(command=command)
     for module in (commands, actions, views, events, home):
         module.register(bolt, services, command=command)
     app = PhasegateApp(settings=settings, db=database, core=core, bolt=bolt)

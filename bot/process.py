@@ -533,6 +533,8 @@ class ProposalFacts:
     cost_days: float | None
     risk: int | None
     late: bool = False
+    author: str = ""  # who submitted it (authors adds the co-authors who confirmed)
+    pending: frozenset[str] = frozenset()  # named co-authors who have not confirmed: they do not count yet
 
 
 def score(p: ProposalFacts) -> float:
@@ -598,7 +600,18 @@ def readiness(
     authored = set().union(*(p.authors for p in proposals)) if proposals else set()
     owed = tuple(u for u in required_set if u not in authored and u not in away_set)
     excused = tuple(u for u in required_set if u not in authored and u in away_set)
-    families = {approach_family(p.approach) for p in proposals if approach_family(p.approach)}
+    # Distinct minds: count people, not rows (a person's second proposal adds nothing; co-authors count once
+    # they confirmed), and families only when they come from at least two different people.
+    people = {p.author or min(p.authors, default=str(p.id)) for p in proposals}
+    family_people: dict[str, set[str]] = {}
+    for p in proposals:
+        if approach_family(p.approach):
+            family_people.setdefault(approach_family(p.approach), set()).update(p.authors or {p.author})
+    families = set(family_people)
+    family_minds = set().union(*family_people.values()) if family_people else set()
+    families_ok = len(families) >= 2 and len(family_minds) >= 2
+    pending = sorted(set().union(*(p.pending for p in proposals))) if proposals else []
+    pending_note = f"; {len(pending)} co-author(s) not confirmed yet do not count" if pending else ""
     uncited = [p for p in proposals if not p.reference_keys]
     no_cost = [p for p in proposals if p.benefit is None or p.cost_days is None]
     rules = (
@@ -610,15 +623,17 @@ def readiness(
         ),
         RuleResult(
             "min_proposals",
-            f"At least {min_proposals} proposals",
-            len(proposals) >= min_proposals,
-            f"{len(proposals)} submitted",
+            f"At least {min_proposals} proposals from different people",
+            len(people) >= min_proposals,
+            f"{len(proposals)} submitted by {len(people)} {'person' if len(people) == 1 else 'people'} "
+            "(a person's second proposal counts once)" + pending_note,
         ),
         RuleResult(
             "distinct_families",
-            "At least two distinct approach families",
-            len(families) >= 2,
-            f"{len(families)} famil{'y' if len(families) == 1 else 'ies'}: {', '.join(sorted(families)) or 'none'}",
+            "At least two distinct approach families, from different people",
+            families_ok,
+            f"{len(families)} famil{'y' if len(families) == 1 else 'ies'}: {', '.join(sorted(families)) or 'none'}"
+            + ("" if families_ok or len(families) < 2 else " — all from one person"),
         ),
         RuleResult(
             "cite_literature",

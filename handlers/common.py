@@ -45,7 +45,7 @@ async def context_for(
                     user_id=user_id,
                     display_name=person.name,
                     timezone=person.timezone,
-                    is_admin=person.is_admin or None,
+                    is_admin=person.is_admin,
                 )
             except Exception:  # an unknown zone name from Slack must not block the command
                 log.warning("could not store the Slack profile of %s", user_id, exc_info=True)

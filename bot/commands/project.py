@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from bot.commands.base import (
     REGISTRY,
@@ -494,4 +495,16 @@ async def audit(ctx: Context, args: Args) -> Reply:
     pid = await project_id(ctx, args)
     limit = int(args.positional[0]) if args.positional and args.positional[0].isdigit() else 15
     entries = await ctx.services.audit.entries(actor=ctx.actor, project_id=pid, limit=min(max(limit, 1), 40))
-    return Reply(message=render_message("blocks/audit.json.j2", text="Audit log", entries=entries))
+    # People by name, never a raw id: the actor and any person a detail names (user=, coauthors=…).
+    ids = {e.actor for e in entries}
+    for e in entries:
+        for v in e.detail.values():
+            for x in v if isinstance(v, list) else [v]:
+                if isinstance(x, str) and USER_ID_RE.fullmatch(x):
+                    ids.add(x)
+    known = await ctx.services.projects.members(team_id=ctx.actor.team_id, user_ids=sorted(ids))
+    people = {u: (known[u].display_name or "") if u in known else "" for u in ids if USER_ID_RE.fullmatch(u)}
+    return Reply(message=render_message("blocks/audit.json.j2", text="Audit log", entries=entries, people=people))
+
+
+USER_ID_RE = re.compile(r"[UW][A-Z0-9]{2,31}")

@@ -233,6 +233,8 @@ class Proposal(SQLModel, table=True):
     risk: int
     submitted_at: datetime = _ts()
     late: bool = Field(default=False)
+    # --- membership (0006): co-authors who confirmed from their DM; only they count for readiness ---
+    confirmed_coauthors: list[str] = _json(list)
 
 
 class Decision(SQLModel, table=True):

@@ -10,7 +10,7 @@ from bot.db.session import Database
 from bot.messaging import Messenger, RecordingMessenger
 from bot.services.artifacts import ArtifactService
 from bot.services.audit import AuditService
-from bot.services.base import Actor
+from bot.services.base import Actor, AdminCheck, ServiceBase
 from bot.services.decisions import DecisionService
 from bot.services.deliveries import DeliveryService
 from bot.services.gates import GateService
@@ -55,7 +55,7 @@ class Services:
     def build(cls, db: Database, clock: Clock, messenger: Messenger | None = None) -> Services:
         messenger = messenger or RecordingMessenger()
         meetings = MeetingService(db, clock, messenger)
-        return cls(
+        built = cls(
             db=db,
             clock=clock,
             messenger=messenger,
@@ -71,3 +71,14 @@ class Services:
             decisions=DecisionService(db, clock, messenger, meetings),
             rituals=RitualService(db, clock, messenger, meetings),
         )
+        built.use(admins=AdminCheck(messenger, clock))
+        return built
+
+    def use(self, *, admins: AdminCheck | None = None, command: str | None = None) -> None:
+        """Share the admin check (Slack's current flag) and the configured command name with every service."""
+        for svc in vars(self).values():
+            if isinstance(svc, ServiceBase):
+                if admins is not None:
+                    svc.admins = admins
+                if command is not None:
+                    svc.command = command

@@ -7,7 +7,7 @@ import math
 from sqlmodel import select
 
 from bot.db.models import Baseline, Brief, Evaluation, SuccessCriterion
-from bot.errors import InvalidInput, NotAllowed
+from bot.errors import InvalidInput
 from bot.process import Role, parse_criterion, parse_reference
 from bot.services.base import Actor, ServiceBase
 
@@ -62,6 +62,7 @@ class ArtifactService(ServiceBase):
         now = self.clock.now()
         async with self.db.session() as s:
             project = await self.project_by_id(s, actor, project_id)
+            await self.require_member(s, actor, project, "change the brief")
             brief = (await s.execute(select(Brief).where(Brief.project_id == project_id))).scalar_one_or_none()
             if brief is None:
                 brief = Brief(team_id=actor.team_id, project_id=project_id, updated_by=actor.user_id, updated_at=now)
@@ -105,9 +106,13 @@ class ArtifactService(ServiceBase):
         async with self.db.session() as s:
             project = await self.project_by_id(s, actor, project_id)
             if Role.BUSINESS_OWNER.value not in await self.roles_of(s, project, actor.user_id):
-                raise NotAllowed(
-                    "Only a business owner can acknowledge the brief. The lead can give the role with "
-                    "`/phasegate role @person business-owner`."
+                raise await self.refuse(
+                    s,
+                    actor=actor,
+                    project=project,
+                    doing="acknowledge the brief",
+                    message="Only a business owner can acknowledge the brief. The lead can give the role with "
+                    f"`{self.command} role @person business-owner`.",
                 )
             brief = (await s.execute(select(Brief).where(Brief.project_id == project_id))).scalar_one_or_none()
             if brief is None or not brief.problem:
@@ -127,7 +132,8 @@ class ArtifactService(ServiceBase):
         number = parse_number(value, "value")
         url = check_url(pipeline, "pipeline") if pipeline else None
         async with self.db.session() as s:
-            await self.project_by_id(s, actor, project_id)
+            project = await self.project_by_id(s, actor, project_id)
+            await self.require_member(s, actor, project, "record a baseline")
             row = Baseline(
                 team_id=actor.team_id,
                 project_id=project_id,
@@ -153,6 +159,7 @@ class ArtifactService(ServiceBase):
         number = parse_number(value, "value")
         async with self.db.session() as s:
             project = await self.project_by_id(s, actor, project_id)
+            await self.require_member(s, actor, project, "record an evaluation")
             row = Evaluation(
                 team_id=actor.team_id,
                 project_id=project_id,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -15,6 +16,38 @@ from bot.errors import NotAllowed, NotFound
 from bot.process import Role
 from bot.rendering import mention
 
+if TYPE_CHECKING:
+    from bot.messaging import Messenger
+
+MEMBER_ROLE = "member"  # a member without a particular role (their join request was approved)
+ADMIN_TTL = timedelta(minutes=5)  # how long Slack's is_admin/is_owner answer is trusted before asking again
+
+
+class AdminCheck:
+    """Slack's current admin flag for a person (users.info via the messenger), remembered for ADMIN_TTL."""
+
+    def __init__(self, messenger: Messenger, clock: Clock, ttl: timedelta = ADMIN_TTL) -> None:
+        self.messenger = messenger
+        self.clock = clock
+        self.ttl = ttl
+        self._seen: dict[tuple[str, str], tuple[bool | None, datetime]] = {}
+
+    async def current(self, team_id: str, user_id: str) -> bool | None:
+        """True/False as Slack says now (within the TTL); None when Slack does not know the person."""
+        now = self.clock.now()
+        hit = self._seen.get((team_id, user_id))
+        if hit is not None and now - hit[1] < self.ttl:
+            return hit[0]
+        try:
+            person = await self.messenger.person(team_id=team_id, user_id=user_id)
+        except Exception:
+            person = None
+        flag = None if person is None else bool(person.is_admin)
+        if len(self._seen) > 10_000:
+            self._seen.clear()
+        self._seen[(team_id, user_id)] = (flag, now)
+        return flag
+
 
 @dataclass(frozen=True)
 class Actor:
@@ -25,6 +58,9 @@ class Actor:
 
 
 class ServiceBase:
+    admins: AdminCheck | None = None  # set by Services.build: the admin override follows Slack's current flag
+    command: str = "/phasegate"  # the configured slash command, for refusals that say what to type
+
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
@@ -88,9 +124,14 @@ class ServiceBase:
         return roles
 
     async def is_admin(self, s: AsyncSession, actor: Actor) -> bool:
+        """Configured admins, else Slack's current is_admin/is_owner (cached minutes), else the last flag stored."""
         ws = await s.get(Workspace, actor.team_id)
         if ws is not None and actor.user_id in ws.admin_user_ids:
             return True
+        if self.admins is not None:
+            current = await self.admins.current(actor.team_id, actor.user_id)
+            if current is not None:
+                return current
         m = (
             await s.execute(
                 select(Member.is_admin).where(Member.team_id == actor.team_id, Member.user_id == actor.user_id)
@@ -98,13 +139,52 @@ class ServiceBase:
         ).scalar_one_or_none()
         return bool(m)
 
+    async def refuse(
+        self, s: AsyncSession, *, actor: Actor, project: Project | None, doing: str, message: str
+    ) -> NotAllowed:
+        """Audit a refused attempt (kept: committed before the caller raises) and return the error to raise."""
+        await self.audit(
+            s, actor=actor, action="refused", project_id=project.id if project else None, doing=doing[:200]
+        )
+        await s.commit()
+        return NotAllowed(message)
+
     async def require_lead(self, s: AsyncSession, actor: Actor, project: Project, doing: str) -> None:
         """Leads (and workspace admins) decide, advance, override, change settings, cancel meetings."""
         if project.lead_user_id == actor.user_id or await self.is_admin(s, actor):
             return
-        raise NotAllowed(
-            f"Only the project lead ({mention(project.lead_user_id)}) or a workspace admin can {doing}. "
-            "Ask them, or ask them to make you lead with `role @you lead`."
+        raise await self.refuse(
+            s,
+            actor=actor,
+            project=project,
+            doing=doing,
+            message=f"Only the project lead ({mention(project.lead_user_id)}) or a workspace admin can {doing}. "
+            f"Ask them, or ask them to make you lead with `{self.command} role @you lead`.",
+        )
+
+    async def is_member(self, s: AsyncSession, actor: Actor, project: Project) -> bool:
+        """The lead and the people the lead gave a role."""
+        if project.lead_user_id == actor.user_id:
+            return True
+        row = (
+            await s.execute(
+                select(ProjectMember).where(
+                    ProjectMember.project_id == project.id, ProjectMember.user_id == actor.user_id
+                )
+            )
+        ).scalar_one_or_none()
+        return row is not None and bool(row.roles)
+
+    async def require_member(self, s: AsyncSession, actor: Actor, project: Project, doing: str) -> None:
+        """Only members (and workspace admins) change a project; everyone may read it."""
+        if await self.is_member(s, actor, project) or await self.is_admin(s, actor):
+            return
+        raise await self.refuse(s, actor=actor, project=project, doing=doing, message=self.not_member(project, doing))
+
+    def not_member(self, project: Project, doing: str) -> str:
+        return (
+            f"Only members of {project.name} can {doing}. Ask the lead, {mention(project.lead_user_id)}, to add you "
+            f"(`{self.command} role @you <role>`), or ask to join with `{self.command} join {project.name}`."
         )
 
 

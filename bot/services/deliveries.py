@@ -11,6 +11,8 @@ from sqlmodel import col
 from bot.db.models import ProcessedDelivery
 from bot.services.base import ServiceBase
 
+SIGNATURE_SOURCE = "slack-sig"  # a signed slash command or interaction already accepted (replay guard)
+
 
 class DeliveryService(ServiceBase):
     async def first_time(self, *, source: str, delivery_id: str) -> bool:
@@ -40,3 +42,23 @@ class DeliveryService(ServiceBase):
                 )
             )
             return int(getattr(result, "rowcount", 0) or 0)
+
+    async def first_signature(self, *, signature: str, window_seconds: int = 300) -> bool:
+        """True the first time a signed Slack request's signature is seen (a replay gets False).
+
+        Kept in the database (shared by replicas) for Slack's signature window, then pruned.
+        """
+        now = self.clock.now()
+        try:
+            async with self.db.session() as s:
+                await s.execute(
+                    delete(ProcessedDelivery).where(
+                        col(ProcessedDelivery.source) == SIGNATURE_SOURCE,
+                        col(ProcessedDelivery.received_at) < now - timedelta(seconds=2 * window_seconds),
+                    )
+                )
+                s.add(ProcessedDelivery(source=SIGNATURE_SOURCE, delivery_id=signature[:100], received_at=now))
+        except IntegrityError:
+            return False
+        return True
+

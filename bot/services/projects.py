@@ -6,6 +6,7 @@ import re
 from datetime import date
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, or_, select
@@ -14,7 +15,7 @@ from bot.db.models import Member, PhaseRecord, Project, ProjectMember
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.process import Phase, Role, parse_working_hours
 from bot.rendering import mention
-from bot.services.base import Actor, ServiceBase
+from bot.services.base import MEMBER_ROLE, Actor, ServiceBase
 from bot.services.tasks import add_default_tasks
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
@@ -208,6 +209,45 @@ class ProjectService(ServiceBase):
             await s.flush()
             rows = (await s.execute(select(ProjectMember).where(ProjectMember.project_id == project_id))).scalars()
             return {r.user_id: set(r.roles) for r in rows}
+
+    async def request_join(self, *, actor: Actor, name: str) -> Project:
+        """`join <project>`: find the project the person asks to join (audited; the lead gets the buttons)."""
+        async with self.db.session() as s:
+            project = (
+                await s.execute(
+                    select(Project).where(Project.team_id == actor.team_id, func.lower(Project.name) == name.lower())
+                )
+            ).scalar_one_or_none()
+            if project is None:
+                raise NotFound(f"There is no project named `{name[:80]}`. `{self.command} status` lists yours.")
+            if await self.is_member(s, actor, project):
+                raise InvalidInput(f"You are already a member of {project.name}.")
+            await self.audit(s, actor=actor, action="join.request", project_id=project.id)
+            return project
+
+    async def answer_join(self, *, actor: Actor, project_id: int, user_id: str, approve: bool) -> Project:
+        """The lead (or an admin) approves a join request (the person becomes a member) or declines it."""
+        async with self.db.session() as s:
+            project = await self.project_by_id(s, actor, project_id)
+            await self.require_lead(s, actor, project, "answer join requests")
+            if approve:
+                await self.member(s, actor.team_id, user_id)
+                row = (
+                    await s.execute(
+                        select(ProjectMember).where(
+                            ProjectMember.project_id == project_id, ProjectMember.user_id == user_id
+                        )
+                    )
+                ).scalar_one_or_none()
+                if row is None:
+                    row = ProjectMember(team_id=actor.team_id, project_id=project_id, user_id=user_id, roles=[])
+                if not row.roles:
+                    row.roles = [MEMBER_ROLE]
+                s.add(row)
+            await self.audit(
+                s, actor=actor, action="join.approve" if approve else "join.decline", project_id=project_id, user=user_id
+            )
+            return project
 
     async def link_github(self, *, actor: Actor, user_id: str, login: str, project_id: int | None = None) -> Member:
         """Map a Slack user to a GitHub login: yourself, or anyone if you lead the project or are an admin."""

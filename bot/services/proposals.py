@@ -9,12 +9,13 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from bot.db.models import Decision, Meeting, Project, ProjectMember, Proposal
+from bot.db.models import Decision, Meeting, Project, Proposal
 from bot.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from bot.process import (
     ProposalFacts,
     Readiness,
     Reference,
+    approach_family,
     duplicate_references,
     parse_reference,
     rank_proposals,
@@ -22,7 +23,7 @@ from bot.process import (
     score,
     validate_proposal,
 )
-from bot.rendering import mention
+from bot.rendering import Message, mention, mrkdwn
 from bot.services.base import Actor
 from bot.services.meetings import (
     COMMAND,
@@ -53,6 +54,7 @@ class ProposalView:
     score: float
     carried: bool  # a runner-up of the previous iteration's decision
     submitted_at: datetime
+    pending: tuple[str, ...] = ()  # named co-authors who have not confirmed yet ("co-author pending")
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,9 @@ def facts(p: Proposal) -> ProposalFacts:
     return ProposalFacts(
         id=p.id,
         title=p.title,
-        authors=frozenset([p.author_user_id, *p.coauthors]),
+        authors=frozenset([p.author_user_id, *(c for c in p.coauthors if c in p.confirmed_coauthors)]),
+        author=p.author_user_id,
+        pending=frozenset(c for c in p.coauthors if c not in p.confirmed_coauthors),
         approach=p.approach,
         reference_keys=tuple(r.key for r in _references(p)),
         benefit=p.benefit if 1 <= p.benefit <= 5 else None,
@@ -103,7 +107,7 @@ def _view(p: Proposal, carried: bool) -> ProposalView:
         id=p.id,
         title=p.title,
         approach=p.approach,
-        authors=(p.author_user_id, *p.coauthors),
+        authors=(p.author_user_id, *(c for c in p.coauthors if c in p.confirmed_coauthors)),
         references=_references(p),
         why=p.why,
         benefit=p.benefit,
@@ -114,6 +118,7 @@ def _view(p: Proposal, carried: bool) -> ProposalView:
         score=round(score(facts(p)), 2),
         carried=carried,
         submitted_at=p.submitted_at,
+        pending=tuple(c for c in p.coauthors if c not in p.confirmed_coauthors),
     )
 
 
@@ -218,47 +223,75 @@ class ProposalService(RitualBase):
             if meeting.status not in OPEN_STATUSES:
                 raise Conflict(f"Meeting #{meeting.id} is {meeting.status}: it takes no more proposals.")
             attendees = {r.user_id for r in await attendee_rows(s, meeting.id)}
-            member = (
-                await s.execute(
-                    select(ProjectMember.id).where(
-                        ProjectMember.project_id == project.id, ProjectMember.user_id == actor.user_id
-                    )
-                )
-            ).first()
-            if actor.user_id not in attendees and member is None and actor.user_id != project.lead_user_id:
-                raise NotAllowed(
-                    f"Only people in {project.name} (or invited to meeting #{meeting.id}) can propose. "
-                    f"Ask {mention(project.lead_user_id)} to give you a role."
+            # Attendees who are not members may propose for this meeting only.
+            if (
+                actor.user_id not in attendees
+                and not await self.is_member(s, actor, project)
+                and not await self.is_admin(s, actor)
+            ):
+                raise await self.refuse(
+                    s,
+                    actor=actor,
+                    project=project,
+                    doing=f"propose for meeting #{meeting.id}",
+                    message=f"Only members of {project.name} (or people invited to meeting #{meeting.id}) can "
+                    f"propose. Ask the lead, {mention(project.lead_user_id)}, to add you "
+                    f"(`{self.command} role @you <role>`), or ask to join with `{self.command} join {project.name}`.",
                 )
             deadline = meeting.proposal_deadline
-            proposal = Proposal(
+            named = [c for c in dict.fromkeys(coauthors) if c != actor.user_id]
+            # One person's resubmission of the same proposal (same title) updates it instead of adding one.
+            same = [
+                p
+                for p in (
+                    await s.execute(
+                        select(Proposal).where(
+                            Proposal.meeting_id == meeting.id, Proposal.author_user_id == actor.user_id
+                        )
+                    )
+                ).scalars()
+                if approach_family(p.title) == approach_family(valid.title)
+            ]
+            proposal = same[0] if same else Proposal(
                 team_id=project.team_id,
                 project_id=project.id,
                 meeting_id=meeting.id,
                 author_user_id=actor.user_id,
-                coauthors=[c for c in dict.fromkeys(coauthors) if c != actor.user_id],
                 title=valid.title,
                 approach=valid.approach,
-                references=[r.value for r in valid.references],
                 why=valid.why,
                 benefit=valid.benefit,
                 cost_days=valid.cost_days,
-                compute=valid.compute,
                 risk=valid.risk,
                 submitted_at=now,
-                late=deadline is not None and now > deadline,
             )
+            updated = bool(same)
+            proposal.confirmed_coauthors = [c for c in proposal.confirmed_coauthors if c in named]
+            asked = [c for c in named if c not in proposal.confirmed_coauthors and c not in proposal.coauthors]
+            proposal.coauthors = named
+            proposal.title, proposal.approach, proposal.why = valid.title, valid.approach, valid.why
+            proposal.references = [r.value for r in valid.references]
+            proposal.benefit, proposal.cost_days, proposal.risk = valid.benefit, valid.cost_days, valid.risk
+            proposal.compute = valid.compute
+            proposal.submitted_at = now
+            proposal.late = deadline is not None and now > deadline
             s.add(proposal)
             await s.flush()
             await self.audit(
                 s,
                 actor=actor,
-                action="proposal.submit",
+                action="proposal.update" if updated else "proposal.submit",
                 project_id=project.id,
                 meeting=meeting.id,
                 proposal=proposal.id,
                 late=proposal.late or None,
+                coauthors=named or None,
             )
+            assert proposal.id is not None
+            for c in asked:
+                await self.messenger.dm(
+                    team_id=project.team_id, user_id=c, message=coauthor_request(proposal, actor.user_id, meeting.id)
+                )
             return Submitted(_view(proposal, carried=False), await view_of(s, meeting, project))
 
     async def ranked(self, *, actor: Actor, project_id: int | None, meeting_id: int | None = None) -> MeetingProposals:
@@ -274,3 +307,61 @@ class ProposalService(RitualBase):
             if kind_of(meeting).proposals_required:
                 ready = await self.readiness_of(s, meeting, project, cands, at=self.clock.now())
             return MeetingProposals(await view_of(s, meeting, project), cands, ready)
+
+    async def consent(self, *, actor: Actor, proposal_id: int, confirm: bool) -> ProposalView:
+        """A named co-author confirms (then the proposal counts for them) or declines (then they are removed)."""
+        async with self.db.session() as s:
+            proposal = await s.get(Proposal, proposal_id)
+            if proposal is None or proposal.team_id != actor.team_id:
+                raise NotFound(f"There is no proposal #{proposal_id} in this workspace.")
+            if actor.user_id not in proposal.coauthors:
+                raise NotAllowed(
+                    f"Proposal #{proposal_id} does not name you as a co-author; only the people it names can confirm."
+                )
+            if confirm:
+                proposal.confirmed_coauthors = sorted({*proposal.confirmed_coauthors, actor.user_id})
+            else:
+                proposal.coauthors = [c for c in proposal.coauthors if c != actor.user_id]
+                proposal.confirmed_coauthors = [c for c in proposal.confirmed_coauthors if c != actor.user_id]
+            s.add(proposal)
+            await self.audit(
+                s,
+                actor=actor,
+                action="proposal.coauthor-confirm" if confirm else "proposal.coauthor-decline",
+                project_id=proposal.project_id,
+                proposal=proposal.id,
+            )
+            return _view(proposal, carried=False)
+
+
+def coauthor_request(p: Proposal, author: str, meeting_id: int) -> Message:
+    """The DM asking a named co-author to confirm: until they do, the proposal does not count for them."""
+    text = (
+        f"{mention(author)} named you co-author of proposal #{p.id} *{mrkdwn(p.title, 150)}* for meeting #{meeting_id}. "
+        "It counts as your proposal only once you confirm."
+    )
+    return Message(
+        text=f"Confirm co-authoring proposal #{p.id}?",
+        blocks=[
+            {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": "phasegate:coauthor-confirm",
+                        "text": {"type": "plain_text", "text": "Confirm"},
+                        "style": "primary",
+                        "value": str(p.id),
+                    },
+                    {
+                        "type": "button",
+                        "action_id": "phasegate:coauthor-decline",
+                        "text": {"type": "plain_text", "text": "Decline"},
+                        "value": str(p.id),
+                    },
+                ],
+            },
+        ],
+    )
+

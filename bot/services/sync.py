@@ -216,6 +216,7 @@ class SyncService(ServiceBase):
             project = await self.project_by_id(s, actor, project_id)
             plan = await compute_plan(s, project, self.gateway, self.pacer)
             if self.engine is not None and project.repo:
+                await self.require_member(s, actor, project, "sync with GitHub")
                 await self._enqueue_all(s, actor, project)
         self.kick()
         return plan

@@ -145,6 +145,7 @@ class TaskService(ServiceBase):
             raise InvalidInput(f"The title is {len(title)} characters; GitHub allows {MAX_TITLE}.", field="title")
         async with self.db.session() as s:
             project = await self.project_by_id(s, actor, project_id)
+            await self.require_member(s, actor, project, "add tasks")
             now = self.clock.now()
             task = await new_task(
                 s,
@@ -166,6 +167,7 @@ class TaskService(ServiceBase):
             raise InvalidInput("A task is either open or closed.")
         async with self.db.session() as s:
             project = await self.project_by_id(s, actor, project_id)
+            await self.require_member(s, actor, project, "close or reopen tasks")
             task = (
                 await s.execute(select(Task).where(Task.project_id == project_id, Task.number == number))
             ).scalar_one_or_none()

@@ -13,7 +13,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = '0005_sequences'
-down_revision: str | None = '0004_webhook_inbox'
+down_revision: str | None = "0004_webhook_inbox"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

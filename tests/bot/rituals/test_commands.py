@@ -181,7 +181,7 @@ async def test_a_proposal_with_errors_names_every_bad_field_and_saves_nothing(
 
 
 async def test_proposing_through_the_form_the_button_and_text(
-    services: Services, scheduler: ReminderScheduler, clock: FakeClock
+    services: Services, scheduler: ReminderScheduler, clock: FakeClock, messenger: RecordingMessenger
 ) -> None:
     pid = await new_team(services, people=TEAM)
     await run(ctx(services), "meeting schedule kind=model-decision at=2026-03-06T15:00")
@@ -201,7 +201,11 @@ async def test_proposing_through_the_form_the_button_and_text(
     reply = await submit(ctx(services, "URAJ"), "propose", values)
     assert reply.field_errors == {}
     assert "Saved proposal #1" in block_text(valid_message(reply.message))
-    assert "Co-authored with <@UANA>" in block_text(reply.message) and reply.refresh_home == {"URAJ", "UANA"}
+    # The co-author has not confirmed yet: the proposal says so, and they got a DM to confirm or decline.
+    assert "Co-author pending: <@UANA>" in block_text(reply.message) and reply.refresh_home == {"URAJ"}
+    assert ("phasegate:coauthor-confirm", "1") in buttons(messenger.to("UANA", "dm")[-1].message)
+    confirmed = await press(ctx(services, "UANA", channel=None), "phasegate:coauthor-confirm", "1")
+    assert "now counts as yours too" in block_text(confirmed.message)
     # Text, late: after the deadline it is accepted and marked late.
     clock.set(utc(2026, 3, 5, 15))
     late = await run(
@@ -223,7 +227,8 @@ async def test_proposing_through_the_form_the_button_and_text(
         ctx(services, "USTRANGER"),
         "propose meeting=1 project=genres title=t approach=a refs=1609.04243 why=w benefit=1 cost=1 risk=1",
     )
-    assert "Only people in genres" in block_text(stranger.message)
+    refusal = block_text(stranger.message)
+    assert "Only members of genres" in refusal and "/phasegate join genres" in refusal and "<@ULEAD>" in refusal
     assert pid
 
 

@@ -69,6 +69,12 @@ async def test_the_whole_ladder_of_a_model_decision_meeting(
     await services.proposals.submit(
         actor=actor("USUB"), project_id=None, meeting_id=mid, fields=GOOD["transformer"], coauthors=["UCO"]
     )
+    # The co-author is asked first; only once they confirm does the proposal count for them too.
+    consent = timeline.take()
+    assert summary(consent) == [("Mon 10:00", "dm", "UCO")]
+    assert ("phasegate:coauthor-confirm", "1") in buttons(consent[0][1].message)
+    await press(Context(services=services, actor=actor("UCO"), channel_id=None), "phasegate:coauthor-confirm", "1")
+    del timeline.entries[-1]
     await timeline.run_until(scheduler, utc(2026, 3, 3, 15))
     await services.proposals.submit(actor=actor("UANA"), project_id=None, meeting_id=mid, fields=GOOD["boosting"])
     await timeline.run_until(scheduler, utc(2026, 3, 5, 15))

@@ -85,8 +85,8 @@ async def test_each_rule_failing_alone_shows_in_the_channel_verdict(
 ) -> None:
     pid, mid = await setup_meeting(services, min_proposals=3 if failing == "min_proposals" else 2)
     await propose(services, "UANA", mid, "transformer")
-    if failing == "all_submitted":  # Ana brings three; Raj brings nothing
-        await propose(services, "UANA", mid, "boosting")
+    if failing == "all_submitted":  # the lead brings the second (a second from Ana would not count); Raj none
+        await propose(services, "ULEAD", mid, "boosting")
     elif failing == "min_proposals":  # two of the three required
         await propose(services, "URAJ", mid, "boosting")
     elif failing == "distinct_families":
