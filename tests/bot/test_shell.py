@@ -59,6 +59,7 @@ meeting=1 title="CNN" approach=cnn refs=arXiv:1609.09430 why="cheap" benefit=3 c
 /phasegate sync dry-run
 /phasegate sync
 /phasegate evaluate metric=f1 value=0.7 check="demo to 5 listeners"
+/phasegate evaluate metric="Skip rate" value=14 check="demo to 5 listeners"
 /phasegate audit 3
 :home
 :clock
@@ -131,7 +132,8 @@ def test_every_subcommand_and_meta_command_through_the_shell(tmp_path: Path) -> 
     assert any("agenda" in m.lower() for m in seen.get("#project thread", []))
     assert any("Decision" in m and "CNN" in m for m in seen["#project"])
     assert any("GitHub sync plan · genres" in m and "Preview mode" in m for m in lena)
-    assert any("Evaluation recorded: f1 = 0.7" in m for m in lena)
+    assert any("`f1` is not a metric of the brief's success criteria" in m and "skip rate < 20%" in m for m in lena)
+    assert any("Evaluation recorded: skip rate = 14" in m for m in lena)
     assert any("Audit log" in m for m in lena)
     assert "[App Home of @lena]" in text
     assert re.search(r"It is \w{3} 09 Mar 2026", text)
@@ -163,3 +165,7 @@ def test_the_demo_walks_a_project_from_discovery_to_deployment(tmp_path: Path) -
     assert "GitHub sync plan · genres" in text and "Milestones to create" in text  # per-phase plan
     assert "genres · Develop" in text or "Deliver → Develop" in text  # the iterate loop
     assert "Deployment → complete" in text
+    # Deliver: the missed criterion blocks ship with its numbers; iterate names it; the second evaluation passes.
+    assert "playlist skip rate 24% — target < 20% ❌ missed" in text
+    assert "Criteria not met:* playlist skip rate 24%" in text or "Criteria not met: playlist skip rate 24%" in text
+    assert "playlist skip rate 17% — target < 20% ✅" in text
