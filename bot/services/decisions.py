@@ -34,6 +34,7 @@ class TaskSpec:
     assignee: str | None = None  # a Slack user id
     assignee_name: str | None = None  # `@raj` typed as text (e.g. in a modal)
     phase: Phase | None = None
+    role: Role | None = None  # `role=data-engineer` typed anywhere in the line
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ class DecisionService(RitualBase):
                         body=f"From decision #{decision.id} ({kind_of(meeting).title} #{meeting.id}): "
                         f"{chosen.title} — {chosen.approach}.\n\nRationale: {rationale}"[:5000],
                         assignee=assignee,
-                        role=theirs[0] if len(theirs) == 1 else None,
+                        role=spec.role.value if spec.role else (theirs[0] if len(theirs) == 1 else None),
                         origin="decision",
                         decision_id=decision.id,
                     )

@@ -203,3 +203,15 @@ async def test_a_decision_before_the_meeting_starts_is_refused_with_its_start_ti
         actor=LEAD, project_id=None, meeting_id=mid, proposal_id=1, rationale="AST"
     )
     assert record.decision.meeting_id == mid
+
+
+def test_task_lines_parse_person_role_and_phase_wherever_they_appear() -> None:
+    from bot.commands.rituals import parse_tasks
+    from bot.process import Role
+
+    specs = parse_tasks("role=data-engineer Build cache @omar; Label songs phase=define @raj role=ml-engineer now")
+    assert [(t.title, t.assignee_name, t.role, t.phase) for t in specs] == [
+        ("Build cache", "omar", Role.DATA_ENGINEER, None),
+        ("Label songs now", "raj", Role.ML_ENGINEER, Phase.DEFINE),
+    ]
+    assert all("role=" not in t.title and "phase=" not in t.title for t in specs)
