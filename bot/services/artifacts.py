@@ -12,7 +12,7 @@ from bot.db.session import Database
 from bot.errors import InvalidInput, NotAllowed
 from bot.messaging import Messenger, RecordingMessenger
 from bot.process import Criterion, Role, parse_criterion, parse_reference
-from bot.rendering import Message, mention, mrkdwn
+from bot.rendering import Message, mention, slack_escape
 from bot.services.base import Actor, ServiceBase, project_members
 
 MAX_PROBLEM = 3000
@@ -41,13 +41,13 @@ def check_url(raw: str, field: str) -> str:
 
 
 def _brief_change_message(project_name: str, actor: str, changes: list[tuple[str, str, str]]) -> Message:
-    lines = [f"*{label}*: {before or '(none)'} → {after}" for label, before, after in changes]
+    lines = [f"*{label}*: {slack_escape(before or '(none)')} → {slack_escape(after)}" for label, before, after in changes]
     text = (
-        f"The acknowledged brief of {project_name} was changed by {mention(actor)}:\n"
+        f"The acknowledged brief of {slack_escape(project_name)} was changed by {mention(actor)}:\n"
         + "\n".join(lines)
         + "\nIt needs a new acknowledgement from a business owner: `/phasegate brief ack`."
     )
-    return Message(text=text, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn(text)}}])
+    return Message(text=text, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}])
 
 
 class ArtifactService(ServiceBase):

@@ -172,9 +172,9 @@ class GateService(ServiceBase):
                 missing = [f"{i.label} — {i.todo}" for i in gate.missing]
                 raise GateNotMet(
                     f"{phase.label} cannot end yet: {len(missing)} gate item(s) missing"
-                    + (": " + "; ".join(i.label for i in gate.missing) + "." if outcome is Outcome.SHIP else ".")
+                    + (": " + "; ".join(i.label for i in gate.missing) + ". " if outcome is Outcome.SHIP else ". ")
                     + (
-                        ' Improve the model (`advance outcome=iterate`), or ship anyway with a kept reason '
+                        'Improve the model (`advance outcome=iterate`), or ship anyway with a kept reason '
                         '(lead only): `advance outcome=ship override="reason"`.'
                         if outcome is Outcome.SHIP
                         else 'Meet them, or (lead only) `advance override="reason"`.'
