@@ -69,8 +69,10 @@ SCRIPT = """\
 
 # --- Deliver: offline results are not enough; a real-conditions check decides ------------------------
 :as mia
-/phasegate evaluate metric=macro-F1 value=0.68 check="A/B test on 5% of listeners: skip rate 24% (target < 20%)"
+/phasegate evaluate metric="playlist skip rate" value=24 check="A/B test on 5% of listeners, 2 weeks" evidence=https://dash.example.com/ab/genres-1
 :as lena
+/phasegate status
+/phasegate advance outcome=ship
 /phasegate advance outcome=iterate
 
 # --- Develop again: the runner-up leads the next decision meeting ------------------------------------
@@ -84,8 +86,9 @@ SCRIPT = """\
 /phasegate decide meeting=2 proposal=3 rationale="The A/B test showed the CNN cannot reach the target" tasks="Fine-tune AST on our catalogue @raj; Distil AST for CPU serving @mia"
 /phasegate advance
 :as mia
-/phasegate evaluate metric=macro-F1 value=0.79 check="A/B test on 5% of listeners: skip rate 17% (target < 20%)"
+/phasegate evaluate metric="playlist skip rate" value=17 check="A/B test on 5% of listeners, 2 weeks" evidence=https://dash.example.com/ab/genres-2
 :as lena
+/phasegate status
 /phasegate advance outcome=ship
 
 # --- Deployment: four tasks in parallel, by role ----------------------------------------------------

@@ -317,9 +317,23 @@ def next_phase(phase: Phase, outcome: Outcome | None = None) -> Phase | None:
 # --- success criteria ---------------------------------------------------------------------------
 
 _COMPARATORS = (">=", "<=", "≥", "≤", "==", "=", ">", "<")
+_NORMAL_OP = {">=": "≥", "≥": "≥", "<=": "≤", "≤": "≤", "==": "=", "=": "=", ">": ">", "<": "<"}
+_NUMBER = r"[-+]?\d+(?:\.\d+)?"
+_TARGET_RE = re.compile(rf"^(?P<a>{_NUMBER})\s*(?P<unit>%|ms|s)?$", re.IGNORECASE)
+_RANGE_RE = re.compile(
+    rf"^(?P<a>{_NUMBER})\s*(?P<ua>%|ms|s)?\s*(?:-|–|to|and)\s*(?P<b>{_NUMBER})\s*(?P<unit>%|ms|s)?$",
+    re.IGNORECASE,
+)
+_CHECK_SPLIT = r"(?:;|\bvia\b|\bchecked by\b|\bcheck(?:ed)?:)"
 _CRITERION_RE = re.compile(
-    r"^\s*(?P<metric>.+?)\s*(?P<op>>=|<=|≥|≤|==|=|>|<)\s*(?P<target>[^;]+?)\s*"
-    r"(?:(?:;|\bvia\b|\bchecked by\b|\bcheck(?:ed)?:)\s*(?P<check>.*?))?\s*$",
+    r"^\s*(?P<metric>.+?)\s*(?P<op>>=|<=|≥|≤|==|=|>|<|\bbetween\b)\s*(?P<target>[^;]+?)\s*"
+    rf"(?:{_CHECK_SPLIT}\s*(?P<check>.*?))?\s*$",
+    re.IGNORECASE,
+)
+# "latency 5-10 ms; load test" (a range with no comparison word)
+_BARE_RANGE_RE = re.compile(
+    rf"^\s*(?P<metric>.+?)\s+(?P<target>{_NUMBER}\s*(?:%|ms|s)?\s*(?:-|–)\s*{_NUMBER}\s*(?:%|ms|s)?)\s*"
+    rf"(?:{_CHECK_SPLIT}\s*(?P<check>.*?))?\s*$",
     re.IGNORECASE,
 )
 
@@ -327,36 +341,122 @@ _CRITERION_RE = re.compile(
 @dataclass(frozen=True)
 class Criterion:
     metric: str
-    comparator: str
-    target: str
+    comparator: str  # <, ≤, >, ≥, = or "in" (a range low-high)
+    target: str  # the number(s) with their unit, e.g. "10%", "5-10 ms"
     real_check: str
 
     def __str__(self) -> str:
-        return f"{self.metric} {self.comparator} {self.target}; checked by {self.real_check}"
+        return f"{self.metric} {self.comparison}; checked by {self.real_check}"
+
+    @property
+    def comparison(self) -> str:
+        """The target as a person reads it: "< 10%", "between 5 and 10 ms"."""
+        if self.comparator == "in":
+            r = parse_target_range(self.target)
+            if r:
+                return f"between {r[0]:g} and {r[1]:g}{_unit_suffix(r[2])}"
+        return f"{_NORMAL_OP.get(self.comparator, self.comparator)} {self.target}"
+
+    def met_by(self, value: float) -> bool | None:
+        """Whether `value` meets the target (None: the target is not a number)."""
+        op = _NORMAL_OP.get(self.comparator, self.comparator)
+        if op == "in":
+            r = parse_target_range(self.target)
+            return None if r is None else r[0] <= value <= r[1]
+        t = parse_target(self.target)
+        if t is None:
+            return None
+        n = t[0]
+        return {"<": value < n, "≤": value <= n, ">": value > n, "≥": value >= n, "=": math.isclose(value, n)}.get(op)
+
+    def unit(self) -> str:
+        r = parse_target_range(self.target) if self.comparator == "in" else parse_target(self.target)
+        return str(r[-1]) if r else ""
+
+    def matches(self, metric: str) -> bool:
+        return " ".join(self.metric.lower().split()) == " ".join(metric.lower().split())
+
+
+def _unit_suffix(unit: str) -> str:
+    return "%" if unit == "%" else (f" {unit}" if unit else "")
+
+
+def format_value(value: float, unit: str) -> str:
+    return f"{value:g}{_unit_suffix(unit)}"
+
+
+def parse_target(text: str) -> tuple[float, str] | None:
+    m = _TARGET_RE.match(text.strip())
+    return (float(m["a"]), (m["unit"] or "").lower()) if m else None
+
+
+def parse_target_range(text: str) -> tuple[float, float, str] | None:
+    m = _RANGE_RE.match(text.strip())
+    if not m:
+        return None
+    a, b = sorted((float(m["a"]), float(m["b"])))
+    return a, b, (m["unit"] or m["ua"] or "").lower()
 
 
 CRITERION_USAGE = (
-    '"<metric> <comparison> <target>; <real-conditions check>", e.g. "skip rate < 20%; A/B test on 5% of users"'
+    '"<metric> <comparison> <target>; <real-conditions check>", e.g. "skip rate < 20%; A/B test on 5% of users" '
+    '(comparisons: <, <=, >, >=, =, or a range like "latency 50-120 ms" / "between 5 and 10")'
 )
 
 
 def parse_criterion(text: str) -> tuple[Criterion | None, str | None]:
     """Parse a success criterion; on failure return a message naming what is missing."""
-    m = _CRITERION_RE.match(text or "")
     if not text or not text.strip():
         return None, f"The success criterion is empty. Write it as {CRITERION_USAGE}."
-    if not m:
+    m = _CRITERION_RE.match(text)
+    bare = None if m else _BARE_RANGE_RE.match(text)
+    if not m and not bare:
         return None, (
             "The success criterion needs a metric, a comparison and a target "
             f"(one of {' '.join(_COMPARATORS[:6])}). Write it as {CRITERION_USAGE}."
         )
-    metric, op, target, check = m["metric"].strip(), m["op"], m["target"].strip(), (m["check"] or "").strip()
+    if m:
+        metric, op, target = m["metric"].strip(), m["op"].lower(), m["target"].strip()
+        check = (m["check"] or "").strip()
+    else:
+        assert bare is not None
+        metric, op, target, check = bare["metric"].strip(), "between", bare["target"].strip(), (bare["check"] or "")
+        check = check.strip()
     missing = [name for name, v in (("metric", metric), ("target", target)) if not v]
     if not check:
         missing.append("real-conditions check (after a ';', e.g. '; A/B test')")
     if missing:
         return None, f"The success criterion is missing: {', '.join(missing)}. Write it as {CRITERION_USAGE}."
-    return Criterion(metric=metric, comparator=op, target=target, real_check=check), None
+    if op == "between" or (op in _NORMAL_OP and parse_target(target) is None and parse_target_range(target)):
+        rng = parse_target_range(target)
+        if rng is None:
+            return None, f"`{target[:40]}` is not a range of numbers. Write it as {CRITERION_USAGE}."
+        unit = _unit_suffix(rng[2]).strip()
+        return Criterion(metric, "in", f"{rng[0]:g}-{rng[1]:g}{(' ' if unit != '%' and unit else '') + unit}", check), None
+    if parse_target(target) is None:
+        return None, (
+            f"The target `{target[:40]}` is not a number (a plain number, a % or ms). Write it as {CRITERION_USAGE}."
+        )
+    return Criterion(metric=metric, comparator=_NORMAL_OP[op], target=target, real_check=check), None
+
+
+@dataclass(frozen=True)
+class CriterionResult:
+    """A success criterion and the latest evaluated value for its metric this iteration (if any)."""
+
+    criterion: Criterion
+    value: float | None = None
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.value is None else self.criterion.met_by(self.value)
+
+    def describe(self) -> str:
+        c = self.criterion
+        if self.value is None:
+            return f"{c.metric} — not yet evaluated (target {c.comparison})"
+        got = format_value(self.value, c.unit())
+        return f"{c.metric} {got} — target {c.comparison}" + (" ✅" if self.met else " ❌ missed")
 
 
 # --- literature references ----------------------------------------------------------------------
@@ -675,6 +775,8 @@ class GateFacts:
     any_decision: bool = False
     evaluation: str | None = None
     real_check: str | None = None
+    criterion_results: tuple[CriterionResult, ...] = ()  # Deliver: each criterion with its latest value
+    brief_changed: bool = False  # the acknowledged brief was changed and not re-acknowledged
     deployment_tasks_total: int = 0
     deployment_tasks_open: int = 0
 
@@ -712,8 +814,10 @@ def evaluate_gate(phase: Phase, facts: GateFacts) -> GateResult:
                 'Add one: /phasegate brief criterion="skip rate < 20%; A/B test"',
             ),
             GateItem(
-                "Brief acknowledged by a business owner",
-                facts.brief_acknowledged_by_business_owner,
+                "Brief changed, not re-acknowledged"
+                if facts.brief_changed
+                else "Brief acknowledged by a business owner",
+                facts.brief_acknowledged_by_business_owner and not facts.brief_changed,
                 "A business owner runs /phasegate brief ack",
             ),
         ]
@@ -743,18 +847,43 @@ def evaluate_gate(phase: Phase, facts: GateFacts) -> GateResult:
             )
         ]
     elif phase is Phase.DELIVER:
+        results = facts.criterion_results or tuple(CriterionResult(c) for c in facts.criteria)
         items = [
             GateItem(
-                "Evaluation result against the success criteria",
-                facts.evaluation is not None,
-                'Record it: /phasegate evaluate metric=<name> value=<number> check="…"',
-            ),
-            GateItem(
-                "Real-conditions check (A/B test, demo or focus group)",
-                bool(facts.real_check),
-                'Record it with the evaluation: check="A/B test on 5% of users: +3% retention"',
-            ),
+                r.describe(),
+                r.met is True,
+                (
+                    f'Record it: /phasegate evaluate metric="{r.criterion.metric}" value=<number>'
+                    if r.value is None
+                    else "Improve it and evaluate again, or `advance outcome=iterate`"
+                ),
+            )
+            for r in results
         ]
+        if not results:
+            items.append(
+                GateItem(
+                    "Evaluation result against the success criteria",
+                    facts.evaluation is not None,
+                    'Record it: /phasegate evaluate metric=<name> value=<number> check="…"',
+                )
+            )
+        items.append(
+            GateItem(
+                "Real-conditions check (A/B test, demo or focus group)"
+                + (f": {facts.real_check[:200]}" if facts.real_check else ""),
+                bool(facts.real_check),
+                'Record it with the evaluation: check="A/B test on 5% of users: +3% retention" evidence=<link>',
+            )
+        )
+        if facts.brief_changed:
+            items.append(
+                GateItem(
+                    "Brief changed, not re-acknowledged",
+                    False,
+                    "A business owner runs /phasegate brief ack",
+                )
+            )
     else:
         items = [
             GateItem(

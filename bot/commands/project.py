@@ -333,8 +333,9 @@ EVALUATE_FORM = Form(
 
 @subcommand(
     "evaluate",
-    usage='evaluate metric=<name> value=<number> check="<A/B test, demo or focus group: result>"',
-    summary="Record the Deliver evaluation and its real-conditions check.",
+    usage='evaluate metric=<criterion metric> value=<number> check="<A/B test, demo or focus group: result>" '
+    "[evidence=<link>]",
+    summary="Record a Deliver result for a success criterion, and the real-conditions check with its evidence.",
     form=EVALUATE_FORM,
 )
 async def evaluate(ctx: Context, args: Args) -> Reply:
@@ -345,6 +346,7 @@ async def evaluate(ctx: Context, args: Args) -> Reply:
         metric=args.require("metric", "name the metric"),
         value=args.require("value", "give the number"),
         check=args.get("check"),
+        evidence=args.get("evidence"),
     )
     tail = "" if row.real_check else ' Add check="…" (A/B test, demo or focus group) to meet the gate.'
     return Reply(message=notice(f"Evaluation recorded: {row.metric} = {row.value:g}.{tail}"))

@@ -26,7 +26,7 @@ from bot.commands.base import (
 )
 from bot.commands.project import mention_or_id, project_id
 from bot.errors import InvalidInput
-from bot.process import MEETING_KINDS, parse_phase
+from bot.process import MEETING_KINDS, Role, parse_phase, parse_role
 from bot.rendering import mention, render_message
 from bot.services.decisions import TaskSpec
 from bot.services.meetings import OPEN_STATUSES, Scheduled, SlotOffer
@@ -92,6 +92,7 @@ def _window(args: Args) -> tuple[date, date] | None:
 
 
 _PHASE_RE = re.compile(r"\bphase=(\S+)", re.IGNORECASE)
+_ROLE_RE = re.compile(r"\brole=(\S+)", re.IGNORECASE)
 _NAME_RE = re.compile(r"(?<![<\w])@([\w.\-]+)")
 
 
@@ -107,6 +108,17 @@ def parse_tasks(text: str | None) -> list[TaskSpec]:
             if phase is None:
                 raise InvalidInput(f"`{m[1][:20]}` is not a phase (task: {piece[:60]}).", field="tasks")
             piece = _PHASE_RE.sub(" ", piece)
+        role = None
+        if m := _ROLE_RE.search(piece):
+            role = parse_role(m[1])
+            if role is None:
+                raise InvalidInput(
+                    f"`{m[1][:20]}` is not a role (task: {piece[:60]}); roles: "
+                    + ", ".join(r.value for r in Role)
+                    + ".",
+                    field="tasks",
+                )
+            piece = _ROLE_RE.sub(" ", piece)
         ids = MENTION_ANY_RE.findall(piece)
         piece = MENTION_ANY_RE.sub(" ", piece)
         names = _NAME_RE.findall(piece)
@@ -119,6 +131,7 @@ def parse_tasks(text: str | None) -> list[TaskSpec]:
                 assignee=ids[0] if ids else None,
                 assignee_name=names[0] if names else None,
                 phase=phase,
+                role=role,
             )
         )
     return specs

@@ -137,6 +137,8 @@ class Brief(SQLModel, table=True):
     acknowledged_at: datetime | None = _ts(nullable=True)
     updated_by: str = Field(max_length=32)
     updated_at: datetime = _ts()
+    # --- 0008_criteria: the brief is a contract (changed after an acknowledgement → needs a new one)
+    changed_after_ack: bool = Field(default=False)
 
 
 class SuccessCriterion(SQLModel, table=True):
@@ -177,6 +179,8 @@ class Evaluation(SQLModel, table=True):
     real_check: str = Field(default="", max_length=2000)
     recorded_by: str = Field(max_length=32)
     recorded_at: datetime = _ts()
+    # --- 0008_criteria: the real-conditions check's evidence (dashboard, report, recording)
+    evidence_url: str | None = Field(default=None, max_length=2000)
 
 
 class Meeting(SQLModel, table=True):

@@ -61,7 +61,7 @@ class Services:
             messenger=messenger,
             projects=ProjectService(db, clock),
             tasks=TaskService(db, clock),
-            artifacts=ArtifactService(db, clock),
+            artifacts=ArtifactService(db, clock, messenger),
             gates=GateService(db, clock),
             audit=AuditService(db, clock),
             reports=ReportService(db, clock),

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import math
 
-from sqlmodel import select
+from sqlmodel import col, select
 
+from bot.clock import Clock
 from bot.db.models import Baseline, Brief, Evaluation, SuccessCriterion
+from bot.db.session import Database
 from bot.errors import InvalidInput
-from bot.process import Role, parse_criterion, parse_reference
-from bot.services.base import Actor, ServiceBase
+from bot.messaging import Messenger, RecordingMessenger
+from bot.process import Criterion, Role, parse_criterion, parse_reference
+from bot.rendering import Message, mention, slack_escape
+from bot.services.base import Actor, ServiceBase, project_members
 
 MAX_PROBLEM = 3000
 
@@ -36,13 +40,29 @@ def check_url(raw: str, field: str) -> str:
     return ref.value
 
 
+def _brief_change_message(project_name: str, actor: str, changes: list[tuple[str, str, str]]) -> Message:
+    lines = [f"*{label}*: {slack_escape(before or '(none)')} → {slack_escape(after)}" for label, before, after in changes]
+    text = (
+        f"The acknowledged brief of {slack_escape(project_name)} was changed by {mention(actor)}:\n"
+        + "\n".join(lines)
+        + "\nIt needs a new acknowledgement from a business owner: `/phasegate brief ack`."
+    )
+    return Message(text=text, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}])
+
+
 class ArtifactService(ServiceBase):
+    def __init__(self, db: Database, clock: Clock, messenger: Messenger | None = None) -> None:
+        super().__init__(db, clock)
+        self.messenger: Messenger = messenger or RecordingMessenger()
+
     async def set_brief(
         self, *, actor: Actor, project_id: int, problem: str | None = None, criterion: str | None = None
     ) -> tuple[Brief, list[SuccessCriterion]]:
         """Write or change the problem statement and/or add a success criterion (any member).
 
-        A changed problem statement needs a fresh acknowledgement from a business owner.
+        A changed problem statement or a new criterion needs a fresh acknowledgement from a business owner;
+        when the brief had been acknowledged, the change (before → after) is posted in the channel and sent to
+        the business owners.
         """
         if problem is None and criterion is None:
             raise InvalidInput('Give problem="…" and/or criterion="…".')
@@ -66,13 +86,32 @@ class ArtifactService(ServiceBase):
             brief = (await s.execute(select(Brief).where(Brief.project_id == project_id))).scalar_one_or_none()
             if brief is None:
                 brief = Brief(team_id=actor.team_id, project_id=project_id, updated_by=actor.user_id, updated_at=now)
+            was_acknowledged = bool(brief.acknowledged_by) or brief.changed_after_ack
+            changes: list[tuple[str, str, str]] = []
             if problem is not None and problem != brief.problem:
+                changes.append(("Problem", brief.problem, problem))
                 brief.problem = problem
                 brief.acknowledged_by = None
                 brief.acknowledged_at = None
             brief.updated_by, brief.updated_at = actor.user_id, now
             s.add(brief)
             if parsed is not None:
+                existing = list(
+                    (
+                        await s.execute(
+                            select(SuccessCriterion)
+                            .where(SuccessCriterion.project_id == project_id)
+                            .order_by(col(SuccessCriterion.id))
+                        )
+                    ).scalars()
+                )
+                same = [c for c in existing if Criterion(c.metric, c.comparator, "", "").matches(parsed.metric)]
+                before = "; ".join(
+                    str(Criterion(c.metric, c.comparator, c.target, c.real_check)) for c in same
+                )
+                for c in same:  # a criterion on the same metric replaces the old one
+                    await s.delete(c)
+                changes.append(("Success criterion", before, str(parsed)))
                 s.add(
                     SuccessCriterion(
                         team_id=actor.team_id,
@@ -87,6 +126,9 @@ class ArtifactService(ServiceBase):
                 )
                 brief.acknowledged_by = None
                 brief.acknowledged_at = None
+            notify = was_acknowledged and bool(changes)
+            if notify:
+                brief.changed_after_ack = True
             await self.audit(
                 s,
                 actor=actor,
@@ -94,12 +136,30 @@ class ArtifactService(ServiceBase):
                 project_id=project.id,
                 problem=problem,
                 criterion=str(parsed) if parsed else None,
+                changed_after_ack=notify or None,
             )
             await s.flush()
             criteria = list(
-                (await s.execute(select(SuccessCriterion).where(SuccessCriterion.project_id == project_id))).scalars()
+                (
+                    await s.execute(
+                        select(SuccessCriterion)
+                        .where(SuccessCriterion.project_id == project_id)
+                        .order_by(col(SuccessCriterion.id))
+                    )
+                ).scalars()
             )
-            return brief, criteria
+            owners = (
+                sorted(u for u, r in (await project_members(s, project_id)).items() if Role.BUSINESS_OWNER.value in r)
+                if notify
+                else []
+            )
+            channel, name = project.channel_id, project.name
+        if notify:
+            message = _brief_change_message(name, actor.user_id, changes)
+            await self.messenger.post(team_id=actor.team_id, channel_id=channel, message=message)
+            for owner in owners:
+                await self.messenger.dm(team_id=actor.team_id, user_id=owner, message=message)
+        return brief, criteria
 
     async def acknowledge_brief(self, *, actor: Actor, project_id: int) -> Brief:
         """A business owner acknowledges the brief as it stands."""
@@ -118,6 +178,7 @@ class ArtifactService(ServiceBase):
             if brief is None or not brief.problem:
                 raise InvalidInput('There is no brief to acknowledge yet: `/phasegate brief problem="…"` first.')
             brief.acknowledged_by, brief.acknowledged_at = actor.user_id, self.clock.now()
+            brief.changed_after_ack = False
             s.add(brief)
             await self.audit(s, actor=actor, action="brief.ack", project_id=project_id)
             return brief
@@ -150,28 +211,63 @@ class ArtifactService(ServiceBase):
             return row
 
     async def record_evaluation(
-        self, *, actor: Actor, project_id: int, metric: str, value: str, check: str | None
+        self,
+        *,
+        actor: Actor,
+        project_id: int,
+        metric: str,
+        value: str,
+        check: str | None,
+        evidence: str | None = None,
     ) -> Evaluation:
-        """Record a Deliver evaluation against the success criteria and its real-conditions check."""
+        """Record a Deliver result for one success criterion's metric, and the real-conditions check."""
         metric = metric.strip()
         if not metric:
             raise InvalidInput("Name the metric: metric=<name>.", field="metric")
         number = parse_number(value, "value")
+        url = check_url(evidence, "evidence") if evidence else None
         async with self.db.session() as s:
             project = await self.project_by_id(s, actor, project_id)
             await self.require_member(s, actor, project, "record an evaluation")
+            criteria = [
+                Criterion(c.metric, c.comparator, c.target, c.real_check)
+                for c in (
+                    await s.execute(
+                        select(SuccessCriterion)
+                        .where(SuccessCriterion.project_id == project_id)
+                        .order_by(col(SuccessCriterion.id))
+                    )
+                ).scalars()
+            ]
+            match = next((c for c in criteria if c.matches(metric)), None)
+            if match is None:
+                named = "; ".join(f'"{c.metric} {c.comparison}"' for c in criteria)
+                raise InvalidInput(
+                    f"`{metric[:80]}` is not a metric of the brief's success criteria"
+                    + (f" ({named}): give metric= one of them." if criteria else ' (none yet): add one with '
+                       '`/phasegate brief criterion="…"`.'),
+                    field="metric",
+                )
             row = Evaluation(
                 team_id=actor.team_id,
                 project_id=project_id,
                 iteration=project.iteration,
-                metric=metric[:200],
+                metric=match.metric[:200],
                 value=number,
                 real_check=(check or "").strip()[:2000],
+                evidence_url=url,
                 recorded_by=actor.user_id,
                 recorded_at=self.clock.now(),
             )
             s.add(row)
             await self.audit(
-                s, actor=actor, action="evaluation.record", project_id=project_id, metric=metric, value=number
+                s,
+                actor=actor,
+                action="evaluation.record",
+                project_id=project_id,
+                metric=match.metric,
+                value=number,
+                met=match.met_by(number),
+                evidence=url,
             )
             return row

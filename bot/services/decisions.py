@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,6 +34,7 @@ class TaskSpec:
     assignee: str | None = None  # a Slack user id
     assignee_name: str | None = None  # `@raj` typed as text (e.g. in a modal)
     phase: Phase | None = None
+    role: Role | None = None  # `role=data-engineer` typed anywhere in the line
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,25 @@ class DecisionService(RitualBase):
             )
         return str(rows[0][0])
 
+    async def _refuse_before_start(self, s: AsyncSession, actor: Actor, project: Project, meeting: Meeting) -> None:
+        """Decisions are taken at the meeting: say when it starts (in the person's zone) and how to bring it forward."""
+        zone = (
+            await s.execute(
+                select(Member.timezone).where(Member.team_id == actor.team_id, Member.user_id == actor.user_id)
+            )
+        ).scalar_one_or_none() or project.timezone
+        try:
+            tz = ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            tz, zone = ZoneInfo("UTC"), "UTC"
+        local = meeting.starts_at.astimezone(tz)
+        raise InvalidInput(
+            f"{kind_of(meeting).title} #{meeting.id} starts {local:%a %d %b %Y %H:%M} ({zone}): the decision is "
+            "taken at the meeting, from its start. If everyone is ready earlier, the lead can move it: "
+            f"`{COMMAND} meeting move {meeting.id} at=<earlier time>`.",
+            field="meeting",
+        )
+
     async def decide(
         self,
         *,
@@ -120,6 +141,8 @@ class DecisionService(RitualBase):
                 raise Conflict(f"Meeting #{meeting.id} already has a decision.")
             if meeting.status not in OPEN_STATUSES:
                 raise Conflict(f"Meeting #{meeting.id} is {meeting.status}.")
+            if now < meeting.starts_at:
+                await self._refuse_before_start(s, actor, project, meeting)
             cands = await candidates(s, meeting)
             chosen = next((p for p in cands.ranked if p.id == proposal_id), None)
             if chosen is None:
@@ -134,7 +157,8 @@ class DecisionService(RitualBase):
                 ready = meeting.ready
             else:  # decided before the deadline: judge readiness as it stands
                 ready = (await self.proposals.readiness_of(s, meeting, project, cands, at=now)).ready
-            runner_ups = [p for p in cands.ranked if p.id != chosen.id]
+            # Runner-ups by score (the agenda leads with the last iteration's, the record ranks them all).
+            runner_ups = sorted((p for p in cands.ranked if p.id != chosen.id), key=lambda p: -p.score)
             decision = Decision(
                 team_id=project.team_id,
                 project_id=project.id,
@@ -165,7 +189,7 @@ class DecisionService(RitualBase):
                         body=f"From decision #{decision.id} ({kind_of(meeting).title} #{meeting.id}): "
                         f"{chosen.title} — {chosen.approach}.\n\nRationale: {rationale}"[:5000],
                         assignee=assignee,
-                        role=theirs[0] if len(theirs) == 1 else None,
+                        role=spec.role.value if spec.role else (theirs[0] if len(theirs) == 1 else None),
                         origin="decision",
                         decision_id=decision.id,
                     )

@@ -12,6 +12,7 @@ from bot.db.models import Baseline, Brief, Decision, Evaluation, Meeting, PhaseR
 from bot.errors import GateNotMet, InvalidInput
 from bot.process import (
     Criterion,
+    CriterionResult,
     GateFacts,
     GateResult,
     Outcome,
@@ -33,6 +34,7 @@ class AdvanceResult:
     override_reason: str | None
     gate: GateResult
     new_tasks: list[Task]
+    failed: tuple[str, ...] = ()  # iterate: the criteria missed or not evaluated, with their numbers
 
 
 async def gather_facts(s: AsyncSession, project: Project) -> GateFacts:
@@ -65,14 +67,20 @@ async def gather_facts(s: AsyncSession, project: Project) -> GateFacts:
             .where(Decision.project_id == pid, Meeting.iteration == project.iteration)
         )
     ).all()
-    evaluation = (
-        await s.execute(
-            select(Evaluation)
-            .where(Evaluation.project_id == pid, Evaluation.iteration == project.iteration)
-            .order_by(col(Evaluation.id).desc())
-            .limit(1)
-        )
-    ).scalar_one_or_none()
+    evaluations = list(
+        (
+            await s.execute(
+                select(Evaluation)
+                .where(Evaluation.project_id == pid, Evaluation.iteration == project.iteration)
+                .order_by(col(Evaluation.id).desc())
+            )
+        ).scalars()
+    )
+    evaluation = evaluations[0] if evaluations else None
+    checked = next((e for e in evaluations if e.real_check), None)
+    results = tuple(
+        CriterionResult(c, next((e.value for e in evaluations if c.matches(e.metric)), None)) for c in criteria
+    )
     total, open_ = (
         await s.execute(
             select(func.count(), func.count().filter(col(Task.status) == "open")).where(
@@ -89,7 +97,13 @@ async def gather_facts(s: AsyncSession, project: Project) -> GateFacts:
         ready_decision=any(r for (r,) in decisions),
         any_decision=bool(decisions),
         evaluation=f"{evaluation.metric} = {evaluation.value:g}" if evaluation else None,
-        real_check=evaluation.real_check if evaluation and evaluation.real_check else None,
+        real_check=(
+            checked.real_check + (f" (evidence: {checked.evidence_url})" if checked.evidence_url else "")
+            if checked
+            else None
+        ),
+        criterion_results=results,
+        brief_changed=bool(brief and brief.changed_after_ack),
         deployment_tasks_total=int(total or 0),
         deployment_tasks_open=int(open_ or 0),
     )
@@ -151,11 +165,20 @@ class GateService(ServiceBase):
             if phase is Phase.DEPLOYMENT and record is None:
                 raise InvalidInput(f"{project.name} has finished Deployment: nothing left to advance.")
             gate = evaluate_gate(phase, await gather_facts(s, project))
-            if not gate.met and override_reason is None:
+            iterate = outcome is Outcome.ITERATE
+            if iterate:  # going back to Develop is always allowed: it is what a missed criterion calls for
+                override_reason = None
+            if not gate.met and override_reason is None and not iterate:
                 missing = [f"{i.label} — {i.todo}" for i in gate.missing]
                 raise GateNotMet(
-                    f"{phase.label} cannot end yet: {len(missing)} gate item(s) missing. "
-                    'Meet them, or (lead only) `advance override="reason"`.',
+                    f"{phase.label} cannot end yet: {len(missing)} gate item(s) missing"
+                    + (": " + "; ".join(i.label for i in gate.missing) + ". " if outcome is Outcome.SHIP else ". ")
+                    + (
+                        'Improve the model (`advance outcome=iterate`), or ship anyway with a kept reason '
+                        '(lead only): `advance outcome=ship override="reason"`.'
+                        if outcome is Outcome.SHIP
+                        else 'Meet them, or (lead only) `advance override="reason"`.'
+                    ),
                     missing=missing,
                 )
             target = next_phase(phase, outcome)
@@ -163,7 +186,7 @@ class GateService(ServiceBase):
                 record.ended_at = now
                 record.outcome = outcome.value if outcome else ("shipped" if target is None else None)
                 record.artifacts = {"gate": [{"item": i.label, "met": i.met} for i in gate.items]}
-                if not gate.met:
+                if not gate.met and not iterate:
                     record.override_reason, record.override_by, record.override_at = (
                         override_reason,
                         actor.user_id,
@@ -191,7 +214,7 @@ class GateService(ServiceBase):
             await self.audit(
                 s,
                 actor=actor,
-                action="phase.override" if not gate.met else "phase.advance",
+                action="phase.override" if not gate.met and not iterate else "phase.advance",
                 project_id=project_id,
                 from_phase=phase.value,
                 to_phase=target.value if target else "complete",
@@ -199,7 +222,9 @@ class GateService(ServiceBase):
                 reason=override_reason if not gate.met else None,
                 missing=[i.label for i in gate.missing] or None,
             )
-            return AdvanceResult(phase, target, outcome, override_reason if not gate.met else None, gate, new_tasks)
+            kept = override_reason if not gate.met else None
+            failed = tuple(i.label for i in gate.missing) if iterate else ()
+            return AdvanceResult(phase, target, outcome, kept, gate, new_tasks, failed)
 
     async def history(self, *, actor: Actor, project_id: int) -> list[PhaseRecord]:
         """Phase records, oldest first: when each started and ended, outcome, overrides (who, why)."""

@@ -517,11 +517,12 @@ class MeetingService(RitualBase):
         await self.replan(meeting_id=meeting_id)
         return self._scheduled(view, hours, now)
 
-    async def cancel(self, *, actor: Actor, meeting_id: int) -> MeetingView:
-        """Cancel a meeting (lead or admin): a CANCEL invite, the channel told, its reminders dropped."""
+    async def cancel(self, *, actor: Actor, meeting_id: int, automatic: bool = False) -> MeetingView:
+        """Cancel a meeting (lead or admin; `automatic`: the project's policy): CANCEL invite, channel told."""
         async with self.db.session() as s:
             meeting, project = await self.meeting_and_project(s, actor, meeting_id)
-            await self.require_lead(s, actor, project, "cancel meetings")
+            if not automatic:
+                await self.require_lead(s, actor, project, "cancel meetings")
             if meeting.status not in OPEN_STATUSES:
                 raise Conflict(f"Meeting #{meeting_id} is already {meeting.status}.")
             meeting.status = "cancelled"

@@ -344,14 +344,16 @@ class ProjectService(ServiceBase):
         if timezone is not None:
             check_timezone(timezone)
         checks = (
-            ("proposal_deadline_hours", proposal_deadline_hours, 1, 24 * 14),
+            # the words people type in `settings …=`, never the internal field names
+            ("deadline", proposal_deadline_hours, 1, 24 * 14),
             ("min_proposals", min_proposals, 1, 20),
             ("postpone_days", postpone_days, 1, 30),
             ("max_postpones", max_postpones, 0, 10),
         )
         for label, value, lo, hi in checks:
             if value is not None and not lo <= value <= hi:
-                raise InvalidInput(f"{label} must be between {lo} and {hi}.", field=label)
+                unit = " (hours before the meeting)" if label == "deadline" else ""
+                raise InvalidInput(f"{label}={value}{unit} is out of range: give {label}=<{lo}–{hi}>.", field=label)
         if readiness_policy is not None and readiness_policy not in ("escalate", "postpone"):
             raise InvalidInput("policy must be `escalate` or `postpone`.", field="policy")
         async with self.db.session() as s:

@@ -35,6 +35,7 @@ from bot.timeplan import NUDGE_GRACE, PlannedJob, add_working_days
 log = logging.getLogger(__name__)
 
 Choice = Literal["postpone", "hold", "cancel"]
+UNANSWERED_POSTPONES = 1  # an escalation nobody answers postpones the meeting this many times, then cancels it
 
 
 @dataclass(frozen=True)
@@ -275,13 +276,44 @@ class RitualService(RitualBase):
                 cands = await candidates(s, due.meeting)
                 await self._claim(s, due.project.team_id, f"meeting:{meeting_id}:start:seq{sequence}")
                 thread_ts = due.meeting.channel_ts
+                # Not ready, and the lead neither postponed, cancelled nor pressed "Hold anyway": the policy decides.
+                unanswered = due.meeting.ready is False and due.meeting.hold_anyway_by is None
+                postpone = unanswered and due.meeting.postpone_count < min(UNANSWERED_POSTPONES, due.project.max_postpones)
         except IntegrityError:
+            return
+        if unanswered:
+            await self._unanswered_escalation(due, postpone=postpone)
             return
         await self.messenger.post(
             team_id=due.project.team_id,
             channel_id=due.view.channel_id,
             thread_ts=thread_ts,
             message=self.agenda_message(due.view, cands.ranked, cands.duplicates, due.meeting.ready),
+        )
+
+    async def _unanswered_escalation(self, due: _Due, *, postpone: bool) -> None:
+        """Nobody answered the escalation by the start: postpone once, then cancel (said in the channel)."""
+        system = Actor(due.project.team_id, SYSTEM_USER)
+        assert due.view.id is not None
+        if postpone:
+            await self.meetings.postpone(
+                actor=system,
+                meeting_id=due.view.id,
+                reason="the readiness check failed and nobody answered the escalation by the start "
+                "(project policy: postpone once, then cancel)",
+                automatic=True,
+            )
+            return
+        await self.meetings.cancel(actor=system, meeting_id=due.view.id, automatic=True)
+        text = (
+            f"{due.view.title} #{due.view.id} was cancelled: it was still not ready at its start and nobody "
+            "answered the escalation (project policy: postpone once, then cancel). The lead can schedule a new one "
+            f"with `{COMMAND} meeting schedule …`, or next time press *Hold anyway* to hold an unready meeting."
+        )
+        await self.messenger.post(
+            team_id=due.project.team_id,
+            channel_id=due.view.channel_id,
+            message=Message(text=text, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}]),
         )
 
     @staticmethod

@@ -140,7 +140,7 @@ def test_criterion_parsing() -> None:
     assert err is None and crit is not None
     assert (crit.metric, crit.comparator, crit.target, crit.real_check) == (
         "top-1 accuracy",
-        ">=",
+        "≥",  # normalised: >= and ≥ are the same comparison
         "0.85",
         "focus group of 20 listeners",
     )
@@ -148,6 +148,10 @@ def test_criterion_parsing() -> None:
     assert err is not None and "real-conditions check" in err
     _, err = parse_criterion("make users happy")
     assert err is not None and "metric" in err
+    assert crit.met_by(0.85) is True and crit.met_by(0.84) is False
+    rng, _ = parse_criterion("p95 latency between 50 and 120 ms; load test")
+    assert rng is not None and rng.comparison == "between 50 and 120 ms"
+    assert rng.met_by(120) is True and rng.met_by(121) is False and rng.met_by(49) is False
 
 
 @pytest.mark.parametrize(

@@ -59,6 +59,7 @@ meeting=1 title="CNN" approach=cnn refs=arXiv:1609.09430 why="cheap" benefit=3 c
 /phasegate sync dry-run
 /phasegate sync
 /phasegate evaluate metric=f1 value=0.7 check="demo to 5 listeners"
+/phasegate evaluate metric="Skip rate" value=14 check="demo to 5 listeners"
 /phasegate audit 3
 :home
 :clock
@@ -131,7 +132,8 @@ def test_every_subcommand_and_meta_command_through_the_shell(tmp_path: Path) -> 
     assert any("agenda" in m.lower() for m in seen.get("#project thread", []))
     assert any("Decision" in m and "CNN" in m for m in seen["#project"])
     assert any("GitHub sync plan · genres" in m and "Preview mode" in m for m in lena)
-    assert any("Evaluation recorded: f1 = 0.7" in m for m in lena)
+    assert any("`f1` is not a metric of the brief's success criteria" in m and "skip rate < 20%" in m for m in lena)
+    assert any("Evaluation recorded: skip rate = 14" in m for m in lena)
     assert any("Audit log" in m for m in lena)
     assert "[App Home of @lena]" in text
     assert re.search(r"It is \w{3} 09 Mar 2026", text)
@@ -163,3 +165,77 @@ def test_the_demo_walks_a_project_from_discovery_to_deployment(tmp_path: Path) -
     assert "GitHub sync plan · genres" in text and "Milestones to create" in text  # per-phase plan
     assert "genres · Develop" in text or "Deliver → Develop" in text  # the iterate loop
     assert "Deployment → complete" in text
+    # Deliver: the missed criterion blocks ship with its numbers; iterate names it; the second evaluation passes.
+    assert "playlist skip rate 24% — target < 20% ❌ missed" in text
+    assert "Criteria not met:* playlist skip rate 24%" in text or "Criteria not met: playlist skip rate 24%" in text
+    assert "playlist skip rate 17% — target < 20% ✅" in text
+
+
+METHOD_SCRIPT = """\
+:user lena tz=Europe/Berlin
+:user raj tz=Europe/Berlin
+:user mia tz=Europe/Berlin
+:user bo tz=Europe/Berlin
+:as lena
+/phasegate init genres repo=acme/genres
+:user raj role=ml-engineer
+:user mia role=data-engineer
+/phasegate role @bo business-owner
+/phasegate settings deadline=999
+:as bo
+/phasegate brief problem="Tag songs by genre" criterion="editor override rate < 10%; A/B test"
+/phasegate brief ack
+/phasegate brief criterion="editor override rate < 8%; A/B test"
+:as lena
+/phasegate advance
+:as bo
+/phasegate brief ack
+:as lena
+/phasegate advance
+/phasegate baseline metric=f1 value=0.61 pipeline=https://ci.example.com/eval
+/phasegate advance
+/phasegate meeting schedule kind=model-decision at=2026-03-12T10:00 attendees=@raj
+:as raj
+/phasegate propose meeting=1 title="AST" approach=transformer refs=arXiv:2104.01778 why="strong" benefit=4 cost=5 risk=2
+:as lena
+/phasegate decide meeting=1 proposal=1 rationale="best"
+/phasegate meeting move 1 at=2026-03-02T11:00
+:press Hold anyway
+:clock 2026-03-02T10:00Z
+/phasegate decide meeting=1 proposal=1 rationale="best" tasks="role=data-engineer Build cache @mia"
+/phasegate advance override="decided at the moved meeting"
+/phasegate evaluate metric=macro-F1 value=0.7
+/phasegate evaluate metric="Editor override rate" value=14 check="A/B test on 5% of editors"
+/phasegate advance outcome=ship
+/phasegate advance outcome=ship override="editors asked for it now; fix in the next iteration"
+/phasegate status
+:quit
+"""
+
+
+def test_the_method_without_loopholes_through_the_shell(tmp_path: Path) -> None:
+    out = run_cli(["shell", "--now", "2026-03-02T08:00Z"], METHOD_SCRIPT, tmp_path)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    text = out.stdout
+    seen = seen_by(text)
+    lena = seen.get("only @lena sees this", [])
+    # The settings refusal uses the word people type.
+    assert any("deadline=999 (hours before the meeting) is out of range" in m for m in lena), lena
+    assert "proposal_deadline_hours" not in text
+    # A criterion changed after the acknowledgement: told in the channel and to the business owner; re-ack needed.
+    assert any("editor override rate < 10%" in m and "→" in m for m in seen["#project"])
+    assert any("needs a new acknowledgement" in m for m in seen["DM to @bo"])
+    assert any("Brief changed, not re-acknowledged" in m for m in lena)
+    # decide before the meeting: refused with its start (in Lena's zone).
+    assert any("starts Thu 12 Mar 2026 10:00 (Europe/Berlin)" in m for m in lena), lena
+    # role= never in a title.
+    after = text.split('tasks="role=data-engineer Build cache @mia"', 1)[1]
+    assert "Build cache" in after and "role=data-engineer" not in after
+    # An unknown metric is refused, naming the criteria; a missed criterion blocks ship with its numbers.
+    assert any("`macro-F1` is not a metric" in m and "editor override rate < 8%" in m for m in lena)
+    assert any("editor override rate 14% — target < 8%" in m and "outcome=ship override" in m for m in lena)
+    # The unready meeting is held only because the lead pressed "Hold anyway".
+    assert any("@lena will hold" in m and "anyway" in m for m in seen["#project"])
+    assert "nobody answered the escalation" not in text
+    # The lead's override ships, its reason on record.
+    assert any("Deliver → Deployment" in m and "editors asked for it now" in m for m in seen["#project"])

@@ -99,10 +99,11 @@ async def test_a_decision_creates_tasks_posts_its_record_and_meets_develops_gate
 
 
 async def test_a_decision_refuses_unknown_people_and_proposals_by_field(
-    services: Services, scheduler: ReminderScheduler
+    services: Services, scheduler: ReminderScheduler, clock: FakeClock
 ) -> None:
     pid = await new_team(services, people=TEAM)
     mid = await meeting_with_proposals(services, pid)
+    clock.set(utc(2026, 3, 6, 14))
     reply = await submit(ctx(services), "decide", {"meeting": str(mid), "proposal": "9", "rationale": "x", "tasks": ""})
     assert set(reply.field_errors) == {"proposal"} and "#1 Audio" in reply.field_errors["proposal"]
     reply = await submit(
@@ -130,7 +131,6 @@ async def test_after_an_iterate_the_next_agenda_lists_the_runner_ups_first(
     await timeline.run_until(scheduler, utc(2026, 3, 6, 15, 30))
     await services.decisions.decide(actor=LEAD, project_id=None, meeting_id=first, proposal_id=1, rationale="AST")
     await services.gates.advance(actor=LEAD, project_id=pid)  # Develop's gate is met by the ready decision
-    await services.artifacts.record_evaluation(actor=LEAD, project_id=pid, metric="f1", value="0.6", check="demo: meh")
     result = await services.gates.advance(actor=LEAD, project_id=pid, outcome=Outcome.ITERATE)
     assert result.to_phase is Phase.DEVELOP
 
@@ -180,4 +180,38 @@ async def test_after_an_iterate_the_next_agenda_lists_the_runner_ups_first(
     record = await services.decisions.decide(
         actor=LEAD, project_id=None, meeting_id=mid, proposal_id=2, rationale="Cheap and good enough"
     )
-    assert record.decision.runner_up_ids == [3, 4, 5]
+    # Runner-ups in score order (the new top-scoring #4 first), not carried-first as on the agenda.
+    assert record.decision.runner_up_ids == [4, 3, 5]
+    scores = [p.score for p in record.runner_ups]
+    assert scores == sorted(scores, reverse=True) and scores[0] > scores[1]
+
+
+async def test_a_decision_before_the_meeting_starts_is_refused_with_its_start_time(
+    services: Services, scheduler: ReminderScheduler, clock: FakeClock
+) -> None:
+    pid = await new_team(services, people=TEAM)
+    mid = await meeting_with_proposals(services, pid)
+    clock.set(utc(2026, 3, 6, 13, 59))
+    reply = await run(ctx(services), f'decide meeting={mid} proposal=1 rationale="AST"')
+    text = block_text(reply.message)
+    assert "starts Fri 06 Mar 2026" in text and "the decision is taken at the meeting" in text, text
+    assert f"meeting move {mid} at=" in text
+    async with services.db.session() as s:
+        assert (await s.execute(select(Decision))).first() is None
+    clock.set(utc(2026, 3, 6, 14))
+    record = await services.decisions.decide(
+        actor=LEAD, project_id=None, meeting_id=mid, proposal_id=1, rationale="AST"
+    )
+    assert record.decision.meeting_id == mid
+
+
+def test_task_lines_parse_person_role_and_phase_wherever_they_appear() -> None:
+    from bot.commands.rituals import parse_tasks
+    from bot.process import Role
+
+    specs = parse_tasks("role=data-engineer Build cache @omar; Label songs phase=define @raj role=ml-engineer now")
+    assert [(t.title, t.assignee_name, t.role, t.phase) for t in specs] == [
+        ("Build cache", "omar", Role.DATA_ENGINEER, None),
+        ("Label songs now", "raj", Role.ML_ENGINEER, Phase.DEFINE),
+    ]
+    assert all("role=" not in t.title and "phase=" not in t.title for t in specs)

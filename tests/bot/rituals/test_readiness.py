@@ -234,7 +234,10 @@ async def test_policy_postpone_twice_then_escalate_when_the_postponements_are_us
         (0, utc(2026, 3, 6, 14)),
         (1, utc(2026, 3, 10, 14)),
         (2, utc(2026, 3, 12, 14)),
+        (3, utc(2026, 3, 12, 14)),  # nobody answered the escalation: cancelled at the start (postponements used up)
     ]
+    cancelled = [d for _, d in timeline.entries if d.kind == "post" and "nobody answered" in block_text(d.message)]
+    assert len(cancelled) == 1 and "was cancelled" in block_text(cancelled[0].message)
     told = [d for _, d in timeline.entries if d.kind == "post" and "— postponed" in block_text(d.message)]
     assert len(told) == 2
     for n, d in enumerate(told, start=1):
@@ -255,9 +258,34 @@ async def test_policy_postpone_twice_then_escalate_when_the_postponements_are_us
     escalations = [d for d in lead_dms if "escalation_hold" in str(d.message.blocks if d.message else "")]
     assert len(escalations) == 1
     meeting = await services.meetings.get(actor=LEAD, meeting_id=mid)
-    assert (meeting.postpone_count, meeting.sequence, meeting.starts_at) == (2, 2, utc(2026, 3, 12, 14))
+    assert (meeting.postpone_count, meeting.sequence, meeting.starts_at) == (2, 3, utc(2026, 3, 12, 14))
+    assert meeting.status == "cancelled"
     async with services.db.session() as s:
         row = (await s.execute(select(Meeting).where(Meeting.id == mid))).scalar_one()
         assert row.ready is False
     entries = [e for e in await services.audit.entries(actor=LEAD) if e.action == "meeting.postpone"]
     assert [e.actor for e in entries] == ["phasegate", "phasegate"]
+
+
+async def test_an_unanswered_escalation_postpones_once_then_cancels(
+    services: Services,
+    scheduler: ReminderScheduler,
+    clock: FakeClock,
+    timeline: Timeline,
+    messenger: RecordingMessenger,
+) -> None:
+    _, mid = await setup_meeting(services)  # the default policy: escalate to the lead
+    await propose(services, "UANA", mid, "transformer")
+    await timeline.run_until(scheduler, utc(2026, 3, 20))
+    escalations = [d for d in messenger.to("ULEAD", "dm") if "escalation_hold" in str(d.message.blocks if d.message else "")]
+    assert len(escalations) == 2  # one per readiness check; the lead answered neither
+    posts = [(w, block_text(d.message)) for w, d in timeline.entries if d.kind == "post"]
+    postponed = [(w, t) for w, t in posts if "— postponed" in t]
+    assert [w for w, _ in postponed] == [utc(2026, 3, 6, 14)]  # at the meeting's start, not before
+    assert "nobody answered the escalation" in postponed[0][1]
+    cancelled = [(w, t) for w, t in posts if "was cancelled" in t and "nobody answered" in t]
+    assert [w for w, _ in cancelled] == [utc(2026, 3, 10, 14)]
+    meeting = await services.meetings.get(actor=LEAD, meeting_id=mid)
+    assert (meeting.status, meeting.postpone_count) == ("cancelled", 1)
+    # The unready meeting was never held: no agenda was posted.
+    assert not any("agenda" in t.lower() and "starts now" in t.lower() for _, t in posts)

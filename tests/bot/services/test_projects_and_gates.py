@@ -85,9 +85,14 @@ async def test_a_changed_brief_needs_a_fresh_acknowledgement(services: Services)
     await meet_discovery(services, pid)
     await services.artifacts.set_brief(actor=LEAD, project_id=pid, problem="Tag songs by mood")
     gate = await services.gates.evaluate(actor=LEAD, project_id=pid)
-    assert [i.label for i in gate.missing] == ["Brief acknowledged by a business owner"]
+    assert [i.label for i in gate.missing] == ["Brief changed, not re-acknowledged"]
     with pytest.raises(NotAllowed, match="business owner"):
         await services.artifacts.acknowledge_brief(actor=ML, project_id=pid)
+    # The change was posted in the channel (before → after) and sent to the business owner.
+    sent = services.messenger.texts("C1") + services.messenger.texts("UBO")  # type: ignore[attr-defined]
+    assert sum("Tag songs by genre → Tag songs by mood" in m for m in sent) == 2, sent
+    await services.artifacts.acknowledge_brief(actor=BO, project_id=pid)
+    assert (await services.gates.evaluate(actor=LEAD, project_id=pid)).met
 
 
 async def test_override_by_a_non_lead_is_refused(services: Services) -> None:
@@ -229,16 +234,30 @@ async def test_whole_cycle_with_an_iterate_loop(services: Services, clock: objec
     await services.gates.advance(actor=LEAD, project_id=pid)
     with pytest.raises(InvalidInput, match="outcome"):
         await services.gates.advance(actor=LEAD, project_id=pid)
-    await services.artifacts.record_evaluation(actor=ML, project_id=pid, metric="f1", value="0.7", check="demo: meh")
+    with pytest.raises(InvalidInput, match=r'not a metric of the brief.*"skip rate < 20%"'):
+        await services.artifacts.record_evaluation(actor=ML, project_id=pid, metric="f1", value="0.7", check="x")
+    await services.artifacts.record_evaluation(
+        actor=ML, project_id=pid, metric="Skip Rate", value="25", check="demo: meh"
+    )
+    with pytest.raises(GateNotMet, match="skip rate 25% — target < 20%") as refused:
+        await services.gates.advance(actor=LEAD, project_id=pid, outcome=Outcome.SHIP)
+    assert "override" in str(refused.value)
     result = await services.gates.advance(actor=LEAD, project_id=pid, outcome=Outcome.ITERATE)
     assert result.to_phase is Phase.DEVELOP
+    assert result.failed == ("skip rate 25% — target < 20% ❌ missed",)
     project = await services.projects.resolve(actor=LEAD, channel_id="C1")
     assert (project.phase, project.iteration) == ("develop", 1)
     # The old decision belongs to iteration 0: Develop's gate is open again.
     gate = await services.gates.evaluate(actor=LEAD, project_id=pid)
     assert not gate.met
     await services.gates.advance(actor=LEAD, project_id=pid, override_reason="re-using the runner-up")
-    await services.artifacts.record_evaluation(actor=ML, project_id=pid, metric="f1", value="0.8", check="A/B: +4%")
+    gate = await services.gates.evaluate(actor=LEAD, project_id=pid)
+    assert next(i.label for i in gate.missing) == "skip rate — not yet evaluated (target < 20%)"
+    await services.artifacts.record_evaluation(
+        actor=ML, project_id=pid, metric="skip rate", value="15", check="A/B: +4%", evidence="https://dash.example/ab"
+    )
+    gate = await services.gates.evaluate(actor=LEAD, project_id=pid)
+    assert gate.met and "evidence: https://dash.example/ab" in gate.items[-1].label
     result = await services.gates.advance(actor=LEAD, project_id=pid, outcome=Outcome.SHIP)
     assert result.to_phase is Phase.DEPLOYMENT and len(result.new_tasks) == 4
     with pytest.raises(GateNotMet):
@@ -258,3 +277,56 @@ async def test_baselines_keep_aware_utc_times(services: Services, clock: object)
         again = await s.get(Baseline, row.id)
         assert again is not None and again.recorded_at == services.clock.now()
         assert again.recorded_at.utcoffset() is not None
+
+
+async def in_deliver(services: Services) -> int:
+    pid = await new_project(services)
+    await meet_discovery(services, pid)
+    await services.artifacts.set_brief(
+        actor=BO, project_id=pid, criterion="p95 latency <= 120 ms; load test on production traffic"
+    )
+    await services.artifacts.acknowledge_brief(actor=BO, project_id=pid)
+    await services.gates.advance(actor=LEAD, project_id=pid)
+    await services.artifacts.record_baseline(
+        actor=ML, project_id=pid, metric="f1", value="0.61", pipeline="https://ci.example.com/eval"
+    )
+    await services.gates.advance(actor=LEAD, project_id=pid)
+    await services.gates.advance(actor=LEAD, project_id=pid, override_reason="decided in a test")
+    return pid
+
+
+async def test_a_missed_criterion_blocks_ship_until_the_lead_overrides_with_a_reason(services: Services) -> None:
+    pid = await in_deliver(services)
+    await services.artifacts.record_evaluation(actor=ML, project_id=pid, metric="skip rate", value="14", check="")
+    await services.artifacts.record_evaluation(actor=ML, project_id=pid, metric="P95 latency", value="150", check=None)
+    gate = await services.gates.evaluate(actor=LEAD, project_id=pid)
+    labels = [i.label for i in gate.missing]
+    assert labels == [
+        "p95 latency 150 ms — target ≤ 120 ms ❌ missed",
+        "Real-conditions check (A/B test, demo or focus group)",
+    ]
+    with pytest.raises(GateNotMet, match="p95 latency 150 ms — target ≤ 120 ms"):
+        await services.gates.advance(actor=LEAD, project_id=pid, outcome=Outcome.SHIP)
+    with pytest.raises(NotAllowed):
+        await services.gates.advance(actor=ML, project_id=pid, outcome=Outcome.SHIP, override_reason="ship it")
+    result = await services.gates.advance(
+        actor=LEAD, project_id=pid, outcome=Outcome.SHIP, override_reason="latency fixed by the CDN next week"
+    )
+    assert result.to_phase is Phase.DEPLOYMENT and result.override_reason == "latency fixed by the CDN next week"
+    records = await services.gates.history(actor=LEAD, project_id=pid)
+    deliver = next(r for r in records if r.phase == "deliver")
+    assert deliver.override_reason == "latency fixed by the CDN next week" and deliver.override_by == "ULEAD"
+
+
+async def test_criteria_are_parsed_and_unparseable_ones_refused_with_an_example(services: Services) -> None:
+    pid = await new_project(services)
+    with pytest.raises(InvalidInput, match=r'not a number.*e\.g\. "skip rate < 20%'):
+        await services.artifacts.set_brief(actor=BO, project_id=pid, criterion="quality > good; user interviews")
+    with pytest.raises(InvalidInput, match="real-conditions check"):
+        await services.artifacts.set_brief(actor=BO, project_id=pid, criterion="skip rate < 20%")
+    _, criteria = await services.artifacts.set_brief(
+        actor=BO, project_id=pid, criterion="latency between 50 and 120 ms; load test"
+    )
+    assert [(c.metric, c.comparator, c.target) for c in criteria] == [("latency", "in", "50-120 ms")]
+    _, criteria = await services.artifacts.set_brief(actor=BO, project_id=pid, criterion="ctr 5-10%; A/B test")
+    assert [(c.metric, c.comparator, c.target) for c in criteria][-1] == ("ctr", "in", "5-10%")
