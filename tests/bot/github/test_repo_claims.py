@@ -103,3 +103,39 @@ async def test_the_allowlist_limits_what_any_project_may_name(services: Services
         await services.projects.configure(actor=LEAD, project_id=pid, repo="evil/repo")
     sync = SyncService.from_settings(db, services.clock, services.messenger, settings)
     assert sync.allowed_repos == allowed
+
+
+async def test_a_humans_milestone_with_the_same_title_is_left_alone(
+    services: Services, sync: SyncService, github: FakeGitHub
+) -> None:
+    human = github.add_milestone(REPO, "genres · Discovery", description="Our own plan, by hand.")
+    pid = await new_project(services)
+    await sync.run(actor=LEAD, project_id=pid)
+    milestones = {m["title"]: m for m in github.state()[REPO]["milestones"]}
+    assert milestones["genres · Discovery"]["number"] == human
+    assert milestones["genres · Discovery"]["description"] == "Our own plan, by hand."
+    ours = milestones["genres · Discovery (Phasegate)"]
+    assert f"phasegate:project={pid} phase=discovery" in ours["description"]
+    issues = github.state()[REPO]["issues"]
+    discovery_issues = [i for i in issues if (i.get("milestone") or {}).get("number") == ours["number"]]
+    assert len(discovery_issues) == 2  # the Discovery default tasks went into ours, not the person's
+    github.reset_stats()
+    await sync.run(actor=LEAD, project_id=pid)
+    assert github.stats.as_dict()["writes"] == 0  # and the suffixed title sticks (no rename back and forth)
+
+
+async def test_the_first_projects_milestones_are_never_written_by_another(
+    services: Services, sync: SyncService, github: FakeGitHub
+) -> None:
+    first = await new_project(services)
+    await sync.run(actor=LEAD, project_id=first)
+    before = {m["number"]: (m["title"], m["state"], m["description"]) for m in github.state()[REPO]["milestones"]}
+    other = await services.projects.create(actor=OTHER_LEAD, name="genres", channel_id="C9")
+    assert other.id is not None
+    await services.projects.share_repo(actor=LEAD, project_id=first, repo=REPO, with_project="genres")
+    await services.projects.configure(actor=OTHER_LEAD, project_id=other.id, repo=REPO)
+    await sync.run(actor=OTHER_LEAD, project_id=other.id)
+    after = {m["number"]: (m["title"], m["state"], m["description"]) for m in github.state()[REPO]["milestones"]}
+    assert {n: after[n] for n in before} == before
+    assert len(after) == 2 * len(before)
+    assert all(title.endswith("(Phasegate)") for n, (title, _, _) in after.items() if n not in before)
