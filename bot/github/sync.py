@@ -154,6 +154,11 @@ async def desired_milestone(s: AsyncSession, project: Project, phase: Phase) -> 
     )
 
 
+def _drifted(there: GhMilestone | None, want: DesiredMilestone) -> bool:
+    """GitHub's copy of our milestone was closed, reopened or renamed by someone else."""
+    return there is not None and (there.title, there.state) != (want.title, want.state)
+
+
 def slack_channel_url(team_id: str, channel_id: str) -> str:
     return "https://slack.com/app_redirect?" + urlencode({"team": team_id, "channel": channel_id})
 
@@ -295,6 +300,7 @@ async def compute_plan(
         m.phase: m
         for m in (await s.execute(select(GitHubMilestone).where(GitHubMilestone.project_id == project.id))).scalars()
     }
+    by_number = {m.number: m for m in existing_milestones.values()}
     for phase in PHASE_ORDER:
         want = await desired_milestone(s, project, phase)
         row = rows.get(phase.value)
@@ -310,7 +316,7 @@ async def compute_plan(
                     "closed" if want.state == "closed" else "",
                 )
             )
-        elif row.synced_hash == want.hash():
+        elif row.synced_hash == want.hash() and not _drifted(by_number.get(row.number), want):
             unchanged += 1
         elif row.state != want.state:
             steps.append(PlanStep("milestone", "close" if want.state == "closed" else "reopen", want.title, row.number))
@@ -394,11 +400,22 @@ class SyncEngine:
         self.counts: Counter[str] = Counter()
         self._assignable: dict[tuple[str, str], bool] = {}
         self._labels_ready: set[int] = set()
+        self._milestones_seen: dict[str, dict[int, GhMilestone]] = {}
+        self._milestones_written: set[tuple[str, int]] = set()  # written this run: no need to look again
 
     def new_run(self) -> None:
         """Forget per-run caches (who is assignable, labels checked); every drain starts with this."""
         self._assignable.clear()
         self._labels_ready.clear()
+        self._milestones_seen.clear()
+        self._milestones_written.clear()
+
+    async def _milestone_in_github(self, repo: str, number: int) -> GhMilestone | None:
+        """GitHub's copy of one of our milestones, from one conditional listing per run."""
+        if repo not in self._milestones_seen:
+            await self.pacer.read()
+            self._milestones_seen[repo] = {m.number: m for m in (await self.gateway.list_milestones(repo)).value}
+        return self._milestones_seen[repo].get(number)
 
     # ------------------------------------------------------------------ the queue
 
@@ -560,9 +577,20 @@ class SyncEngine:
                 )
             ).scalar_one_or_none()
             number = row.number if row else None
-            if number is not None and row is not None and row.synced_hash == want.hash():
+            unchanged = number is not None and row is not None and row.synced_hash == want.hash()
+        if unchanged and number is not None and (project.repo, number) in self._milestones_written:
+            async with self.db.session() as s:
                 await self._finish(s, item_id, True)
+            return number
+        if unchanged and number is not None:
+            # Drift: closed, reopened or renamed in GitHub behind our back is put right (a 304 costs nothing).
+            there = await self._milestone_in_github(project.repo, number)
+            if there is not None and (there.title, there.state) == (want.title, want.state):
+                async with self.db.session() as s:
+                    await self._finish(s, item_id, True)
                 return number
+            if there is not None:
+                self.counts["milestone.healed"] += 1
         fields: dict[str, Any] = {
             "title": want.title,
             "description": want.description,
@@ -611,6 +639,7 @@ class SyncEngine:
                         async with self.pacer.write():
                             await self.gateway.update_milestone(project.repo, number, **fields)
         assert number is not None
+        self._milestones_written.add((project.repo, number))
         async with self.db.session() as s:
             row = (
                 await s.execute(

@@ -139,3 +139,23 @@ async def test_the_first_projects_milestones_are_never_written_by_another(
     assert {n: after[n] for n in before} == before
     assert len(after) == 2 * len(before)
     assert all(title.endswith("(Phasegate)") for n, (title, _, _) in after.items() if n not in before)
+
+
+async def test_a_milestone_closed_or_renamed_behind_our_back_is_put_right(
+    services: Services, sync: SyncService, github: FakeGitHub
+) -> None:
+    pid = await new_project(services)
+    await sync.run(actor=LEAD, project_id=pid)
+    numbers = {m["title"]: m["number"] for m in github.state()[REPO]["milestones"]}
+    github.edit_milestone(REPO, numbers["genres · Discovery"], state="closed")
+    github.edit_milestone(REPO, numbers["genres · Define"], title="renamed by someone")
+    plan = await sync.plan(actor=LEAD, project_id=pid)
+    assert sorted(s.title for s in plan.steps if s.kind == "milestone") == ["genres · Define", "genres · Discovery"]
+    report = await sync.run(actor=LEAD, project_id=pid)
+    assert report.counts.get("milestone.healed") == 2
+    after = {m["number"]: (m["title"], m["state"]) for m in github.state()[REPO]["milestones"]}
+    assert after[numbers["genres · Discovery"]] == ("genres · Discovery", "open")
+    assert after[numbers["genres · Define"]] == ("genres · Define", "open")
+    github.reset_stats()
+    await sync.run(actor=LEAD, project_id=pid)
+    assert github.stats.as_dict()["writes"] == 0  # healed once, then quiet

@@ -56,8 +56,13 @@ async def test_first_sync_creates_everything_and_an_unchanged_resync_costs_nothi
     assert first["writes"] == 11 + 5 + 20  # labels + milestones + issues, nothing else
     reads = first["requests"] - first["writes"]
     assert reads <= 4  # list labels (twice: before and after creating them), list issues (the poll)
-    assert again["writes"] == 0 and again["counted"] == 0
-    assert again["requests"] == again["not_modified"] >= 1
+    # The first re-sync lists the milestones once (is ours still open and titled as we left it?); then 304s.
+    assert again["writes"] == 0 and again["counted"] <= 1
+    github.reset_stats()
+    await sync.run(actor=LEAD, project_id=pid)
+    third = github.stats.as_dict()
+    assert third["writes"] == 0 and third["counted"] == 0
+    assert third["requests"] == third["not_modified"] >= 1
 
 
 async def test_issues_carry_milestone_labels_marker_and_context(
