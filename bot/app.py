@@ -54,6 +54,7 @@ def build_core(
     services = Services.build(db, clock, messenger)
     sync = SyncService.from_settings(db, sync_clock or clock, messenger, settings)
     services.sync = sync
+    services.projects.allowed_repos = sync.allowed_repos
     services.preview_mode = sync.preview_mode
     # Every process plans jobs; only the leader runs them (see Leadership), so the scheduler starts paused.
     scheduler = ReminderScheduler(database_url=settings.database_url, clock=clock, realtime=False)

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     github_app_installation_id: int | None = Field(default=None, alias="GITHUB_APP_INSTALLATION_ID")
     github_api_url: str = Field(default="https://api.github.com", alias="GITHUB_API_URL")
     github_webhook_secret: SecretStr | None = Field(default=None, alias="GITHUB_WEBHOOK_SECRET")
+    # Single-token mode: the repositories any project may name (comma-separated owner/repo or owner/*; empty = any).
+    github_repos: str | None = Field(default=None, alias="PHASEGATE_GITHUB_REPOS")
     phasegate_host: str = Field(default="0.0.0.0", alias="PHASEGATE_HOST")
     phasegate_port: int = Field(default=3000, ge=1, le=65535, alias="PHASEGATE_PORT")
     phasegate_slash_command: str = Field(default="/phasegate", alias="PHASEGATE_SLASH_COMMAND")

@@ -210,6 +210,21 @@ async def github(ctx: Context, args: Args) -> Reply:
 
 
 @subcommand(
+    "share",
+    usage="share repo=<owner/repo> with=<project>",
+    summary="Let another project sync this project's GitHub repository too (lead of the project holding it).",
+    examples=("share repo=acme/genres with=genres-eval",),
+)
+async def share(ctx: Context, args: Args) -> Reply:
+    repo, other = args.get("repo"), args.get("with")
+    if not repo or not other:
+        raise UsageError("Say which repository and which project: `share repo=acme/genres with=genres-eval`.")
+    pid = await project_id(ctx, args)
+    target = await ctx.services.projects.share_repo(actor=ctx.actor, project_id=pid, repo=repo, with_project=other)
+    return Reply(message=notice(f"Project {target.name} may now sync `{repo}` too."))
+
+
+@subcommand(
     "away",
     usage="away until=<YYYY-MM-DD> | away off",
     summary="Declare an absence: you are excused from proposals and not reminded until then.",

@@ -401,3 +401,29 @@ class GitHubIssueVersion(SQLModel, table=True):
     repo: str = Field(primary_key=True, max_length=200)
     number: int = Field(primary_key=True)
     updated_at: datetime = _ts()
+
+
+# ---------------------------------------------------------------- repository claims (wt-ownership, 0007_repo_claims)
+
+
+class RepoClaim(SQLModel, table=True):
+    """The project that first synced a repository holds it; others need the holder's `share`."""
+
+    __tablename__ = "repo_claims"
+    id: int | None = Field(default=None, primary_key=True)
+    repo: str = Field(max_length=140, unique=True)  # lower-cased owner/name
+    project_id: int = Field(foreign_key="projects.id", index=True)
+    team_id: str = Field(max_length=32)
+    claimed_at: datetime = _ts()
+
+
+class RepoShare(SQLModel, table=True):
+    """A holding project's lead let another project sync the same repository."""
+
+    __tablename__ = "repo_shares"
+    __table_args__ = (UniqueConstraint("repo", "project_id", name="uq_repo_share"),)
+    id: int | None = Field(default=None, primary_key=True)
+    repo: str = Field(max_length=140, index=True)
+    project_id: int = Field(foreign_key="projects.id", index=True)
+    shared_by: str = Field(max_length=32)
+    shared_at: datetime = _ts()

@@ -8,7 +8,7 @@ import logging
 import random
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -31,6 +31,7 @@ from bot.db.models import (
 from bot.db.session import Database
 from bot.github.gateway import (
     GhIssue,
+    GhMilestone,
     GitHubError,
     GitHubGateway,
     NotFoundError,
@@ -72,6 +73,18 @@ def task_id_in(body: str | None) -> str | None:
 
 def milestone_title(project_name: str, phase: Phase) -> str:
     return f"{project_name} · {phase.label}"
+
+
+OWN_SUFFIX = " (Phasegate)"
+
+
+def milestone_marker(project_id: int | None, phase: Phase) -> str:
+    """The hidden comment that says a milestone is this project's (titles alone are never trusted)."""
+    return f"<!-- phasegate:project={project_id} phase={phase.value} -->"
+
+
+def owns_milestone(description: str | None, project_id: int | None, phase: Phase) -> bool:
+    return milestone_marker(project_id, phase) in (description or "")
 
 
 def _digest(value: Any) -> str:
@@ -121,13 +134,29 @@ async def desired_milestone(s: AsyncSession, project: Project, phase: Phase) -> 
         ).scalars()
     )
     ended = bool(records) and all(r.ended_at is not None for r in records)
+    title = milestone_title(project.name, phase)
+    used = (
+        await s.execute(
+            select(GitHubMilestone.title).where(
+                GitHubMilestone.project_id == project.id, GitHubMilestone.phase == phase.value
+            )
+        )
+    ).scalar_one_or_none()
+    if used == title + OWN_SUFFIX:  # a person's milestone has the plain title: we keep to ours
+        title = used
+    text = render_text("github/milestone.md.j2", spec=PHASES[phase], project_name=project.name).strip()
     return DesiredMilestone(
         phase=phase,
-        title=milestone_title(project.name, phase),
-        description=render_text("github/milestone.md.j2", spec=PHASES[phase], project_name=project.name).strip(),
+        title=title,
+        description=f"{text}\n\n{milestone_marker(project.id, phase)}",
         due_on=records[-1].target_date if records else None,
         state="closed" if ended else "open",
     )
+
+
+def _drifted(there: GhMilestone | None, want: DesiredMilestone) -> bool:
+    """GitHub's copy of our milestone was closed, reopened or renamed by someone else."""
+    return there is not None and (there.title, there.state) != (want.title, want.state)
 
 
 def slack_channel_url(team_id: str, channel_id: str) -> str:
@@ -254,14 +283,14 @@ async def compute_plan(
     steps: list[PlanStep] = []
     unchanged = 0
     existing_labels: set[str] | None = None
-    existing_milestones: dict[str, int] = {}
+    existing_milestones: dict[str, GhMilestone] = {}
     if gateway is not None:
         if pacer:
             await pacer.read()
         existing_labels = {x.name.lower() for x in (await gateway.list_labels(project.repo)).value}
         if pacer:
             await pacer.read()
-        existing_milestones = {m.title: m.number for m in (await gateway.list_milestones(project.repo)).value}
+        existing_milestones = {m.title: m for m in (await gateway.list_milestones(project.repo)).value}
     for name in LABELS:
         if existing_labels is None or name.lower() not in existing_labels:
             steps.append(PlanStep("label", "create", name, detail="if missing" if existing_labels is None else ""))
@@ -271,21 +300,23 @@ async def compute_plan(
         m.phase: m
         for m in (await s.execute(select(GitHubMilestone).where(GitHubMilestone.project_id == project.id))).scalars()
     }
+    by_number = {m.number: m for m in existing_milestones.values()}
     for phase in PHASE_ORDER:
         want = await desired_milestone(s, project, phase)
         row = rows.get(phase.value)
         if row is None or row.number is None:
-            number = existing_milestones.get(want.title)
+            found = existing_milestones.get(want.title)
+            ours = found is not None and owns_milestone(found.description, project.id, phase)
             steps.append(
                 PlanStep(
                     "milestone",
-                    "adopt" if number else "create",
-                    want.title,
-                    number,
+                    "adopt" if ours else "create",
+                    want.title if ours or found is None else want.title + OWN_SUFFIX,
+                    found.number if ours and found else None,
                     "closed" if want.state == "closed" else "",
                 )
             )
-        elif row.synced_hash == want.hash():
+        elif row.synced_hash == want.hash() and not _drifted(by_number.get(row.number), want):
             unchanged += 1
         elif row.state != want.state:
             steps.append(PlanStep("milestone", "close" if want.state == "closed" else "reopen", want.title, row.number))
@@ -369,11 +400,22 @@ class SyncEngine:
         self.counts: Counter[str] = Counter()
         self._assignable: dict[tuple[str, str], bool] = {}
         self._labels_ready: set[int] = set()
+        self._milestones_seen: dict[str, dict[int, GhMilestone]] = {}
+        self._milestones_written: set[tuple[str, int]] = set()  # written this run: no need to look again
 
     def new_run(self) -> None:
         """Forget per-run caches (who is assignable, labels checked); every drain starts with this."""
         self._assignable.clear()
         self._labels_ready.clear()
+        self._milestones_seen.clear()
+        self._milestones_written.clear()
+
+    async def _milestone_in_github(self, repo: str, number: int) -> GhMilestone | None:
+        """GitHub's copy of one of our milestones, from one conditional listing per run."""
+        if repo not in self._milestones_seen:
+            await self.pacer.read()
+            self._milestones_seen[repo] = {m.number: m for m in (await self.gateway.list_milestones(repo)).value}
+        return self._milestones_seen[repo].get(number)
 
     # ------------------------------------------------------------------ the queue
 
@@ -535,9 +577,20 @@ class SyncEngine:
                 )
             ).scalar_one_or_none()
             number = row.number if row else None
-            if number is not None and row is not None and row.synced_hash == want.hash():
+            unchanged = number is not None and row is not None and row.synced_hash == want.hash()
+        if unchanged and number is not None and (project.repo, number) in self._milestones_written:
+            async with self.db.session() as s:
                 await self._finish(s, item_id, True)
+            return number
+        if unchanged and number is not None:
+            # Drift: closed, reopened or renamed in GitHub behind our back is put right (a 304 costs nothing).
+            there = await self._milestone_in_github(project.repo, number)
+            if there is not None and (there.title, there.state) == (want.title, want.state):
+                async with self.db.session() as s:
+                    await self._finish(s, item_id, True)
                 return number
+            if there is not None:
+                self.counts["milestone.healed"] += 1
         fields: dict[str, Any] = {
             "title": want.title,
             "description": want.description,
@@ -563,16 +616,30 @@ class SyncEngine:
                 if "already_exists" not in exc.codes:
                     raise
                 await self.pacer.read()
-                found = next(
-                    (m for m in (await self.gateway.list_milestones(project.repo)).value if m.title == want.title), None
-                )
+                listed = {m.title: m for m in (await self.gateway.list_milestones(project.repo)).value}
+                found = listed.get(want.title)
                 if found is None:
                     raise
-                number = found.number
-                self.counts["milestone.adopted"] += 1
-                if (found.description or "", found.due_on, found.state) != (want.description, want.due_on, want.state):
-                    async with self.pacer.write():
-                        await self.gateway.update_milestone(project.repo, number, **fields)
+                if not owns_milestone(found.description, project.id, phase):
+                    # A person's (or another project's) milestone: never written; ours gets a suffixed title.
+                    want = replace(want, title=want.title + OWN_SUFFIX)
+                    fields["title"] = want.title
+                    found = listed.get(want.title)
+                    if found is None:
+                        async with self.pacer.write():
+                            number = (await self.gateway.create_milestone(project.repo, **fields)).number
+                        self.counts["milestone.created"] += 1
+                    elif not owns_milestone(found.description, project.id, phase):
+                        raise
+                if found is not None:
+                    number = found.number
+                    self.counts["milestone.adopted"] += 1
+                    current = (found.title, found.description or "", found.due_on, found.state)
+                    if current != (want.title, want.description, want.due_on, want.state):
+                        async with self.pacer.write():
+                            await self.gateway.update_milestone(project.repo, number, **fields)
+        assert number is not None
+        self._milestones_written.add((project.repo, number))
         async with self.db.session() as s:
             row = (
                 await s.execute(
@@ -586,6 +653,7 @@ class SyncEngine:
                 s.add(row)
             row.number, row.title, row.state = number, want.title, want.state
             row.synced_hash, row.synced_at = want.hash(), self.clock.now()
+            await s.flush()
             await self._finish(s, item_id, (await desired_milestone(s, project, phase)).hash() == want.hash())
         return number
 

@@ -11,11 +11,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, or_, select
 
-from bot.db.models import Member, PhaseRecord, Project, ProjectMember
+from bot.db.models import Member, PhaseRecord, Project, ProjectMember, RepoClaim, RepoShare
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.process import Phase, Role, parse_working_hours
 from bot.rendering import mention
 from bot.services.base import MEMBER_ROLE, Actor, ServiceBase
+from bot.services.repos import check_allowed, check_claim
 from bot.services.tasks import add_default_tasks
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
@@ -45,6 +46,8 @@ def check_timezone(name: str) -> str:
 
 
 class ProjectService(ServiceBase):
+    allowed_repos: tuple[str, ...] = ()  # PHASEGATE_GITHUB_REPOS (set by the composition)
+
     async def create(
         self,
         *,
@@ -63,6 +66,8 @@ class ProjectService(ServiceBase):
                 field="name",
             )
         repo = check_repo(repo) if repo else None
+        if repo:
+            check_allowed(repo, self.allowed_repos)
         lead = lead_user_id or actor.user_id
         now = self.clock.now()
         try:
@@ -81,6 +86,8 @@ class ProjectService(ServiceBase):
                 s.add(project)
                 await s.flush()
                 assert project.id is not None
+                if repo:
+                    await check_claim(s, project, repo)
                 s.add(ProjectMember(team_id=actor.team_id, project_id=project.id, user_id=lead, roles=[Role.LEAD]))
                 s.add(PhaseRecord(team_id=actor.team_id, project_id=project.id, phase=Phase.DISCOVERY, started_at=now))
                 await add_default_tasks(s, project=project, phase=Phase.DISCOVERY, actor=actor, now=now)
@@ -359,6 +366,9 @@ class ProjectService(ServiceBase):
         async with self.db.session() as s:
             project = await self.project_by_id(s, actor, project_id)
             await self.require_lead(s, actor, project, "change project settings")
+            if repo:
+                check_allowed(check_repo(repo), self.allowed_repos)
+                await check_claim(s, project, check_repo(repo))
             changes = {
                 "working_hours": working_hours,
                 "timezone": timezone,
@@ -375,3 +385,60 @@ class ProjectService(ServiceBase):
             s.add(project)
             await self.audit(s, actor=actor, action="project.configure", project_id=project_id, **changes)
             return project
+
+    async def share_repo(self, *, actor: Actor, project_id: int, repo: str, with_project: str) -> Project:
+        """The holding project's lead lets another project (this or another workspace) sync its repository."""
+        repo = check_repo(repo)
+        async with self.db.session() as s:
+            project = await self.project_by_id(s, actor, project_id)
+            held = (await s.execute(select(RepoClaim).where(RepoClaim.repo == repo.lower()))).scalars().first()
+            if held is None or held.project_id != project.id:
+                raise NotAllowed(
+                    f"Project {project.name} does not hold `{repo}`, so it cannot share it. Only the lead of the "
+                    "project that first synced a repository can share it."
+                )
+            if project.lead_user_id != actor.user_id:
+                raise NotAllowed(
+                    f"Only {mention(project.lead_user_id)}, the lead of {project.name}, can share `{repo}`."
+                )
+            named = (await s.execute(select(Project).where(Project.name == with_project.strip()))).scalars().all()
+            here = [p for p in named if p.team_id == actor.team_id and p.id != project.id]
+            others = [p for p in named if p.team_id != actor.team_id]
+            targets = here or others
+            if not targets:
+                raise NotFound(
+                    f"There is no project named `{with_project[:80]}` to share `{repo}` with. Check its name."
+                )
+            if len(targets) > 1:
+                raise InvalidInput(
+                    f"{len(targets)} projects in other workspaces are named `{with_project}`; ask that project's "
+                    "lead to rename it so the name is unique, then share again.",
+                    field="with",
+                )
+            target = targets[0]
+            assert target.id is not None
+            exists = (
+                (
+                    await s.execute(
+                        select(RepoShare).where(RepoShare.repo == repo.lower(), RepoShare.project_id == target.id)
+                    )
+                )
+                .scalars()
+                .first()
+            )
+            if exists is None:
+                s.add(
+                    RepoShare(
+                        repo=repo.lower(), project_id=target.id, shared_by=actor.user_id, shared_at=self.clock.now()
+                    )
+                )
+            await self.audit(
+                s,
+                actor=actor,
+                action="github.share",
+                project_id=project.id,
+                repo=repo,
+                with_project=target.name,
+                with_team=target.team_id,
+            )
+            return target

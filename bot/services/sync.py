@@ -41,6 +41,7 @@ from bot.process import PHASE_ORDER, Phase, evaluate_gate
 from bot.rendering import Message, render_message
 from bot.services.base import Actor, ServiceBase
 from bot.services.gates import gather_facts
+from bot.services.repos import check_allowed, check_claim, claim, parse_allowlist
 from bot.services.tasks import enqueue_sync
 
 log = logging.getLogger(__name__)
@@ -134,13 +135,14 @@ class SyncService(ServiceBase):
         self._runs: dict[int, asyncio.Task[SyncReport]] = {}
         self._kicked = asyncio.Event()
         self._digest: dict[int, list[DigestEntry]] = {}
+        self.allowed_repos: tuple[str, ...] = ()  # PHASEGATE_GITHUB_REPOS
 
     @classmethod
     def from_settings(
         cls, db: Database, clock: Clock, messenger: Messenger, settings: Settings, **options: Any
     ) -> SyncService:
         """The app's service: a PyGithub gateway when credentials are set (else preview mode), paced from Settings."""
-        return cls(
+        service = cls(
             db,
             clock,
             build_gateway(settings),
@@ -149,6 +151,17 @@ class SyncService(ServiceBase):
             writes_per_hour=settings.github_writes_per_hour,
             **options,
         )
+        service.allowed_repos = parse_allowlist(settings.github_repos)
+        return service
+
+    async def _claim(self, s: AsyncSession, project: Project, *, claiming: bool = True) -> None:
+        """Before anything is planned or sent: the repo is allowed, and this project holds it or was shared it."""
+        if project.repo:
+            check_allowed(project.repo, self.allowed_repos)
+            if self.engine is None or not claiming:  # a preview sends nothing, so it claims nothing
+                await check_claim(s, project, project.repo)
+            else:
+                await claim(s, project, project.repo, self.clock)
 
     @property
     def preview_mode(self) -> bool:
@@ -161,6 +174,7 @@ class SyncService(ServiceBase):
         """What a sync would create, change and close (reads GitHub conditionally; writes nothing)."""
         async with self.db.session() as s:
             project = await self.project_by_id(s, actor, project_id)
+            await self._claim(s, project, claiming=False)
             return await compute_plan(s, project, self.gateway, self.pacer)
 
     async def run(self, *, actor: Actor, project_id: int, max_wait: float = 1800.0) -> SyncReport:
@@ -181,6 +195,7 @@ class SyncService(ServiceBase):
     async def _run(self, *, actor: Actor, project_id: int, max_wait: float) -> SyncReport:
         async with self.db.session() as s:
             project = await self.project_by_id(s, actor, project_id)
+            await self._claim(s, project)
             if self.engine is None or not project.repo:
                 return SyncReport(
                     project.name,
@@ -214,6 +229,7 @@ class SyncService(ServiceBase):
         """`/phasegate sync`: queue everything the project has and wake the worker; returns the plan it works to."""
         async with self.db.session() as s:
             project = await self.project_by_id(s, actor, project_id)
+            await self._claim(s, project)
             plan = await compute_plan(s, project, self.gateway, self.pacer)
             if self.engine is not None and project.repo:
                 await self.require_member(s, actor, project, "sync with GitHub")

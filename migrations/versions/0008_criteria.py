@@ -1,7 +1,7 @@
 """criteria decide shipping: evaluation evidence link, brief changed after acknowledgement
 
 Revision ID: 0008_criteria
-Revises: 0006_membership
+Revises: 0007_repo_claims
 Create Date: 2026-12-02 14:15:00
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = '0008_criteria'
-down_revision: str | None = "0006_membership"
+down_revision: str | None = "0007_repo_claims"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
