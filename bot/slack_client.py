@@ -51,8 +51,11 @@ class SlackMessenger:
     """Sends what the core asks for to Slack. Direct callers (interactive replies) get failures logged; the
     outbox uses `strict()`, whose calls raise a DeliveryError (transient or permanent) instead."""
 
-    def __init__(self, client: AsyncWebClient, *, raise_errors: bool = False) -> None:
+    def __init__(
+        self, client: AsyncWebClient, *, raise_errors: bool = False, strict_client: AsyncWebClient | None = None
+    ) -> None:
         self.client = client
+        self.strict_client = strict_client
         self.raise_errors = raise_errors
         self._dm_channels: dict[str, str] = {}
         self._strict: SlackMessenger | None = None
@@ -62,7 +65,7 @@ class SlackMessenger:
         if self.raise_errors:
             return self
         if self._strict is None:
-            self._strict = SlackMessenger(self.client, raise_errors=True)
+            self._strict = SlackMessenger(self.strict_client or self.client, raise_errors=True)
             self._strict._dm_channels = self._dm_channels
         return self._strict
 

@@ -115,6 +115,12 @@ class Outbox:
         await s.flush()
         return row
 
+    async def send(self, **fields: Any) -> None:
+        """Enqueue in a transaction of its own, then deliver (for messages not tied to a state change)."""
+        async with self.db.session() as s:
+            await self.enqueue(s, **fields)
+        await self.committed()
+
     async def committed(self) -> None:
         """The transaction that enqueued has committed: deliver now (inline) or wake the sender."""
         if self.inline:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +26,7 @@ from bot.github.pacing import Pacer, Sleep
 from bot.github.sync import DrainResult, SyncEngine, SyncPlan, compute_plan, milestone_title, task_id_in
 from bot.github.webhooks import WebhookEvent
 from bot.messaging import Messenger, RecordingMessenger
+from bot.outbox import Outbox
 from bot.process import PHASE_ORDER, Phase, evaluate_gate
 from bot.rendering import Message, render_message
 from bot.services.base import Actor, ServiceBase
@@ -111,6 +113,7 @@ class SyncService(ServiceBase):
         super().__init__(db, clock)
         self.gateway = gateway
         self.messenger = messenger
+        self.outbox: Outbox | None = None  # set by build_core: the digest goes through the Slack outbox
         self.pacer = Pacer(clock, sleep, per_minute=writes_per_minute, per_hour=writes_per_hour)
         self.engine = (
             SyncEngine(db, clock, gateway, self.pacer, max_failures=max_failures, rng=rng) if gateway else None
@@ -546,7 +549,13 @@ class SyncService(ServiceBase):
             repo=project.repo or "",
             phases=phases,
         )
-        await self.messenger.post(team_id=project.team_id, channel_id=project.channel_id, message=message)
+        if self.outbox is None:
+            await self.messenger.post(team_id=project.team_id, channel_id=project.channel_id, message=message)
+        else:
+            await self.outbox.send(
+                team_id=project.team_id, project_id=project_id, kind="post", target=project.channel_id,
+                message=message, key=f"digest:{project_id}:{uuid.uuid4().hex}", notify_user_id=project.lead_user_id,
+            )
         return message
 
     async def flush_digests(self) -> int:
