@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -45,7 +46,9 @@ def classify(exc: BaseException) -> DeliveryError:
     if isinstance(exc, SlackApiError):
         response: Any = exc.response
         status = int(getattr(response, "status_code", 200) or 200)
-        code = str((response.get("error") if hasattr(response, "get") else None) or f"http_{status}")
+        data = getattr(response, "data", response)  # a 5xx answers plain text, not JSON
+        error = data.get("error") if isinstance(data, dict) else None
+        code = str(error or f"http_{status}")
         headers = getattr(response, "headers", None) or {}
         retry_after: float | None = None
         raw = headers.get("Retry-After") or headers.get("retry-after")
@@ -66,4 +69,5 @@ def classify(exc: BaseException) -> DeliveryError:
             return DeliveryError(type(exc).__name__, permanent=False)
     except ImportError:  # pragma: no cover
         pass
+    logging.getLogger(__name__).error("unexpected error while delivering a message", exc_info=exc)
     return DeliveryError(type(exc).__name__, permanent=True)

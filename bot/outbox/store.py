@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -67,6 +67,7 @@ class Outbox:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self.rng = random.Random()
+        self._failing = False  # a transient failure since the last success: on the next success, retry the rest
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -207,6 +208,18 @@ class Outbox:
                 row.status, row.sent_ts, row.done_at, row.attempts = "sent", ts, self.clock.now(), row.attempts + 1
                 row.last_error = None
                 s.add(row)
+            if self._failing:  # Slack answers again: what waits for a retry need not wait out its backoff
+                self._failing = False
+                await s.execute(
+                    update(OutboxMessage)
+                    .where(
+                        col(OutboxMessage.status) == "pending",
+                        col(OutboxMessage.attempts) > 0,
+                        col(OutboxMessage.next_attempt_at) > self.clock.now(),
+                        col(OutboxMessage.last_error) != "ratelimited",
+                    )
+                    .values(next_attempt_at=self.clock.now())
+                )
         return "sent"
 
     async def _send(self, m: _Snapshot) -> str | None:
@@ -242,6 +255,7 @@ class Outbox:
             row.attempts += 1
             row.last_error = err.code[:200]
             if not err.permanent:
+                self._failing = True
                 row.next_attempt_at = now + timedelta(
                     seconds=backoff(row.attempts, retry_after=err.retry_after, rng=self.rng)
                 )
