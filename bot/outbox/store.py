@@ -52,7 +52,7 @@ class Problem:
 
     def line(self) -> str:
         where = f"<#{self.target}>" if self.kind in ("post", "upload", "update") else f"<@{self.target}>"
-        return f"a message to {where} could not be delivered ({self.code}) — fix: {self.fix}"
+        return f"to {where} ({self.code}) — fix: {self.fix}"
 
 
 class Outbox:
@@ -295,7 +295,10 @@ class Outbox:
                         kind="dm",
                         target=lead,
                         key=key,
-                        message=Message(text=f"Phasegate: {problem.line()}. Messages like it will fail until then."),
+                        message=Message(
+                            text=f"Phasegate could not deliver a message {problem.line()}. "
+                            "Messages like it will fail until then; `status` lists what was not delivered."
+                        ),
                     )
         return "failed"
 
@@ -303,16 +306,31 @@ class Outbox:
 
     async def problems(self, s: AsyncSession, *, team_id: str, project_id: int | None = None) -> list[Problem]:
         """Messages Slack refused for good (newest first, one per target and error)."""
-        q = select(OutboxMessage).where(OutboxMessage.team_id == team_id, OutboxMessage.status == "failed")
-        if project_id is not None:
-            q = q.where(OutboxMessage.project_id == project_id)
-        seen: dict[tuple[str, str, str], Problem] = {}
-        for row in (await s.execute(q.order_by(col(OutboxMessage.id).desc()).limit(200))).scalars():
-            err = DeliveryError(row.last_error or "error", permanent=True)
-            k = (row.kind, row.target, err.code)
-            if k not in seen:
-                seen[k] = Problem(row.id or 0, row.kind, row.target, err.code, err.fix, row.done_at or row.created_at)
-        return list(seen.values())
+        return await undelivered(s, team_id=team_id, project_id=project_id)
+
+
+async def undelivered(s: AsyncSession, *, team_id: str, project_id: int | None = None) -> list[Problem]:
+    """Messages Slack refused for good (newest first, one per target and error): for `status` and App Home."""
+    q = select(OutboxMessage).where(OutboxMessage.team_id == team_id, OutboxMessage.status == "failed")
+    if project_id is not None:
+        q = q.where(OutboxMessage.project_id == project_id)
+    healed = {  # a later message to the same place went through: the problem was fixed
+        (kind, target): int(last or 0)
+        for kind, target, last in (
+            await s.execute(
+                select(OutboxMessage.kind, OutboxMessage.target, func.max(OutboxMessage.id))
+                .where(OutboxMessage.team_id == team_id, OutboxMessage.status == "sent")
+                .group_by(col(OutboxMessage.kind), col(OutboxMessage.target))
+            )
+        ).all()
+    }
+    seen: dict[tuple[str, str, str], Problem] = {}
+    for row in (await s.execute(q.order_by(col(OutboxMessage.id).desc()).limit(200))).scalars():
+        err = DeliveryError(row.last_error or "error", permanent=True)
+        k = (row.kind, row.target, err.code)
+        if k not in seen and healed.get((row.kind, row.target), 0) < (row.id or 0):
+            seen[k] = Problem(row.id or 0, row.kind, row.target, err.code, err.fix, row.done_at or row.created_at)
+    return list(seen.values())
 
 
 @dataclass(frozen=True)

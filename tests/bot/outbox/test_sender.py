@@ -166,3 +166,31 @@ async def test_a_stale_message_is_dropped_with_a_reason_in_the_audit_log(db: Dat
     async with db.session() as s:
         [entry] = (await s.execute(select(AuditEntry).where(AuditEntry.action == "outbox.dropped"))).scalars()
     assert "no longer useful" in entry.detail["reason"]
+
+
+async def test_status_and_home_show_an_undelivered_message_until_one_goes_through(
+    db: Database, clock: FakeClock
+) -> None:
+    from bot.commands import Context, dispatch
+    from bot.commands.home import home_view
+    from bot.services import Actor, Services
+
+    messenger = FlakyMessenger()
+    services = Services.build(db, clock, messenger)
+    lead = Actor(TEAM, LEAD)
+    project = await services.projects.create(actor=lead, name="genres", channel_id=CHANNEL)
+    outbox = services.outbox
+    assert outbox is not None
+    messenger.failures = [DeliveryError("not_in_channel", permanent=True)]
+    await outbox.send(team_id=TEAM, project_id=project.id, kind="post", target=CHANNEL,
+                      message=Message(text="verdict"), key="v1", notify_user_id=LEAD)
+    ctx = Context(services=services, actor=lead, channel_id=CHANNEL, command="/pg")
+    status = await dispatch(ctx, "status")
+    assert status.message is not None
+    shown = str(status.message.blocks)
+    assert "1 message(s) could not be delivered" in shown and "invite the bot" in shown
+    assert "could not be delivered" in str(await home_view(ctx))
+    await outbox.send(team_id=TEAM, project_id=project.id, kind="post", target=CHANNEL,
+                      message=Message(text="next"), key="v2", notify_user_id=LEAD)  # the lead invited the bot
+    status = await dispatch(ctx, "status")
+    assert status.message is not None and "could not be delivered" not in str(status.message.blocks)
