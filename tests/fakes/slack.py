@@ -174,6 +174,7 @@ class FakeSlack:
         self.clock, self.trigger_ttl = clock, trigger_ttl
         self.response_url_ttl, self.response_url_uses = response_url_ttl, response_url_uses
         self.valid_tokens: set[str] | None = None  # None: any xoxb-/xoxp- token is valid
+        self.delay = 0.0  # seconds before every Web API answer (a slow Slack)
         self.public_url = public_url  # base for upload/response URLs; default: the address start() bound
         self.api_url = ""
         self._bound = "http://127.0.0.1"
@@ -419,6 +420,8 @@ class FakeSlack:
 
     async def _serve_api(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
+        if self.delay:
+            await asyncio.sleep(self.delay)
         params: JSON = dict(request.query)
         is_json = request.content_type == "application/json"
         problem = None
