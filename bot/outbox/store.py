@@ -362,7 +362,7 @@ def _strict(messenger: Messenger) -> Messenger:
 class OutboxSender:
     """The leader's loop: deliver what is due, sleep until the next due row or a wake-up from `committed()`."""
 
-    def __init__(self, outbox: Outbox, *, interval: float = 30.0) -> None:
+    def __init__(self, outbox: Outbox, *, interval: float = 5.0) -> None:
         self.outbox, self.interval = outbox, interval
         self._task: asyncio.Task[None] | None = None
 
