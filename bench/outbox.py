@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import tempfile
 import time
@@ -97,7 +98,7 @@ async def measure(messages: int, fault_rate: float, seed: int = 1) -> dict[str, 
 
 
 def main(quick: bool = False) -> dict[str, Any]:
-    n = 40 if quick else 1000
+    n = 40 if quick else int(os.environ.get("BENCH_OUTBOX_MESSAGES", "1000"))
     rows = [asyncio.run(measure(n, rate)) for rate in (0.0, 0.2)]
     return report(
         "outbox",

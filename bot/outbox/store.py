@@ -64,6 +64,7 @@ class Outbox:
     def __init__(self, db: Database, clock: Clock, messenger: Messenger, *, inline: bool = True) -> None:
         self.db, self.clock, self.messenger = db, clock, messenger
         self.inline = inline
+        self.concurrency = 4  # Slack calls in flight at once (server mode; inline delivers one by one, in order)
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self.rng = random.Random()
@@ -159,14 +160,20 @@ class Outbox:
                     ids = list((await s.execute(q)).scalars())
                 if not ids:
                     break
-                progressed = False
-                for row_id in ids:
-                    outcome = await self._deliver_one(row_id)
-                    delivered += outcome == "sent"
-                    progressed = progressed or outcome != "retry"
+                if self.inline or self.concurrency <= 1:  # in order (the shell, tests)
+                    outcomes = [await self._deliver_one(row_id) for row_id in ids]
+                else:
+                    gate = asyncio.Semaphore(self.concurrency)
+                    outcomes = list(await asyncio.gather(*(self._gated(gate, i) for i in ids)))
+                delivered += outcomes.count("sent")
+                progressed = any(o != "retry" for o in outcomes)
                 if not progressed:  # everything due is waiting for its retry
                     break
         return delivered
+
+    async def _gated(self, gate: asyncio.Semaphore, row_id: int) -> str:
+        async with gate:
+            return await self._deliver_one(row_id)
 
     async def _deliver_one(self, row_id: int) -> str:
         now = self.clock.now()
