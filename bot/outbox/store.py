@@ -64,7 +64,7 @@ class Outbox:
     def __init__(self, db: Database, clock: Clock, messenger: Messenger, *, inline: bool = True) -> None:
         self.db, self.clock, self.messenger = db, clock, messenger
         self.inline = inline
-        self.concurrency = 4  # Slack calls in flight at once (server mode; inline delivers one by one, in order)
+        self.concurrency = 8  # Slack calls in flight at once (server mode; inline delivers one by one, in order)
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self.rng = random.Random()

@@ -321,7 +321,6 @@ class RitualService(RitualBase):
                     key=key,
                     thread_ts=due.meeting.channel_ts,
                     thread_of_meeting=meeting_id,  # the announcement's ts, if it is only known at send time
-                    not_after=due.view.ends_at,
                     notify_user_id=due.view.lead,
                     message=self.agenda_message(due.view, cands.ranked, cands.duplicates, due.meeting.ready),
                 )
