@@ -19,6 +19,7 @@ from bot.config import Settings
 from bot.db.session import Database
 from bot.leader import Leadership
 from bot.messaging import Messenger
+from bot.outbox import OutboxSender
 from bot.scheduler import ReminderScheduler, bind
 from bot.services import Services
 from bot.services.sync import SyncService, SyncWorker
@@ -55,6 +56,7 @@ def build_core(
     sync = SyncService.from_settings(db, sync_clock or clock, messenger, settings)
     services.sync = sync
     services.projects.allowed_repos = sync.allowed_repos
+    sync.outbox = services.outbox
     services.preview_mode = sync.preview_mode
     # Every process plans jobs; only the leader runs them (see Leadership), so the scheduler starts paused.
     scheduler = ReminderScheduler(database_url=settings.database_url, clock=clock, realtime=False)
@@ -149,10 +151,13 @@ def create_app(
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else "xoxb-not-configured"
     client = make_client(token, settings.slack_api_url)
     database = db or Database(settings.database_url)
-    core = build_core(
-        settings, db=database, clock=clock or SystemClock(), messenger=messenger or SlackMessenger(client)
-    )
+    # The outbox sender retries by itself (Retry-After included), so its client does not wait out 429s inline.
+    slack = SlackMessenger(client, strict_client=make_client(token, settings.slack_api_url, rate_limit_retries=0))
+    core = build_core(settings, db=database, clock=clock or SystemClock(), messenger=messenger or slack)
     services = core.services
+    assert services.outbox is not None
+    services.outbox.inline = False  # delivered by the leader's sender, woken on every commit
+    sender = OutboxSender(services.outbox)
     bolt = AsyncApp(
         client=client,
         signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
@@ -181,10 +186,12 @@ def create_app(
     async def elected() -> None:
         core.scheduler.resume()
         await worker.start()
+        await sender.start()
 
     async def deposed() -> None:
         core.scheduler.pause()
         await worker.stop()
+        await sender.stop()
 
     leadership = Leadership(settings.database_url, on_elected=elected, on_deposed=deposed)
     app.leadership = leadership
@@ -195,6 +202,7 @@ def create_app(
 
     async def stop() -> None:
         await leadership.stop()
+        await sender.stop()
         if core.scheduler.running:
             core.scheduler.shutdown()
         await core.sync.aclose()

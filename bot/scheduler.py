@@ -268,10 +268,10 @@ class ReminderScheduler:
         A job later than its misfire grace time is dropped unrun (as APScheduler does); returns how many ran.
 
         Exactly once, as far as it goes: a process killed while a job runs leaves the job in the store, and the
-        next leader runs it again; every send is claimed in `sent_messages` (committed before the Slack call), so
-        what was already sent is not sent again. What remains: a process killed after a claim committed and
-        before Slack received that message loses that one message (the claim says it was sent). We accept
-        the loss rather than risk a second send.
+        next leader runs it again; every send is claimed in `sent_messages` in the transaction that writes its
+        Slack outbox row, so what was already queued is not queued again, and the outbox sender delivers it
+        (retrying until Slack accepts it). What remains: a message Slack accepted just before the process died,
+        not yet marked sent, is sent again (README, "Delivery guarantees").
         """
         if not self.running:
             raise RuntimeError("start() the ReminderScheduler before running jobs")

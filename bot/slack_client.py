@@ -15,6 +15,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.messaging import Person
+from bot.outbox.errors import classify
 from bot.rendering import Message
 
 log = logging.getLogger(__name__)
@@ -47,11 +48,30 @@ def person_from_user(user: dict[str, Any]) -> Person:
 
 
 class SlackMessenger:
-    """Sends what the core asks for to Slack; failures are logged, never raised into a reminder job."""
+    """Sends what the core asks for to Slack. Direct callers (interactive replies) get failures logged; the
+    outbox uses `strict()`, whose calls raise a DeliveryError (transient or permanent) instead."""
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(
+        self, client: AsyncWebClient, *, raise_errors: bool = False, strict_client: AsyncWebClient | None = None
+    ) -> None:
         self.client = client
+        self.strict_client = strict_client
+        self.raise_errors = raise_errors
         self._dm_channels: dict[str, str] = {}
+        self._strict: SlackMessenger | None = None
+
+    def strict(self) -> SlackMessenger:
+        """The same client, raising DeliveryError on every refusal (for the outbox sender)."""
+        if self.raise_errors:
+            return self
+        if self._strict is None:
+            self._strict = SlackMessenger(self.strict_client or self.client, raise_errors=True)
+            self._strict._dm_channels = self._dm_channels
+        return self._strict
+
+    def _refused(self, exc: SlackApiError) -> None:
+        if self.raise_errors:
+            raise classify(exc) from exc
 
     async def post(
         self, *, team_id: str, channel_id: str, message: Message, thread_ts: str | None = None
@@ -61,6 +81,7 @@ class SlackMessenger:
                 channel=channel_id, text=message.text, blocks=message.blocks or None, thread_ts=thread_ts
             )
         except SlackApiError as exc:
+            self._refused(exc)
             log.warning("chat.postMessage to %s failed: %s", channel_id, exc.response.get("error"))
             return None
         return str(resp.get("ts")) if resp.get("ts") else None
@@ -69,6 +90,7 @@ class SlackMessenger:
         try:
             await self.client.chat_update(channel=channel_id, ts=ts, text=message.text, blocks=message.blocks or None)
         except SlackApiError as exc:
+            self._refused(exc)
             log.warning("chat.update of %s failed: %s", ts, exc.response.get("error"))
 
     async def dm(self, *, team_id: str, user_id: str, message: Message) -> str | None:
@@ -79,6 +101,7 @@ class SlackMessenger:
                 channel = str((opened.get("channel") or {}).get("id"))
                 self._dm_channels[user_id] = channel
         except SlackApiError as exc:
+            self._refused(exc)
             log.warning("conversations.open with %s failed: %s", user_id, exc.response.get("error"))
             return None
         return await self.post(team_id=team_id, channel_id=channel, message=message)
@@ -111,6 +134,7 @@ class SlackMessenger:
                 channel=channel_id, content=content, filename=filename, title=title, **kwargs
             )
         except SlackApiError as exc:
+            self._refused(exc)
             log.warning("file upload %s to %s failed: %s", filename, channel_id, exc.response.get("error"))
 
     async def person(self, *, team_id: str, user_id: str) -> Person | None:

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -427,3 +427,39 @@ class RepoShare(SQLModel, table=True):
     project_id: int = Field(foreign_key="projects.id", index=True)
     shared_by: str = Field(max_length=32)
     shared_at: datetime = _ts()
+
+
+# --- outbox (issue 10: durable Slack delivery) --------------------------------------------------------------
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message Phasegate sends on its own, written with the change that causes it, delivered by the sender."""
+
+    __tablename__ = "slack_outbox"
+    __table_args__ = (
+        UniqueConstraint("team_id", "dedupe_key", name="uq_outbox_dedupe"),
+        Index("ix_slack_outbox_due", "status", "next_attempt_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
+    project_id: int | None = Field(default=None, foreign_key="projects.id", index=True)
+    kind: str = Field(max_length=16)  # post | dm | upload | update
+    target: str = Field(max_length=64)  # channel id (post, upload, update) or user id (dm)
+    text: str = Field(default="")
+    blocks: list[Any] = _json(list)
+    content: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    filename: str | None = Field(default=None, max_length=200)
+    title: str | None = Field(default=None, max_length=200)
+    thread_ts: str | None = Field(default=None, max_length=32)
+    thread_of_meeting: int | None = Field(default=None)  # reply in this meeting's announcement thread (at send time)
+    update_ts: str | None = Field(default=None, max_length=32)  # the message an `update` replaces
+    dedupe_key: str = Field(max_length=200)
+    notify_user_id: str | None = Field(default=None, max_length=32)  # told once when this cannot be delivered
+    created_at: datetime = _ts()
+    not_after: datetime | None = _ts(nullable=True)  # stale afterwards: dropped with an audit entry
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = _ts()
+    status: str = Field(default="pending", max_length=16)  # pending | sent | failed | dropped
+    last_error: str | None = Field(default=None, max_length=200)
+    sent_ts: str | None = Field(default=None, max_length=32)
+    done_at: datetime | None = _ts(nullable=True)

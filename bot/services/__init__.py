@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from bot.clock import Clock
 from bot.db.session import Database
 from bot.messaging import Messenger, RecordingMessenger
+from bot.outbox import Outbox
 from bot.services.artifacts import ArtifactService
 from bot.services.audit import AuditService
 from bot.services.base import Actor, AdminCheck, ServiceBase
@@ -45,6 +46,7 @@ class Services:
     rituals: RitualService
     sync: SyncService | None = None  # set by the composition (it needs settings and a GitHub gateway)
     preview_mode: bool = True  # no GitHub credentials: sync only shows its plan
+    outbox: Outbox | None = None  # every message the bot sends on its own (set by build)
 
     def changed(self) -> None:
         """Something may need syncing: wake the GitHub sync worker now rather than at its next interval."""
@@ -54,7 +56,8 @@ class Services:
     @classmethod
     def build(cls, db: Database, clock: Clock, messenger: Messenger | None = None) -> Services:
         messenger = messenger or RecordingMessenger()
-        meetings = MeetingService(db, clock, messenger)
+        outbox = Outbox(db, clock, messenger)
+        meetings = MeetingService(db, clock, messenger, outbox)
         built = cls(
             db=db,
             clock=clock,
@@ -67,9 +70,10 @@ class Services:
             reports=ReportService(db, clock),
             deliveries=DeliveryService(db, clock),
             meetings=meetings,
-            proposals=ProposalService(db, clock, messenger),
+            proposals=ProposalService(db, clock, messenger, outbox),
             decisions=DecisionService(db, clock, messenger, meetings),
-            rituals=RitualService(db, clock, messenger, meetings),
+            rituals=RitualService(db, clock, messenger, meetings, outbox),
+            outbox=outbox,
         )
         built.use(admins=AdminCheck(messenger, clock))
         return built

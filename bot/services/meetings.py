@@ -19,6 +19,7 @@ from bot.db.models import Meeting, MeetingAttendee, Project, Proposal
 from bot.db.session import Database
 from bot.errors import Conflict, InvalidInput, NotFound
 from bot.messaging import Messenger
+from bot.outbox import Outbox
 from bot.process import MEETING_KINDS, MeetingKind, Role
 from bot.rendering import render_message, render_text
 from bot.services.base import Actor, ServiceBase, project_members
@@ -177,9 +178,10 @@ def _check_start(starts_at: datetime, now: datetime) -> None:
 class RitualBase(ServiceBase):
     """Shared by the ritual services: the messenger, meetings by id, people's hours, invites."""
 
-    def __init__(self, db: Database, clock: Clock, messenger: Messenger) -> None:
+    def __init__(self, db: Database, clock: Clock, messenger: Messenger, outbox: Outbox | None = None) -> None:
         super().__init__(db, clock)
         self.messenger = messenger
+        self.outbox = outbox or Outbox(db, clock, messenger)  # what the bot sends on its own goes through it
 
     async def open_proposal_meetings(self, s: AsyncSession, actor: Actor, project_id: int | None) -> list[Meeting]:
         """The project's meetings that take proposals and are not over (soonest first)."""
@@ -271,8 +273,8 @@ class RitualBase(ServiceBase):
 
 
 class MeetingService(RitualBase):
-    def __init__(self, db: Database, clock: Clock, messenger: Messenger) -> None:
-        super().__init__(db, clock, messenger)
+    def __init__(self, db: Database, clock: Clock, messenger: Messenger, outbox: Outbox | None = None) -> None:
+        super().__init__(db, clock, messenger, outbox)
         self.planner: Planner = NullPlanner()
 
     # --- scheduling ------------------------------------------------------------------------------

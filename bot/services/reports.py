@@ -19,6 +19,7 @@ from bot.db.models import (
     Proposal,
     Task,
 )
+from bot.outbox import undelivered
 from bot.process import MEETING_KINDS, PHASE_ORDER, PHASES, GateResult, Phase, evaluate_gate
 from bot.services.base import Actor, ServiceBase, project_members
 from bot.services.gates import gather_facts
@@ -72,6 +73,7 @@ class StatusReport:
     sync_pending: int
     sync_failing: int
     failing_tasks: list[TaskLine] = field(default_factory=list)
+    undelivered: list[str] = field(default_factory=list)  # Slack refused these for good (outbox), with the fix
 
     @property
     def purpose(self) -> str:
@@ -222,6 +224,7 @@ class ReportService(ServiceBase):
             sync_pending=int(outbox.get("pending", 0)),
             sync_failing=int(outbox.get("failing", 0)),
             failing_tasks=failing,
+            undelivered=[p.line() for p in await undelivered(s, team_id=project.team_id, project_id=pid)],
         )
 
     async def status(self, *, actor: Actor, project_id: int) -> StatusReport:

@@ -17,6 +17,7 @@ from bot.db.models import Meeting, Project, Proposal, SentMessage
 from bot.db.session import Database
 from bot.errors import Conflict
 from bot.messaging import Messenger
+from bot.outbox import Outbox
 from bot.process import Readiness
 from bot.rendering import Message, render_message
 from bot.services.base import Actor
@@ -59,8 +60,10 @@ def verdict_record(r: Readiness) -> dict[str, object]:
 
 
 class RitualService(RitualBase):
-    def __init__(self, db: Database, clock: Clock, messenger: Messenger, meetings: MeetingService) -> None:
-        super().__init__(db, clock, messenger)
+    def __init__(
+        self, db: Database, clock: Clock, messenger: Messenger, meetings: MeetingService, outbox: Outbox | None = None
+    ) -> None:
+        super().__init__(db, clock, messenger, outbox)
         self.meetings = meetings
         self.proposals = ProposalService(db, clock, messenger)
 
@@ -91,12 +94,11 @@ class RitualService(RitualBase):
         return _Due(meeting, project, await view_of(s, meeting, project))
 
     async def _claim(self, s: AsyncSession, team_id: str, key: str) -> None:
-        """Mark a send as done in this transaction; a second claim (restart, replica) fails at flush.
+        """Claim a step in this transaction; a second claim (restart, replica) fails at flush.
 
-        The claim commits before the Slack call, so a job that runs again (its process was killed mid-run, or two
-        replicas led for a moment) never sends twice. The price, accepted on purpose: a process killed after the
-        commit and before Slack received the message loses that one message (and, for the verdict, the
-        postponement or escalation that follows it), since the claim says it was done.
+        The claim commits together with the step's outbox message(s), so a job that runs again (its process was
+        killed mid-run, or two replicas led for a moment) enqueues once, and a message claimed is a message
+        queued: the outbox sender delivers it after the commit, retrying until Slack accepts it.
         """
         s.add(SentMessage(team_id=team_id, key=key[:200], sent_at=self.clock.now()))
         await s.flush()
@@ -126,23 +128,31 @@ class RitualService(RitualBase):
                 due = await self._load(s, meeting_id, sequence)
                 if due is None or user not in due.view.owing or not await self._still_owing(s, due, [user]):
                     return
-                await self._claim(s, due.project.team_id, f"meeting:{meeting_id}:{step}:seq{sequence}")
+                key = f"meeting:{meeting_id}:{step}:seq{sequence}"
+                await self._claim(s, due.project.team_id, key)
+                await self.outbox.enqueue(
+                    s,
+                    team_id=due.project.team_id,
+                    project_id=due.project.id,
+                    kind="dm",
+                    target=user,
+                    key=key,
+                    not_after=due.view.deadline or due.view.starts_at,
+                    notify_user_id=due.view.lead,
+                    message=render_message(
+                        "blocks/reminder_dm.json.j2",
+                        text=f"Reminder: your proposal for {due.view.title} #{meeting_id} is due",
+                        m=due.view,
+                        user=user,
+                        hours_left=max(int((due.view.deadline - self.clock.now()).total_seconds() // 3600), 0)
+                        if due.view.deadline
+                        else 0,
+                        command=COMMAND,
+                    ),
+                )
         except IntegrityError:
             return
-        await self.messenger.dm(
-            team_id=due.project.team_id,
-            user_id=user,
-            message=render_message(
-                "blocks/reminder_dm.json.j2",
-                text=f"Reminder: your proposal for {due.view.title} #{meeting_id} is due",
-                m=due.view,
-                user=user,
-                hours_left=max(int((due.view.deadline - self.clock.now()).total_seconds() // 3600), 0)
-                if due.view.deadline
-                else 0,
-                command=COMMAND,
-            ),
-        )
+        await self.outbox.committed()
 
     async def _mention(self, meeting_id: int, step: str, sequence: int) -> None:
         try:
@@ -153,20 +163,28 @@ class RitualService(RitualBase):
                 owing = await self._still_owing(s, due, list(due.view.owing))
                 if not owing:
                     return
-                await self._claim(s, due.project.team_id, f"meeting:{meeting_id}:{step}:seq{sequence}")
+                key = f"meeting:{meeting_id}:{step}:seq{sequence}"
+                await self._claim(s, due.project.team_id, key)
+                await self.outbox.enqueue(
+                    s,
+                    team_id=due.project.team_id,
+                    project_id=due.project.id,
+                    kind="post",
+                    target=due.view.channel_id,
+                    key=key,
+                    not_after=due.view.deadline or due.view.starts_at,
+                    notify_user_id=due.view.lead,
+                    message=render_message(
+                        "blocks/reminder_mention.json.j2",
+                        text=f"Proposals for {due.view.title} #{meeting_id} are due soon",
+                        m=due.view,
+                        owing=owing,
+                        command=COMMAND,
+                    ),
+                )
         except IntegrityError:
             return
-        await self.messenger.post(
-            team_id=due.project.team_id,
-            channel_id=due.view.channel_id,
-            message=render_message(
-                "blocks/reminder_mention.json.j2",
-                text=f"Proposals for {due.view.title} #{meeting_id} are due soon",
-                m=due.view,
-                owing=owing,
-                command=COMMAND,
-            ),
-        )
+        await self.outbox.committed()
 
     # --- the verdict at the deadline ------------------------------------------------------------
 
@@ -190,24 +208,47 @@ class RitualService(RitualBase):
                     "ready" if result.ready else ("postpone" if policy == "postpone" and can_postpone else "escalate")
                 )
                 titles = {p.id: p.title for p in cands.ranked}
+                team = due.project.team_id
+                await self.outbox.enqueue(
+                    s,
+                    team_id=team,
+                    project_id=due.project.id,
+                    kind="post",
+                    target=due.view.channel_id,
+                    key=f"meeting:{meeting_id}:verdict:seq{sequence}",
+                    notify_user_id=due.view.lead,
+                    message=render_message(
+                        "blocks/readiness_verdict.json.j2",
+                        text=f"{due.view.title} #{meeting_id}: " + ("ready" if result.ready else "not ready"),
+                        m=due.view,
+                        r=result,
+                        outcome=outcome,
+                        titles=titles,
+                        duplicates=cands.duplicates,
+                        postpone_days=due.project.postpone_days,
+                        policy=policy,
+                    ),
+                )
+                if outcome == "escalate":
+                    await self.outbox.enqueue(
+                        s,
+                        team_id=team,
+                        project_id=due.project.id,
+                        kind="dm",
+                        target=due.view.lead,
+                        key=f"meeting:{meeting_id}:escalation:seq{sequence}",
+                        notify_user_id=due.view.lead,
+                        message=render_message(
+                            "blocks/escalation_dm.json.j2",
+                            text=f"{due.view.title} #{meeting_id} is not ready: postpone, hold anyway or cancel?",
+                            m=due.view,
+                            r=result,
+                            postpone_days=due.project.postpone_days,
+                        ),
+                    )
         except IntegrityError:
             return
-        team = due.project.team_id
-        await self.messenger.post(
-            team_id=team,
-            channel_id=due.view.channel_id,
-            message=render_message(
-                "blocks/readiness_verdict.json.j2",
-                text=f"{due.view.title} #{meeting_id}: " + ("ready" if result.ready else "not ready"),
-                m=due.view,
-                r=result,
-                outcome=outcome,
-                titles=titles,
-                duplicates=cands.duplicates,
-                postpone_days=due.project.postpone_days,
-                policy=policy,
-            ),
-        )
+        await self.outbox.committed()
         if outcome == "postpone":
             failed = "; ".join(f"{r.label.lower()} — no ({r.detail})" for r in result.failed)
             await self.meetings.postpone(
@@ -215,18 +256,6 @@ class RitualService(RitualBase):
                 meeting_id=meeting_id,
                 reason=f"the readiness check failed: {failed}",
                 automatic=True,
-            )
-        elif outcome == "escalate":
-            await self.messenger.dm(
-                team_id=team,
-                user_id=due.view.lead,
-                message=render_message(
-                    "blocks/escalation_dm.json.j2",
-                    text=f"{due.view.title} #{meeting_id} is not ready: postpone, hold anyway or cancel?",
-                    m=due.view,
-                    r=result,
-                    postpone_days=due.project.postpone_days,
-                ),
             )
 
     async def escalation(self, *, actor: Actor, meeting_id: int, choice: Choice) -> MeetingView:
@@ -251,18 +280,26 @@ class RitualService(RitualBase):
                     s, actor=actor, action="meeting.hold_anyway", project_id=project.id, meeting=meeting_id
                 )
                 view = await view_of(s, meeting, project)
+                await self.outbox.enqueue(
+                    s,
+                    team_id=actor.team_id,
+                    project_id=project.id,
+                    kind="post",
+                    target=view.channel_id,
+                    key=f"meeting:{meeting_id}:held_anyway:seq{meeting.invite_sequence}",
+                    notify_user_id=view.lead,
+                    message=render_message(
+                        "blocks/meeting_held_anyway.json.j2",
+                        text=f"{view.title} #{meeting_id} will be held anyway",
+                        m=view,
+                    ),
+                )
         if choice == "postpone":
             scheduled = await self.meetings.postpone(
                 actor=actor, meeting_id=meeting_id, reason="the lead postponed it after the readiness check failed"
             )
             return scheduled.meeting
-        await self.messenger.post(
-            team_id=actor.team_id,
-            channel_id=view.channel_id,
-            message=render_message(
-                "blocks/meeting_held_anyway.json.j2", text=f"{view.title} #{meeting_id} will be held anyway", m=view
-            ),
-        )
+        await self.outbox.committed()
         return view
 
     # --- the start and after the end --------------------------------------------------------------
@@ -274,22 +311,30 @@ class RitualService(RitualBase):
                 if due is None:
                     return
                 cands = await candidates(s, due.meeting)
-                await self._claim(s, due.project.team_id, f"meeting:{meeting_id}:start:seq{sequence}")
-                thread_ts = due.meeting.channel_ts
+                key = f"meeting:{meeting_id}:start:seq{sequence}"
+                await self._claim(s, due.project.team_id, key)
                 # Not ready, and the lead neither postponed, cancelled nor pressed "Hold anyway": the policy decides.
                 unanswered = due.meeting.ready is False and due.meeting.hold_anyway_by is None
                 postpone = unanswered and due.meeting.postpone_count < min(UNANSWERED_POSTPONES, due.project.max_postpones)
+                if not unanswered:
+                    await self.outbox.enqueue(
+                        s,
+                        team_id=due.project.team_id,
+                        project_id=due.project.id,
+                        kind="post",
+                        target=due.view.channel_id,
+                        key=key,
+                        thread_ts=due.meeting.channel_ts,
+                        thread_of_meeting=meeting_id,  # the announcement's ts, if it is only known at send time
+                        notify_user_id=due.view.lead,
+                        message=self.agenda_message(due.view, cands.ranked, cands.duplicates, due.meeting.ready),
+                    )
         except IntegrityError:
             return
         if unanswered:
             await self._unanswered_escalation(due, postpone=postpone)
             return
-        await self.messenger.post(
-            team_id=due.project.team_id,
-            channel_id=due.view.channel_id,
-            thread_ts=thread_ts,
-            message=self.agenda_message(due.view, cands.ranked, cands.duplicates, due.meeting.ready),
-        )
+        await self.outbox.committed()
 
     async def _unanswered_escalation(self, due: _Due, *, postpone: bool) -> None:
         """Nobody answered the escalation by the start: postpone once, then cancel (said in the channel)."""
@@ -343,8 +388,24 @@ class RitualService(RitualBase):
                     return
                 lead = (await self.availabilities(s, due.project, [due.view.lead]))[0]
                 next_at = add_working_days(now, 1, lead.zone)
-                await self._claim(
-                    s, due.project.team_id, f"meeting:{meeting_id}:nudge:{lead.local(now).date().isoformat()}"
+                key = f"meeting:{meeting_id}:nudge:{lead.local(now).date().isoformat()}"
+                await self._claim(s, due.project.team_id, key)
+                await self.outbox.enqueue(
+                    s,
+                    team_id=due.project.team_id,
+                    project_id=due.project.id,
+                    kind="dm",
+                    target=due.view.lead,
+                    key=key,
+                    not_after=next_at,  # tomorrow's nudge replaces it
+                    notify_user_id=due.view.lead,
+                    message=render_message(
+                        "blocks/nudge_dm.json.j2",
+                        text=f"{due.view.title} #{meeting_id} ended without a recorded decision",
+                        m=due.view,
+                        days=max((now - due.view.ends_at) // timedelta(days=1), 0),
+                        command=COMMAND,
+                    ),
                 )
         except IntegrityError:
             # Today's nudge was already claimed: this run repeats one whose process died after the claim, maybe
@@ -358,14 +419,4 @@ class RitualService(RitualBase):
         await self.meetings.planner.replace_meeting_jobs(
             meeting_id, sequence, [PlannedJob("nudge", next_at, NUDGE_GRACE)]
         )
-        await self.messenger.dm(
-            team_id=due.project.team_id,
-            user_id=due.view.lead,
-            message=render_message(
-                "blocks/nudge_dm.json.j2",
-                text=f"{due.view.title} #{meeting_id} ended without a recorded decision",
-                m=due.view,
-                days=max((now - due.view.ends_at) // timedelta(days=1), 0),
-                command=COMMAND,
-            ),
-        )
+        await self.outbox.committed()

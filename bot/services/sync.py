@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import random
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,6 +38,7 @@ from bot.github.sync import DrainResult, SyncEngine, SyncPlan, compute_plan, mil
 from bot.github.webhooks import WebhookEvent
 from bot.locks import SyncLock
 from bot.messaging import Messenger, RecordingMessenger
+from bot.outbox import Outbox
 from bot.process import PHASE_ORDER, Phase, evaluate_gate
 from bot.rendering import Message, render_message
 from bot.services.base import Actor, ServiceBase
@@ -127,6 +129,7 @@ class SyncService(ServiceBase):
         super().__init__(db, clock)
         self.gateway = gateway
         self.messenger = messenger
+        self.outbox: Outbox | None = None  # set by build_core: the digest goes through the Slack outbox
         self.pacer = Pacer(clock, sleep, per_minute=writes_per_minute, per_hour=writes_per_hour)
         self.engine = (
             SyncEngine(db, clock, gateway, self.pacer, max_failures=max_failures, rng=rng) if gateway else None
@@ -668,11 +671,20 @@ class SyncService(ServiceBase):
                 if not row.digest:
                     row.digested_at = now
                 s.add(row)
-            return await self._post_digest(project, entries, facts, counts)
+            message = await self._post_digest(s, project, entries, facts, counts)
+        if self.outbox is not None:
+            await self.outbox.committed()
+        return message
 
     async def _post_digest(
-        self, project: Project, entries: list[DigestEntry], facts: Any, counts: dict[str, tuple[int, int]]
+        self,
+        s: AsyncSession,
+        project: Project,
+        entries: list[DigestEntry],
+        facts: Any,
+        counts: dict[str, tuple[int, int]],
     ) -> Message:
+        """Render the digest and queue it in `s` (the transaction that marks its entries digested)."""
         phases = []
         for phase in PHASE_ORDER:
             mine = [e for e in entries if e.phase is phase]
@@ -698,7 +710,19 @@ class SyncService(ServiceBase):
             repo=project.repo or "",
             phases=phases,
         )
-        await self.messenger.post(team_id=project.team_id, channel_id=project.channel_id, message=message)
+        if self.outbox is None:
+            await self.messenger.post(team_id=project.team_id, channel_id=project.channel_id, message=message)
+        else:
+            await self.outbox.enqueue(
+                s,
+                team_id=project.team_id,
+                project_id=project.id,
+                kind="post",
+                target=project.channel_id,
+                message=message,
+                key=f"digest:{project.id}:{uuid.uuid4().hex}",
+                notify_user_id=project.lead_user_id,
+            )
         return message
 
     async def flush_digests(self) -> int:

@@ -1,7 +1,7 @@
 """webhook inbox: GitHub deliveries stored before they are answered, and the last applied issue version
 
 Revision ID: 0004_webhook_inbox
-Revises: 0002_github
+Revises: 0003_slack_outbox
 Create Date: 2026-12-02 14:00:00
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 from bot.db.models import UTCDateTime
 
 revision: str = "0004_webhook_inbox"
-down_revision: str | None = "0002_github"
+down_revision: str | None = "0003_slack_outbox"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -77,6 +77,7 @@ class Fault:
     retry_after: int = 1
     error: str | None = None
     drop: bool = False  # handle the request, then close the connection without answering
+    before: bool = False  # with drop: close the connection before the request takes effect
 
 
 @dataclass
@@ -173,6 +174,7 @@ class FakeSlack:
         self.clock, self.trigger_ttl = clock, trigger_ttl
         self.response_url_ttl, self.response_url_uses = response_url_ttl, response_url_uses
         self.valid_tokens: set[str] | None = None  # None: any xoxb-/xoxp- token is valid
+        self.delay = 0.0  # seconds before every Web API answer (a slow Slack)
         self.public_url = public_url  # base for upload/response URLs; default: the address start() bound
         self.api_url = ""
         self._bound = "http://127.0.0.1"
@@ -224,11 +226,12 @@ class FakeSlack:
         return channel
 
     def add_fault(self, method: str, status: int = 429, retry_after: int = 1, count: int = 1,
-                  error: str | None = None, drop: bool = False) -> None:
+                  error: str | None = None, drop: bool = False, before: bool = False) -> None:
         """Make the next `count` calls to `method` (or `_upload` / `_response`) fail: HTTP 429 with
         Retry-After, another HTTP status (5xx: plain text body), `{"ok": false, "error": error}`, or a
-        dropped connection (drop=True: the request takes effect, the client gets no answer)."""
-        fault = Fault(status, retry_after, error, drop)
+        dropped connection (drop=True: the request takes effect, the client gets no answer; with before=True
+        the connection is reset before it takes effect)."""
+        fault = Fault(status, retry_after, error, drop, before)
         self._faults.setdefault(method, deque()).extend(fault for _ in range(count))
 
     def new_trigger_id(self, user_id: str | None = None) -> str:
@@ -417,6 +420,8 @@ class FakeSlack:
 
     async def _serve_api(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
+        if self.delay:
+            await asyncio.sleep(self.delay)
         params: JSON = dict(request.query)
         is_json = request.content_type == "application/json"
         problem = None
@@ -433,7 +438,7 @@ class FakeSlack:
                 form = await request.post()
                 params.update({k: v for k, v in form.items() if isinstance(v, str)})
         call, fault = self._record(request, method, params)
-        if fault is not None and not fault.drop:
+        if fault is not None and (not fault.drop or fault.before):
             return self._finish(request, call, fault, 0, None)
         try:
             if problem:

@@ -1,0 +1,397 @@
+"""Enqueue messages in the caller's session; deliver due rows through the Messenger; retry, drop or report."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from bot.clock import Clock
+from bot.db.models import AuditEntry, Meeting, OutboxMessage
+from bot.db.session import Database
+from bot.messaging import Messenger
+from bot.outbox.errors import DeliveryError, classify
+from bot.rendering import Message
+
+log = logging.getLogger(__name__)
+
+BASE_DELAY = 2.0  # seconds before the first retry; doubles each attempt
+MAX_DELAY = 300.0  # never wait longer than this between tries
+MAX_RETRY_AFTER = 900.0  # a Retry-After beyond this is capped
+SYSTEM = "phasegate"
+
+
+def backoff(attempts: int, *, retry_after: float | None = None, rng: random.Random | None = None) -> float:
+    """Seconds until the next try after `attempts` failures: Retry-After when Slack gave one, else exponential
+    (2, 4, 8 … capped at 300 s) with ±25 % jitter so replicas and channels do not retry in step."""
+    if retry_after is not None and retry_after > 0:
+        return min(retry_after, MAX_RETRY_AFTER)
+    delay = min(BASE_DELAY * (2 ** max(attempts - 1, 0)), MAX_DELAY)
+    jitter: float = (rng or random.Random()).random()
+    return float(delay * (0.75 + 0.5 * jitter))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A message Slack refused for good, as the lead sees it."""
+
+    id: int
+    kind: str
+    target: str
+    code: str
+    fix: str
+    at: datetime
+
+    def line(self) -> str:
+        where = f"<#{self.target}>" if self.kind in ("post", "upload", "update") else f"<@{self.target}>"
+        return f"to {where} ({self.code}) — fix: {self.fix}"
+
+
+class Outbox:
+    """Write with `enqueue(s, ...)` inside the change's transaction, then call `committed()` after the commit.
+
+    `inline=True` (tests, the shell, the demo, one-off CLI commands): `committed()` delivers at once, so output
+    keeps its order. `inline=False` (the server): `committed()` wakes the leader's OutboxSender."""
+
+    def __init__(self, db: Database, clock: Clock, messenger: Messenger, *, inline: bool = True) -> None:
+        self.db, self.clock, self.messenger = db, clock, messenger
+        self.inline = inline
+        self.concurrency = 8  # Slack calls in flight at once (server mode; inline delivers one by one, in order)
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self.rng = random.Random()
+        self._failing = False  # a transient failure since the last success: on the next success, retry the rest
+
+    # --- writing -------------------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        s: AsyncSession,
+        *,
+        team_id: str,
+        kind: str,
+        target: str,
+        message: Message,
+        key: str,
+        project_id: int | None = None,
+        thread_ts: str | None = None,
+        thread_of_meeting: int | None = None,
+        update_ts: str | None = None,
+        filename: str | None = None,
+        content: bytes | None = None,
+        title: str | None = None,
+        not_after: datetime | None = None,
+        notify_user_id: str | None = None,
+    ) -> OutboxMessage:
+        """Add one message to the outbox in `s`; a second row with the same key fails the flush (IntegrityError),
+        so a job that runs again (restart, two leaders for a moment) enqueues once."""
+        now = self.clock.now()
+        row = OutboxMessage(
+            team_id=team_id,
+            project_id=project_id,
+            kind=kind,
+            target=target,
+            text=message.text,
+            blocks=list(message.blocks or []),
+            content=content,
+            filename=filename,
+            title=title,
+            thread_ts=thread_ts,
+            thread_of_meeting=thread_of_meeting,
+            update_ts=update_ts,
+            dedupe_key=key[:200],
+            notify_user_id=notify_user_id,
+            created_at=now,
+            not_after=not_after,
+            next_attempt_at=now,
+        )
+        s.add(row)
+        await s.flush()
+        return row
+
+    async def send(self, **fields: Any) -> None:
+        """Enqueue in a transaction of its own, then deliver (for messages not tied to a state change)."""
+        async with self.db.session() as s:
+            await self.enqueue(s, **fields)
+        await self.committed()
+
+    async def committed(self) -> None:
+        """The transaction that enqueued has committed: deliver now (inline) or wake the sender."""
+        if self.inline:
+            await self.drain()
+        else:
+            self._wake.set()
+
+    async def wait_for_wake(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
+    # --- delivering ----------------------------------------------------------------------------
+
+    async def next_due(self) -> datetime | None:
+        async with self.db.session() as s:
+            return (
+                await s.execute(
+                    select(func.min(OutboxMessage.next_attempt_at)).where(OutboxMessage.status == "pending")
+                )
+            ).scalar_one_or_none()
+
+    async def drain(self, *, limit: int | None = None) -> int:
+        """Deliver every due message (oldest first); returns how many Slack accepted."""
+        delivered = 0
+        async with self._lock:
+            while limit is None or delivered < limit:
+                async with self.db.session() as s:
+                    q = (
+                        select(OutboxMessage.id)
+                        .where(OutboxMessage.status == "pending", col(OutboxMessage.next_attempt_at) <= self.clock.now())
+                        .order_by(col(OutboxMessage.id))
+                        .limit(100)
+                    )
+                    ids = list((await s.execute(q)).scalars())
+                if not ids:
+                    break
+                if self.inline or self.concurrency <= 1:  # in order (the shell, tests)
+                    outcomes = [await self._deliver_one(row_id) for row_id in ids]
+                else:
+                    gate = asyncio.Semaphore(self.concurrency)
+                    outcomes = list(await asyncio.gather(*(self._gated(gate, i) for i in ids)))
+                delivered += outcomes.count("sent")
+                progressed = any(o != "retry" for o in outcomes)
+                if not progressed:  # everything due is waiting for its retry
+                    break
+        return delivered
+
+    async def _gated(self, gate: asyncio.Semaphore, row_id: int) -> str:
+        async with gate:
+            return await self._deliver_one(row_id)
+
+    async def _deliver_one(self, row_id: int) -> str:
+        now = self.clock.now()
+        async with self.db.session() as s:
+            row = await s.get(OutboxMessage, row_id)
+            if row is None or row.status != "pending":
+                return "skip"
+            if row.not_after is not None and now > row.not_after:
+                row.status, row.done_at, row.last_error = "dropped", now, "stale"
+                s.add(row)
+                s.add(
+                    AuditEntry(
+                        team_id=row.team_id,
+                        project_id=row.project_id,
+                        actor=SYSTEM,
+                        action="outbox.dropped",
+                        detail={
+                            "key": row.dedupe_key,
+                            "reason": f"not sent by {row.not_after.isoformat()}: no longer useful",
+                            "created_at": row.created_at.isoformat(),
+                        },
+                        at=now,
+                    )
+                )
+                return "dropped"
+            thread_ts = row.thread_ts
+            if thread_ts is None and row.thread_of_meeting is not None:
+                meeting = await s.get(Meeting, row.thread_of_meeting)
+                thread_ts = meeting.channel_ts if meeting is not None else None
+            snapshot = _Snapshot(row, thread_ts)
+        try:
+            ts = await self._send(snapshot)
+        except Exception as exc:  # classified below: every failure is recorded on the row
+            err = classify(exc)
+            return await self._failed(row_id, err)
+        async with self.db.session() as s:
+            row = await s.get(OutboxMessage, row_id)
+            if row is not None:
+                row.status, row.sent_ts, row.done_at, row.attempts = "sent", ts, self.clock.now(), row.attempts + 1
+                row.last_error = None
+                s.add(row)
+            if self._failing:  # Slack answers again: what waits for a retry need not wait out its backoff
+                self._failing = False
+                await s.execute(
+                    update(OutboxMessage)
+                    .where(
+                        col(OutboxMessage.status) == "pending",
+                        col(OutboxMessage.attempts) > 0,
+                        col(OutboxMessage.next_attempt_at) > self.clock.now(),
+                        col(OutboxMessage.last_error) != "ratelimited",
+                    )
+                    .values(next_attempt_at=self.clock.now())
+                )
+        return "sent"
+
+    async def _send(self, m: _Snapshot) -> str | None:
+        messenger = _strict(self.messenger)
+        message = Message(text=m.text, blocks=m.blocks)
+        if m.kind == "post":
+            return await messenger.post(team_id=m.team_id, channel_id=m.target, message=message, thread_ts=m.thread_ts)
+        if m.kind == "dm":
+            return await messenger.dm(team_id=m.team_id, user_id=m.target, message=message)
+        if m.kind == "update":
+            assert m.update_ts is not None
+            await messenger.update(team_id=m.team_id, channel_id=m.target, ts=m.update_ts, message=message)
+            return m.update_ts
+        if m.kind == "upload":
+            await messenger.upload(
+                team_id=m.team_id,
+                channel_id=m.target,
+                filename=m.filename or "file",
+                content=m.content or b"",
+                title=m.title or m.filename or "file",
+                comment=m.text,
+                thread_ts=m.thread_ts,
+            )
+            return None
+        raise DeliveryError(f"unknown kind {m.kind}", permanent=True)
+
+    async def _failed(self, row_id: int, err: DeliveryError) -> str:
+        now = self.clock.now()
+        async with self.db.session() as s:
+            row = await s.get(OutboxMessage, row_id)
+            if row is None:
+                return "skip"
+            row.attempts += 1
+            row.last_error = err.code[:200]
+            if not err.permanent:
+                self._failing = True
+                row.next_attempt_at = now + timedelta(
+                    seconds=backoff(row.attempts, retry_after=err.retry_after, rng=self.rng)
+                )
+                s.add(row)
+                log.info("outbox %s: %s (try %d), retrying at %s", row.dedupe_key, err.code, row.attempts,
+                         row.next_attempt_at)
+                return "retry"
+            row.status, row.done_at = "failed", now
+            s.add(row)
+            log.warning("outbox %s refused by Slack: %s", row.dedupe_key, err.code)
+            s.add(
+                AuditEntry(
+                    team_id=row.team_id,
+                    project_id=row.project_id,
+                    actor=SYSTEM,
+                    action="outbox.failed",
+                    detail={"key": row.dedupe_key, "error": err.code, "target": row.target},
+                    at=now,
+                )
+            )
+            lead = row.notify_user_id
+            if lead and not row.dedupe_key.startswith("problem:") and not (row.kind == "dm" and row.target == lead):
+                key = f"problem:{row.kind}:{row.target}:{err.code}"[:200]
+                exists = (
+                    await s.execute(
+                        select(OutboxMessage.id).where(
+                            OutboxMessage.team_id == row.team_id, OutboxMessage.dedupe_key == key
+                        )
+                    )
+                ).first()
+                if exists is None:
+                    problem = Problem(row.id or 0, row.kind, row.target, err.code, err.fix, now)
+                    await self.enqueue(
+                        s,
+                        team_id=row.team_id,
+                        project_id=row.project_id,
+                        kind="dm",
+                        target=lead,
+                        key=key,
+                        message=Message(
+                            text=f"Phasegate could not deliver a message {problem.line()}. "
+                            "Messages like it will fail until then; `status` lists what was not delivered."
+                        ),
+                    )
+        return "failed"
+
+    # --- what the lead sees ----------------------------------------------------------------------
+
+    async def problems(self, s: AsyncSession, *, team_id: str, project_id: int | None = None) -> list[Problem]:
+        """Messages Slack refused for good (newest first, one per target and error)."""
+        return await undelivered(s, team_id=team_id, project_id=project_id)
+
+
+async def undelivered(s: AsyncSession, *, team_id: str, project_id: int | None = None) -> list[Problem]:
+    """Messages Slack refused for good (newest first, one per target and error): for `status` and App Home."""
+    q = select(OutboxMessage).where(OutboxMessage.team_id == team_id, OutboxMessage.status == "failed")
+    if project_id is not None:
+        q = q.where(OutboxMessage.project_id == project_id)
+    healed = {  # a later message to the same place went through: the problem was fixed
+        (kind, target): int(last or 0)
+        for kind, target, last in (
+            await s.execute(
+                select(OutboxMessage.kind, OutboxMessage.target, func.max(OutboxMessage.id))
+                .where(OutboxMessage.team_id == team_id, OutboxMessage.status == "sent")
+                .group_by(col(OutboxMessage.kind), col(OutboxMessage.target))
+            )
+        ).all()
+    }
+    seen: dict[tuple[str, str, str], Problem] = {}
+    for row in (await s.execute(q.order_by(col(OutboxMessage.id).desc()).limit(200))).scalars():
+        err = DeliveryError(row.last_error or "error", permanent=True)
+        k = (row.kind, row.target, err.code)
+        if k not in seen and healed.get((row.kind, row.target), 0) < (row.id or 0):
+            seen[k] = Problem(row.id or 0, row.kind, row.target, err.code, err.fix, row.done_at or row.created_at)
+    return list(seen.values())
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    team_id: str
+    kind: str
+    target: str
+    text: str
+    blocks: list[Any]
+    thread_ts: str | None
+    update_ts: str | None
+    filename: str | None
+    content: bytes | None
+    title: str | None
+
+    def __init__(self, row: OutboxMessage, thread_ts: str | None) -> None:
+        for name in ("team_id", "kind", "target", "text", "update_ts", "filename", "content", "title"):
+            object.__setattr__(self, name, getattr(row, name))
+        object.__setattr__(self, "blocks", list(row.blocks or []))
+        object.__setattr__(self, "thread_ts", thread_ts)
+
+
+def _strict(messenger: Messenger) -> Messenger:
+    """The messenger that raises DeliveryError instead of logging (SlackMessenger.strict()); others as they are."""
+    strict = getattr(messenger, "strict", None)
+    return strict() if callable(strict) else messenger
+
+
+class OutboxSender:
+    """The leader's loop: deliver what is due, sleep until the next due row or a wake-up from `committed()`."""
+
+    def __init__(self, outbox: Outbox, *, interval: float = 5.0) -> None:
+        self.outbox, self.interval = outbox, interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._loop(), name="slack-outbox-sender")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            timeout = self.interval
+            try:
+                await self.outbox.drain()
+                due = await self.outbox.next_due()
+                if due is not None:
+                    timeout = min(self.interval, max((due - self.outbox.clock.now()).total_seconds(), 0.05))
+            except Exception:
+                log.exception("outbox sender pass failed")
+            await self.outbox.wait_for_wake(timeout)
