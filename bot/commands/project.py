@@ -436,6 +436,70 @@ async def task_reopen(ctx: Context, args: Args) -> Reply:
     return await _task_status(ctx, args, "open")
 
 
+_WHICH_WORDS = {"mine": "mine", "me": "mine", "my": "mine", "open": "open", "all": "all"}
+
+
+@subcommand(
+    "task list",
+    usage="task list [mine|open|all] [phase=<phase>] [role=<role>]",
+    summary="List tasks: open ones (default), all, or mine (assigned to me or to a role I hold).",
+    examples=("task list", "task list mine", "task list all phase=develop role=ml-engineer"),
+)
+async def task_list(ctx: Context, args: Args) -> Reply:
+    pid = await project_id(ctx, args)
+    if len(args.positional) > 1:
+        raise InvalidInput("Say one of mine, open or all: `task list mine phase=develop`.", field="which")
+    word = args.positional[0] if args.positional else "open"
+    which = _WHICH_WORDS.get(word.lower())
+    if which is None:
+        raise InvalidInput(
+            f"`{word[:30]}` is not a task list: say mine, open or all (`task list mine`).", field="which"
+        )
+    unknown = sorted(set(args.options) - {"phase", "role"})
+    if unknown:
+        raise InvalidInput(
+            f"`{unknown[0][:20]}=` is not a filter for tasks: use phase= or role= (`task list all phase=develop`).",
+            field="filter",
+        )
+    phase = None
+    if args.get("phase"):
+        phase = parse_phase(args.options["phase"])
+        if phase is None:
+            raise InvalidInput(
+                f"`{args.options['phase'][:30]}` is not a phase: {', '.join(p.value for p in Phase)}.", field="phase"
+            )
+    task_role = None
+    if args.get("role"):
+        task_role = parse_role(args.options["role"])
+        if task_role is None:
+            raise InvalidInput(
+                f"`{args.options['role'][:30]}` is not a role: {', '.join(r.value for r in Role)}.", field="role"
+            )
+    lines = await ctx.services.reports.find_tasks(
+        actor=ctx.actor, project_id=pid, which=which, phase=phase, role=task_role
+    )
+    scope = {"mine": "Your open tasks", "open": "Open tasks", "all": "All tasks"}[which]
+    if phase is not None:
+        scope += f" in {phase.label}"
+    if task_role is not None:
+        scope += f" for {task_role.value}"
+    if not lines:
+        return Reply(message=notice(f"{scope}: none. `{ctx.command} task list all` shows closed ones too."))
+    shown = lines[:TASK_LIST_SHOWN]
+    more = f" (first {len(shown)}; narrow it with phase= or role=)" if len(lines) > len(shown) else ""
+    return Reply(
+        message=render_message(
+            "blocks/task_list.json.j2",
+            text=f"{scope} ({len(lines)})",
+            heading=f"*{scope}* ({len(lines)}){more}",
+            tasks=shown,
+        )
+    )
+
+
+TASK_LIST_SHOWN = 45
+
+
 # --- phases -------------------------------------------------------------------------------------
 
 

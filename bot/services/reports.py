@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import case, func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, or_, select
 
@@ -19,12 +19,14 @@ from bot.db.models import (
     Proposal,
     Task,
 )
+from bot.errors import InvalidInput
 from bot.outbox import undelivered
-from bot.process import MEETING_KINDS, PHASE_ORDER, PHASES, GateResult, Phase, evaluate_gate
+from bot.process import MEETING_KINDS, PHASE_ORDER, PHASES, GateResult, Phase, Role, evaluate_gate
 from bot.services.base import Actor, ServiceBase, project_members
 from bot.services.gates import gather_facts
 
 OPEN_TASKS_SHOWN = 15
+TASK_FILTERS = ("mine", "open", "all")
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,13 @@ class HomeProject:
     my_meetings: list[MeetingLine]
 
 
-async def _task_lines(s: AsyncSession, q: object, limit: int | None) -> list[TaskLine]:
-    stmt = q.outerjoin(GitHubIssue, col(GitHubIssue.task_id) == col(Task.id)).order_by(col(Task.number))  # type: ignore[attr-defined]
+async def _task_lines(
+    s: AsyncSession, q: object, limit: int | None, *, first_phase: str | None = None
+) -> list[TaskLine]:
+    stmt = q.outerjoin(GitHubIssue, col(GitHubIssue.task_id) == col(Task.id))  # type: ignore[attr-defined]
+    if first_phase is not None:  # the current phase's tasks first, so a long list never hides them
+        stmt = stmt.order_by(case((col(Task.phase) == first_phase, 0), else_=1))
+    stmt = stmt.order_by(col(Task.number))
     if limit is not None:
         stmt = stmt.limit(limit)
     rows = (await s.execute(stmt)).all()
@@ -197,7 +204,7 @@ class ReportService(ServiceBase):
         open_q = select(Task, GitHubIssue.html_url, GitHubIssue.failures).where(
             Task.project_id == pid, Task.status == "open"
         )
-        open_tasks = await _task_lines(s, open_q, OPEN_TASKS_SHOWN)
+        open_tasks = await _task_lines(s, open_q, OPEN_TASKS_SHOWN, first_phase=project.phase)
         failing_q = select(Task, GitHubIssue.html_url, GitHubIssue.failures).where(
             Task.project_id == pid, col(GitHubIssue.failures) > 0
         )
@@ -226,6 +233,35 @@ class ReportService(ServiceBase):
             failing_tasks=failing,
             undelivered=[p.line() for p in await undelivered(s, team_id=project.team_id, project_id=pid)],
         )
+
+    async def find_tasks(
+        self,
+        *,
+        actor: Actor,
+        project_id: int,
+        which: str = "open",
+        phase: Phase | None = None,
+        role: Role | None = None,
+    ) -> list[TaskLine]:
+        """`task list`: open (default), all, or mine (assigned to me or to a role I hold); anyone in the workspace."""
+        if which not in TASK_FILTERS:
+            raise InvalidInput(f"`{which[:30]}` is not a task list: say {', '.join(TASK_FILTERS)}.", field="which")
+        async with self.db.session() as s:
+            project = await self.project_by_id(s, actor, project_id)
+            q = select(Task, GitHubIssue.html_url, GitHubIssue.failures).where(Task.project_id == project_id)
+            if which in ("open", "mine"):
+                q = q.where(Task.status == "open")
+            if which == "mine":
+                my_roles = sorted(await self.roles_of(s, project, actor.user_id))
+                mine = col(Task.assignee_user_id) == actor.user_id
+                if my_roles:
+                    mine = or_(mine, (col(Task.assignee_user_id).is_(None)) & col(Task.role).in_(my_roles))
+                q = q.where(mine)
+            if phase is not None:
+                q = q.where(Task.phase == phase.value)
+            if role is not None:
+                q = q.where(Task.role == role.value)
+            return await _task_lines(s, q, None, first_phase=project.phase)
 
     async def status(self, *, actor: Actor, project_id: int) -> StatusReport:
         """Phase, gate checklist, overrides, progress per phase, open tasks, meetings, sync health."""
