@@ -152,6 +152,7 @@ async def status(ctx: Context, args: Args) -> Reply:
             r=report,
             stage=PHASES[phase].stage,
             preview=ctx.services.preview_mode,
+            command=ctx.command,
         )
     )
 
@@ -498,6 +499,26 @@ async def task_list(ctx: Context, args: Args) -> Reply:
 
 
 TASK_LIST_SHOWN = 45
+
+
+@subcommand(
+    "plan",
+    usage="plan <phase> due=<date>",
+    summary="Set a phase's target date (lead): the GitHub milestone's due date; status says when it is overdue.",
+    examples=("plan develop due=2026-04-30",),
+)
+async def plan(ctx: Context, args: Args) -> Reply:
+    pid = await project_id(ctx, args)
+    if len(args.positional) != 1 or not args.get("due"):
+        raise InvalidInput("Say which phase and its date: `plan develop due=2026-04-30`.", field="due")
+    phase = parse_phase(args.positional[0])
+    if phase is None:
+        raise InvalidInput(
+            f"`{args.positional[0][:30]}` is not a phase: {', '.join(p.value for p in Phase)}.", field="phase"
+        )
+    due = parse_date(args.options["due"], "due")
+    await ctx.services.gates.plan(actor=ctx.actor, project_id=pid, phase=phase, due=due)
+    return Reply(message=notice(f"{phase.label} is due {due.isoformat()}; its GitHub milestone gets that due date."))
 
 
 # --- phases -------------------------------------------------------------------------------------

@@ -463,3 +463,20 @@ class OutboxMessage(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=200)
     sent_ts: str | None = Field(default=None, max_length=32)
     done_at: datetime | None = _ts(nullable=True)
+
+
+# ---------------------------------------------------------------- phase target dates (wt-find, 0009_phase_targets)
+
+
+class PhaseTarget(SQLModel, table=True):
+    """The lead's target date for a phase (`plan <phase> due=<date>`): the milestone's due date, overdue in status."""
+
+    __tablename__ = "phase_targets"
+    __table_args__ = (UniqueConstraint("project_id", "phase", name="uq_phase_target"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
+    project_id: int = Field(foreign_key="projects.id", index=True)
+    phase: str = Field(max_length=20)
+    due: date
+    set_by: str = Field(default="", max_length=32)
+    set_at: datetime = _ts()

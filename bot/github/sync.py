@@ -24,6 +24,7 @@ from bot.db.models import (
     Member,
     OutboxItem,
     PhaseRecord,
+    PhaseTarget,
     Project,
     Proposal,
     Task,
@@ -145,11 +146,16 @@ async def desired_milestone(s: AsyncSession, project: Project, phase: Phase) -> 
     if used == title + OWN_SUFFIX:  # a person's milestone has the plain title: we keep to ours
         title = used
     text = render_text("github/milestone.md.j2", spec=PHASES[phase], project_name=project.name).strip()
+    planned = (
+        await s.execute(
+            select(col(PhaseTarget.due)).where(PhaseTarget.project_id == project.id, PhaseTarget.phase == phase.value)
+        )
+    ).scalar_one_or_none()
     return DesiredMilestone(
         phase=phase,
         title=title,
         description=f"{text}\n\n{milestone_marker(project.id, phase)}",
-        due_on=records[-1].target_date if records else None,
+        due_on=planned or (records[-1].target_date if records else None),  # `plan <phase> due=…` wins
         state="closed" if ended else "open",
     )
 

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from bot.db.models import Baseline, Brief, Decision, Evaluation, Meeting, PhaseRecord, Project, SuccessCriterion, Task
+from bot.db.models import (
+    Baseline,
+    Brief,
+    Decision,
+    Evaluation,
+    Meeting,
+    PhaseRecord,
+    PhaseTarget,
+    Project,
+    SuccessCriterion,
+    Task,
+)
 from bot.errors import GateNotMet, InvalidInput
 from bot.process import (
     Criterion,
@@ -174,7 +186,7 @@ class GateService(ServiceBase):
                     f"{phase.label} cannot end yet: {len(missing)} gate item(s) missing"
                     + (": " + "; ".join(i.label for i in gate.missing) + ". " if outcome is Outcome.SHIP else ". ")
                     + (
-                        'Improve the model (`advance outcome=iterate`), or ship anyway with a kept reason '
+                        "Improve the model (`advance outcome=iterate`), or ship anyway with a kept reason "
                         '(lead only): `advance outcome=ship override="reason"`.'
                         if outcome is Outcome.SHIP
                         else 'Meet them, or (lead only) `advance override="reason"`.'
@@ -225,6 +237,37 @@ class GateService(ServiceBase):
             kept = override_reason if not gate.met else None
             failed = tuple(i.label for i in gate.missing) if iterate else ()
             return AdvanceResult(phase, target, outcome, kept, gate, new_tasks, failed)
+
+    async def plan(self, *, actor: Actor, project_id: int, phase: Phase, due: date) -> PhaseTarget:
+        """`plan <phase> due=<date>` (lead only): the phase's target date; its GitHub milestone's due date follows."""
+        async with self.db.session() as s:
+            project = await self.project_by_id(s, actor, project_id)
+            await self.require_lead(s, actor, project, "plan phase dates")
+            now = self.clock.now()
+            row = (
+                await s.execute(
+                    select(PhaseTarget).where(PhaseTarget.project_id == project_id, PhaseTarget.phase == phase.value)
+                )
+            ).scalar_one_or_none()
+            if row is None:
+                row = PhaseTarget(
+                    team_id=project.team_id, project_id=project_id, phase=phase.value, due=due, set_by=actor.user_id
+                )
+                row.set_at = now
+                s.add(row)
+            else:
+                row.due, row.set_by, row.set_at = due, actor.user_id, now
+                s.add(row)
+            await enqueue_sync(s, project=project, kind="milestone", ref=phase.value, now=now)
+            await self.audit(
+                s,
+                actor=actor,
+                action="phase.plan",
+                project_id=project_id,
+                phase=phase.value,
+                due=due.isoformat(),
+            )
+            return row
 
     async def history(self, *, actor: Actor, project_id: int) -> list[PhaseRecord]:
         """Phase records, oldest first: when each started and ended, outcome, overrides (who, why)."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +16,7 @@ from bot.db.models import (
     MeetingAttendee,
     OutboxItem,
     PhaseRecord,
+    PhaseTarget,
     Project,
     Proposal,
     Task,
@@ -76,6 +78,8 @@ class StatusReport:
     sync_failing: int
     failing_tasks: list[TaskLine] = field(default_factory=list)
     undelivered: list[str] = field(default_factory=list)  # Slack refused these for good (outbox), with the fix
+    target_due: date | None = None  # `plan <phase> due=…` for the current phase
+    overdue_days: int = 0  # days past target_due (in the project's time zone), 0 when not overdue
 
     @property
     def purpose(self) -> str:
@@ -218,6 +222,12 @@ class ReportService(ServiceBase):
                 )
             ).all()
         )
+        target_due = (
+            await s.execute(
+                select(col(PhaseTarget.due)).where(PhaseTarget.project_id == pid, PhaseTarget.phase == project.phase)
+            )
+        ).scalar_one_or_none()
+        today = self.clock.now().astimezone(ZoneInfo(project.timezone)).date()
         return StatusReport(
             project=project,
             gate=gate,
@@ -232,6 +242,8 @@ class ReportService(ServiceBase):
             sync_failing=int(outbox.get("failing", 0)),
             failing_tasks=failing,
             undelivered=[p.line() for p in await undelivered(s, team_id=project.team_id, project_id=pid)],
+            target_due=target_due,
+            overdue_days=max(0, (today - target_due).days) if target_due else 0,
         )
 
     async def find_tasks(
