@@ -493,6 +493,8 @@ class SyncEngine:
                 outcome = await self.process(item_id)
                 result.processed += 1
                 result.counts[outcome] += 1
+                if outcome == "paused":
+                    break  # the rest of the batch may be the paused project's: ask the queue again
         result.next_due_at = await self.next_due_at(project_id)
         for key, value in self.counts.items():
             result.counts[key] += value
@@ -848,6 +850,10 @@ class SyncEngine:
             if changes:
                 async with self.pacer.write():
                     gh = await self.gateway.update_issue(repo, known.number, **changes)
+                if gh.html_url and f"/{repo.lower()}/issues/" not in gh.html_url.lower():
+                    # Transferred (301, followed): GitHub keeps redirecting the old number; we record where it is.
+                    self.counts["issue.moved"] += 1
+                    log.info("issue %s#%s was transferred to %s", repo, known.number, gh.html_url)
                 known.html_url = gh.html_url or known.html_url
                 if not created:
                     self.counts["issue.closed" if changes.get("state") == "closed" else "issue.updated"] += 1
