@@ -858,6 +858,10 @@ class SyncEngine:
                 if not created:
                     self.counts["issue.closed" if changes.get("state") == "closed" else "issue.updated"] += 1
         except Exception as exc:
+            if isinstance(exc, Unprocessable) and not (created or adopted) and exc.fields & {"milestone", "labels"}:
+                if (moved := await self._moved_issue(repo, known.number)) is not None:
+                    await self._record_moved(project, task_id, item_id, want, content, moved)
+                    return "moved"
             if isinstance(exc, Unprocessable):
                 self._unassignable(repo, want.login, exc)
             if created or adopted:  # keep what we learned, so the next attempt does not search again
@@ -881,6 +885,27 @@ class SyncEngine:
             now_want = await desired_issue(IssueContext(s, project), task)
             await self._finish(s, item_id, now_want == want)
         return "done"
+
+    async def _moved_issue(self, repo: str, number: int) -> GhIssue | None:
+        """The issue, when `number` was transferred out of `repo` (GitHub answers 301; PyGithub follows it),
+        found by an empty PATCH: our milestone and labels do not exist there, so the full write was refused."""
+        async with self.pacer.write():
+            there = await self.gateway.update_issue(repo, number)
+        return there if there.html_url and f"/{repo.lower()}/issues/" not in there.html_url.lower() else None
+
+    async def _record_moved(
+        self, project: Project, task_id: str, item_id: int, want: DesiredIssue, content: str, moved: GhIssue
+    ) -> None:
+        """Stop writing to a transferred issue: keep where it is now, and leave it to its new repository."""
+        log.info("issue of task %s in %s was transferred to %s", task_id, project.repo, moved.html_url)
+        self.counts["issue.moved"] += 1
+        async with self.db.session() as s:
+            row = await s.get(GitHubIssue, task_id)
+            if row is not None:
+                row.html_url, row.title, row.state = moved.html_url, want.title, want.state
+                row.synced_hash, row.synced_at = content, self.clock.now()
+                row.failures, row.last_error = 0, f"transferred to {moved.html_url}"[:1000]
+            await self._finish(s, item_id, True)
 
     def _unassignable(self, repo: str, login: str | None, exc: Unprocessable) -> None:
         # Someone lost access between our check and the write (GitHub refuses the whole write):
