@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlmodel import select
 
@@ -10,6 +12,7 @@ from bot.db.models import GitHubIssue, OutboxMessage, Project
 from bot.db.session import Database
 from bot.messaging import RecordingMessenger
 from bot.outbox import Outbox
+from bot.rendering import render_message
 from bot.services import Services
 from bot.services.sync import SyncService
 from tests.bot.github.conftest import LEAD, REPO, new_project
@@ -64,6 +67,11 @@ async def test_a_locked_repository_pauses_the_sync_tells_the_lead_once_and_an_ex
     assert status.paused is not None and status.paused.startswith("paused: ") and f"— fix: {fix}" in status.paused
     report = await services.reports.status(actor=LEAD, project_id=pid)
     assert report.sync_paused == status.paused
+    shown = json.dumps(
+        render_message("blocks/status.json.j2", text="genres", r=report, stage="", preview=False).blocks,
+        ensure_ascii=False,
+    )
+    assert "GitHub sync paused: " in shown and "— fix: " in shown and "change(s) waiting" in shown
     assert github_says  # the fake's wording is what the gateway recognises (see the fake)
 
     getattr(github, lock)(REPO, False)
