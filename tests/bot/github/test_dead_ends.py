@@ -75,7 +75,9 @@ async def test_a_locked_repository_pauses_the_sync_tells_the_lead_once_and_an_ex
     assert github_says  # the fake's wording is what the gateway recognises (see the fake)
 
     getattr(github, lock)(REPO, False)
-    resumed = await sync.run(actor=LEAD, project_id=pid)
+    assert (await sync.run_due()).processed == 0  # fixed in GitHub, but only an explicit sync resumes
+    await sync.request(actor=LEAD, project_id=pid)  # `/phasegate sync` by a member
+    resumed = await sync.run_due()
     assert "sync.paused" not in resumed.counts and resumed.counts.get("issue.created") == 2  # Discovery defaults
     assert (await sync.status(actor=LEAD, project_id=pid)).paused is None
     assert len(github.state()[REPO]["milestones"]) == 5 and len(_dms(messenger)) == 1
