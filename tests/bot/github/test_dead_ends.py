@@ -10,6 +10,7 @@ from sqlmodel import select
 from bot.clock import FakeClock
 from bot.db.models import GitHubIssue, OutboxMessage, Project
 from bot.db.session import Database
+from bot.github.gateway import AuthError, Gone, NotFoundError, RateLimited, RepoLocked, _error
 from bot.messaging import RecordingMessenger
 from bot.outbox import Outbox
 from bot.rendering import render_message
@@ -144,3 +145,20 @@ async def test_a_transferred_issue_is_followed_without_a_retry_loop(
     github.reset_stats()
     again = await sync.run(actor=LEAD, project_id=pid)  # nothing left to retry against the old number
     assert github.stats.by_status.get(301, 0) == 0 and github.stats.writes == 0 and again.failing == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "kind", "reason"),
+    [
+        (403, "Repository was archived so is read-only.", RepoLocked, "archived"),
+        (403, "Resource not accessible by integration", RepoLocked, "no_access"),
+        (403, "You have exceeded a secondary rate limit", RateLimited, None),
+        (403, "Resource not accessible by personal access token", AuthError, None),
+        (410, "This issue was deleted", Gone, None),
+        (404, "Not Found", NotFoundError, None),
+    ],
+)
+def test_github_answers_map_to_dead_end_errors(status: int, message: str, kind: type, reason: str | None) -> None:
+    err = _error(status, {}, {"message": message}, "PATCH /repos/acme/genres/issues/1")
+    assert type(err) is kind and err.status == status
+    assert getattr(err, "reason", None) == reason
