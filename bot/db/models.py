@@ -79,6 +79,9 @@ class Project(SQLModel, table=True):
     postpone_days: int = Field(default=2)
     max_postpones: int = Field(default=2)
     created_at: datetime = _ts()
+    # --- GitHub sync paused (0010_sync_pause): "archived" | "no_access"; cleared by the next `sync` command
+    sync_paused_reason: str | None = Field(default=None, max_length=20)
+    sync_paused_at: datetime | None = _ts(nullable=True)
 
 
 class Member(SQLModel, table=True):

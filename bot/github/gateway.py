@@ -117,6 +117,21 @@ class AuthError(GitHubError):
     """401 or a 403 that is not a rate limit: bad credentials or missing permission."""
 
 
+class Gone(NotFoundError):
+    """410: the issue was deleted in GitHub (`number`: which one, set by the sync when it knows)."""
+
+    number: int | None = None
+
+
+class RepoLocked(AuthError):
+    """403 on a write that retrying cannot fix: the repository is archived (`reason` "archived") or the
+    GitHub App may not write to it (`reason` "no_access", "Resource not accessible by integration")."""
+
+    def __init__(self, message: str, *, status: int, reason: str) -> None:
+        super().__init__(message, status=status)
+        self.reason = reason
+
+
 # --------------------------------------------------------------------------- the protocol
 
 
@@ -268,8 +283,14 @@ def _error(status: int, headers: Mapping[str, str], data: Any, what: str) -> Git
     if status == 422:
         errors = data.get("errors") if isinstance(data, Mapping) else None
         return Unprocessable(text, errors=[e for e in errors or () if isinstance(e, Mapping)])
-    if status in (404, 410):
+    if status == 410:
+        return Gone(text, status=status)
+    if status == 404:
         return NotFoundError(text, status=status)
+    if status == 403 and "archived" in lowered:
+        return RepoLocked(text, status=status, reason="archived")
+    if status == 403 and "not accessible by integration" in lowered:
+        return RepoLocked(text, status=status, reason="no_access")
     if status in (401, 403):
         return AuthError(text, status=status)
     return GitHubError(text, status=status)

@@ -10,7 +10,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,8 +35,10 @@ from bot.github.gateway import (
     GhMilestone,
     GitHubError,
     GitHubGateway,
+    Gone,
     NotFoundError,
     RateLimited,
+    RepoLocked,
     Unprocessable,
 )
 from bot.github.pacing import Pacer, backoff_seconds
@@ -358,6 +360,37 @@ async def compute_plan(
 
 # --------------------------------------------------------------------------- applying the outbox
 
+PAUSE_REASONS = {
+    "archived": (
+        "GitHub says {repo} is archived, so it is read-only",
+        "unarchive {repo} in GitHub (Settings → General → Danger Zone), or point the project at another "
+        "repository with `{command} github repo=<owner/name>`, then run `{command} sync`",
+    ),
+    "no_access": (
+        "the Phasegate GitHub App may not write to {repo} (\"Resource not accessible by integration\")",
+        "in GitHub, give the Phasegate App access to {repo} with Issues read & write (an organization owner: "
+        "Settings → GitHub Apps → Phasegate → Configure), then run `{command} sync`",
+    ),
+}
+
+
+def pause_text(reason: str, repo: str, command: str = "/phasegate") -> tuple[str, str]:
+    """Why a project's sync is paused and what fixes it, in the words people type."""
+    why, fix = PAUSE_REASONS.get(reason, ("GitHub refuses every change to {repo}", "fix access, then run `{command} sync`"))
+    return why.format(repo=repo, command=command), fix.format(repo=repo, command=command)
+
+
+class DeadEndNotice(Protocol):
+    """Tells a project's lead about a dead end in GitHub (a paused sync, a deleted issue recreated), once."""
+
+    async def __call__(self, *, project_id: int, key: str, text: str) -> None: ...
+
+
+
+def _paused_projects() -> Any:
+    """Projects whose sync is paused on a dead end: their queued work waits for the next `sync` command."""
+    return select(Project.id).where(col(Project.sync_paused_reason).is_not(None))
+
 
 @dataclass
 class DrainResult:
@@ -408,6 +441,8 @@ class SyncEngine:
         self._labels_ready: set[int] = set()
         self._milestones_seen: dict[str, dict[int, GhMilestone]] = {}
         self._milestones_written: set[tuple[str, int]] = set()  # written this run: no need to look again
+        self._gone: set[tuple[str, int]] = set()  # deleted issues: search may still list them for a while
+        self.notify: DeadEndNotice | None = None  # set by SyncService: tells the lead through the Slack outbox
 
     def new_run(self) -> None:
         """Forget per-run caches (who is assignable, labels checked); every drain starts with this."""
@@ -432,6 +467,7 @@ class SyncEngine:
             )
             if project_id is not None:
                 q = q.where(OutboxItem.project_id == project_id)
+            q = q.where(col(OutboxItem.project_id).not_in(_paused_projects()))
             q = q.order_by(col(OutboxItem.next_attempt_at), col(OutboxItem.id)).limit(n)
             return [int(i) for i in (await s.execute(q)).scalars() if i is not None]
 
@@ -440,6 +476,7 @@ class SyncEngine:
             q = select(OutboxItem.next_attempt_at).where(col(OutboxItem.status).in_(("pending", "failing")))
             if project_id is not None:
                 q = q.where(OutboxItem.project_id == project_id)
+            q = q.where(col(OutboxItem.project_id).not_in(_paused_projects()))
             return (await s.execute(q.order_by(col(OutboxItem.next_attempt_at)).limit(1))).scalar_one_or_none()
 
     async def drain(
@@ -462,6 +499,8 @@ class SyncEngine:
                 outcome = await self.process(item_id)
                 result.processed += 1
                 result.counts[outcome] += 1
+                if outcome == "paused":
+                    break  # the rest of the batch may be the paused project's: ask the queue again
         result.next_due_at = await self.next_due_at(project_id)
         for key, value in self.counts.items():
             result.counts[key] += value
@@ -500,11 +539,55 @@ class SyncEngine:
                 if (it := await s.get(OutboxItem, item_id)) is not None and it.status != "done":
                     it.next_attempt_at, it.last_error, it.updated_at = until, str(exc)[:1000], self.clock.now()
             return "rate_limited"
+        except RepoLocked as exc:  # retrying cannot help: pause the project's sync and tell the lead once
+            await self._pause(project, item_id, exc)
+            return "paused"
+        except Gone as exc:  # a deleted issue: the mapping is cleared, so the retry (now) creates it again
+            await self._deleted(project, ref, item_id, exc)
+            return "recreating"
         except Exception as exc:  # every failure stays queued and is retried with backoff
             if not isinstance(exc, GitHubError):
                 log.exception("GitHub sync of %s %s failed", kind, ref)
             await self._failed(item_id, exc)
             return "failed"
+
+    async def _pause(self, project: Project, item_id: int, exc: RepoLocked) -> None:
+        now = self.clock.now()
+        assert project.id is not None
+        async with self.db.session() as s:
+            row = await s.get(Project, project.id)
+            if row is not None and row.sync_paused_reason is None:
+                row.sync_paused_reason, row.sync_paused_at = exc.reason, now
+            if (it := await s.get(OutboxItem, item_id)) is not None and it.status != "done":
+                it.last_error, it.updated_at = str(exc)[:1000], now  # not an attempt: it waits for the resume
+        log.warning("GitHub sync of project %s paused (%s): %s", project.id, exc.reason, exc)
+        self.counts["sync.paused"] += 1
+        if self.notify is not None:
+            why, fix = pause_text(exc.reason, project.repo or "the repository")
+            await self.notify(
+                project_id=project.id,
+                key=f"sync-paused:{project.id}:{exc.reason}",
+                text=f"GitHub sync for {project.name} is paused: {why}. To fix it: {fix}.",
+            )
+
+    async def _deleted(self, project: Project, task_id: str, item_id: int, exc: Gone) -> None:
+        now = self.clock.now()
+        assert project.id is not None
+        async with self.db.session() as s:
+            if (it := await s.get(OutboxItem, item_id)) is not None and it.status != "done":
+                it.next_attempt_at, it.last_error, it.updated_at = now, str(exc)[:1000], now
+            task = await s.get(Task, task_id)
+            label = f"#{task.number} {task.title}" if task else "a task"
+        self.counts["issue.deleted"] += 1
+        if self.notify is not None:
+            await self.notify(
+                project_id=project.id,
+                key=f"issue-deleted:{project.id}:{task_id}:{exc.number}",
+                text=(
+                    f"The GitHub issue of task {label} was deleted in {project.repo}; "
+                    "Phasegate creates it again. To drop the task instead, close it in Slack."
+                ),
+            )
 
     def _mark_done(self, item: OutboxItem, note: str | None = None) -> None:
         item.status, item.last_error, item.updated_at = "done", note, self.clock.now()
@@ -692,7 +775,7 @@ class SyncEngine:
             await self.pacer.read()
             query = f'"phasegate:task={task_id}" repo:{repo} is:issue in:body'
             for hit in await self.gateway.search_issues(query):
-                if needle in hit.body:
+                if needle in hit.body and (repo.lower(), hit.number) not in self._gone:
                     return hit
         except RateLimited as exc:
             if exc.resource != "search" or exc.retry_after is not None:
@@ -701,7 +784,7 @@ class SyncEngine:
             pass  # search refused the query (e.g. GHES without it): listing below still finds the issue
         await self.pacer.read()
         for issue in (await self.gateway.list_issues(repo, milestone=milestone)).value:
-            if needle in issue.body:
+            if needle in issue.body and (repo.lower(), issue.number) not in self._gone:
                 return issue
         return None
 
@@ -773,16 +856,27 @@ class SyncEngine:
             if changes:
                 async with self.pacer.write():
                     gh = await self.gateway.update_issue(repo, known.number, **changes)
+                if gh.html_url and f"/{repo.lower()}/issues/" not in gh.html_url.lower():
+                    # Transferred (301, followed): GitHub keeps redirecting the old number; we record where it is.
+                    self.counts["issue.moved"] += 1
+                    log.info("issue %s#%s was transferred to %s", repo, known.number, gh.html_url)
                 known.html_url = gh.html_url or known.html_url
                 if not created:
                     self.counts["issue.closed" if changes.get("state") == "closed" else "issue.updated"] += 1
         except Exception as exc:
+            if isinstance(exc, Unprocessable) and not (created or adopted) and exc.fields & {"milestone", "labels"}:
+                if (moved := await self._moved_issue(repo, known.number)) is not None:
+                    await self._record_moved(project, task_id, item_id, want, content, moved)
+                    return "moved"
             if isinstance(exc, Unprocessable):
                 self._unassignable(repo, want.login, exc)
             if created or adopted:  # keep what we learned, so the next attempt does not search again
                 await self._remember(task_id, known)
             elif isinstance(exc, NotFoundError):  # deleted or transferred in GitHub: find or create it again
                 await self._remember(task_id, _Known(None, None, "open", (), None, None), force=True)
+                if isinstance(exc, Gone):
+                    self._gone.add((repo.lower(), known.number))
+                    exc.number = known.number
             raise
         async with self.db.session() as s:
             row = await s.get(GitHubIssue, task_id)
@@ -797,6 +891,27 @@ class SyncEngine:
             now_want = await desired_issue(IssueContext(s, project), task)
             await self._finish(s, item_id, now_want == want)
         return "done"
+
+    async def _moved_issue(self, repo: str, number: int) -> GhIssue | None:
+        """The issue, when `number` was transferred out of `repo` (GitHub answers 301; PyGithub follows it),
+        found by an empty PATCH: our milestone and labels do not exist there, so the full write was refused."""
+        async with self.pacer.write():
+            there = await self.gateway.update_issue(repo, number)
+        return there if there.html_url and f"/{repo.lower()}/issues/" not in there.html_url.lower() else None
+
+    async def _record_moved(
+        self, project: Project, task_id: str, item_id: int, want: DesiredIssue, content: str, moved: GhIssue
+    ) -> None:
+        """Stop writing to a transferred issue: keep where it is now, and leave it to its new repository."""
+        log.info("issue of task %s in %s was transferred to %s", task_id, project.repo, moved.html_url)
+        self.counts["issue.moved"] += 1
+        async with self.db.session() as s:
+            row = await s.get(GitHubIssue, task_id)
+            if row is not None:
+                row.html_url, row.title, row.state = moved.html_url, want.title, want.state
+                row.synced_hash, row.synced_at = content, self.clock.now()
+                row.failures, row.last_error = 0, f"transferred to {moved.html_url}"[:1000]
+            await self._finish(s, item_id, True)
 
     def _unassignable(self, repo: str, login: str | None, exc: Unprocessable) -> None:
         # Someone lost access between our check and the write (GitHub refuses the whole write):

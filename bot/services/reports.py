@@ -85,6 +85,16 @@ class StatusReport:
     def purpose(self) -> str:
         return PHASES[Phase(self.project.phase)].purpose
 
+    @property
+    def sync_paused(self) -> str | None:
+        """"paused: <why> — fix: …" while a dead end in GitHub (archived, no access) holds the sync."""
+        from bot.github.sync import pause_text
+
+        if self.project.sync_paused_reason is None:
+            return None
+        why, fix = pause_text(self.project.sync_paused_reason, self.project.repo or "the repository")
+        return f"paused: {why} — fix: {fix}"
+
 
 @dataclass
 class HomeProject:

@@ -26,6 +26,7 @@ from bot.db.models import (
     GitHubMilestone,
     Member,
     OutboxItem,
+    OutboxMessage,
     ProcessedDelivery,
     Project,
     Task,
@@ -34,7 +35,15 @@ from bot.db.models import (
 from bot.db.session import Database
 from bot.github.gateway import GhIssue, GitHubError, GitHubGateway, RateLimited, build_gateway, parse_issue
 from bot.github.pacing import Pacer, Sleep
-from bot.github.sync import DrainResult, SyncEngine, SyncPlan, compute_plan, milestone_title, task_id_in
+from bot.github.sync import (
+    DrainResult,
+    SyncEngine,
+    SyncPlan,
+    compute_plan,
+    milestone_title,
+    pause_text,
+    task_id_in,
+)
 from bot.github.webhooks import WebhookEvent
 from bot.locks import SyncLock
 from bot.messaging import Messenger, RecordingMessenger
@@ -81,6 +90,7 @@ class SyncStatus:
     tasks: int
     last_synced_at: datetime | None
     paused_until: datetime | None
+    paused: str | None = None  # "paused: <why> — fix: …" while a dead end in GitHub holds the project's sync
 
 
 @dataclass(frozen=True)
@@ -139,6 +149,9 @@ class SyncService(ServiceBase):
         self._kicked = asyncio.Event()
         self._digest: dict[int, list[DigestEntry]] = {}
         self.allowed_repos: tuple[str, ...] = ()  # PHASEGATE_GITHUB_REPOS
+        self._told: set[str] = set()  # dead-end notices sent without an outbox (tests, CLI)
+        if self.engine is not None:
+            self.engine.notify = self._tell_lead
 
     @classmethod
     def from_settings(
@@ -216,8 +229,38 @@ class SyncService(ServiceBase):
             project.name, project.repo, False, counts=counts, pending=pending, failing=failing, inbound=inbound
         )
 
+    async def _tell_lead(self, *, project_id: int, key: str, text: str) -> None:
+        """A DM to the project's lead about a dead end in GitHub, once per `key` (durable via the Slack outbox)."""
+        message = Message(text=text, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
+        async with self.db.session() as s:
+            project = await s.get(Project, project_id)
+            if project is None:
+                return
+            team_id, lead = project.team_id, project.lead_user_id
+            if self.outbox is not None:
+                seen = (
+                    await s.execute(
+                        select(OutboxMessage.id).where(OutboxMessage.team_id == team_id, OutboxMessage.dedupe_key == key)
+                    )
+                ).first()
+                if seen is not None:
+                    return
+                await self.outbox.enqueue(
+                    s, team_id=team_id, project_id=project_id, kind="dm", target=lead, message=message, key=key
+                )
+        if self.outbox is not None:
+            await self.outbox.committed()
+        elif key not in self._told:
+            self._told.add(key)
+            await self.messenger.dm(team_id=team_id, user_id=lead, message=message)
+
     async def _enqueue_all(self, s: AsyncSession, actor: Actor, project: Project) -> None:
         now = self.clock.now()
+        if project.sync_paused_reason is not None:  # an explicit sync resumes a paused project: try again
+            await self.audit(
+                s, actor=actor, action="github.sync_resumed", project_id=project.id, reason=project.sync_paused_reason
+            )
+            project.sync_paused_reason, project.sync_paused_at = None, None
         await enqueue_sync(s, project=project, kind="labels", ref="", now=now)
         for phase in PHASE_ORDER:
             await enqueue_sync(s, project=project, kind="milestone", ref=phase.value, now=now)
@@ -316,7 +359,16 @@ class SyncService(ServiceBase):
             tasks=int(tasks or 0),
             last_synced_at=last,
             paused_until=self.pacer.paused_until,
+            paused=self._paused_text(project),
         )
+
+    @staticmethod
+    def _paused_text(project: Project) -> str | None:
+        if project.sync_paused_reason is None:
+            return None
+        why, fix = pause_text(project.sync_paused_reason, project.repo or "the repository")
+        return f"paused: {why} — fix: {fix}"
+
 
     @staticmethod
     def _item_title(project: Project, item: OutboxItem, titles: dict[str, str]) -> str:

@@ -163,6 +163,10 @@ class Repo:
     comments: dict[int, Comment] = field(default_factory=dict)
     next_issue: int = 1
     next_milestone: int = 1
+    archived: bool = False  # writes answer 403 "Repository was archived so is read-only."
+    integration_denied: bool = False  # writes answer 403 "Resource not accessible by integration"
+    deleted: set[int] = field(default_factory=set)  # issue numbers deleted: 410 "This issue was deleted"
+    moved: dict[int, str] = field(default_factory=dict)  # issue number → the transferred issue's API URL
 
     @property
     def full_name(self) -> str:
@@ -459,6 +463,37 @@ class FakeGitHub:
 
         self._on_loop(add)
 
+    def archive_repo(self, repo: str, archived: bool = True) -> None:
+        """Archive (or unarchive) a repository: every write answers 403 read-only, as on GitHub."""
+        self._on_loop(lambda: setattr(self._repo_named(repo), "archived", archived))
+
+    def deny_integration(self, repo: str, denied: bool = True) -> None:
+        """The App lost its permission on `repo`: writes answer 403 "Resource not accessible by integration"."""
+        self._on_loop(lambda: setattr(self._repo_named(repo), "integration_denied", denied))
+
+    def delete_issue(self, repo: str, number: int) -> None:
+        """Delete an issue as an admin would: gone from lists and search, 410 on the issue itself."""
+
+        def delete() -> None:
+            r = self._repo_named(repo)
+            r.issues.pop(number, None)
+            r.deleted.add(number)
+
+        self._on_loop(delete)
+
+    def transfer_issue(self, repo: str, number: int, to_repo: str) -> int:
+        """Transfer an issue to `to_repo`: the old URL answers 301 with Location to the new issue."""
+
+        def transfer() -> int:
+            src, dst = self._repo_named(repo), self._repo_named(to_repo)
+            issue = src.issues.pop(number)
+            issue.number, dst.next_issue = dst.next_issue, dst.next_issue + 1
+            dst.issues[issue.number] = issue
+            src.moved[number] = f"{self.base_url}/repos/{dst.full_name}/issues/{issue.number}"
+            return issue.number
+
+        return self._on_loop(transfer)
+
     def set_rate_limit(self, limit: int, *, resource: str = "core", used: int = 0) -> None:
         """Set the primary limit of `resource` ("core" or "search") and start a fresh window."""
 
@@ -687,6 +722,12 @@ class FakeGitHub:
             if route is None:
                 raise ApiError(404, docs=DOCS)
             body = await self._read_json(request) if method in WRITES else {}
+            if method in WRITES and params.get("owner") and (locked := self._repos.get(
+                    f"{params['owner']}/{params.get('repo', '')}".lower())) is not None:
+                if locked.archived:
+                    raise ApiError(403, "Repository was archived so is read-only.")
+                if locked.integration_denied:
+                    raise ApiError(403, "Resource not accessible by integration")
             query = dict(request.rel_url.query.items())
             reply: Reply = getattr(self, f"_h_{route.handler}")(Call(method, path, params, query, body, actor))
         except ApiError as e:
@@ -833,6 +874,10 @@ class FakeGitHub:
         return found
 
     def _issue(self, repo: Repo, number: str) -> Issue:
+        if number.isdigit() and int(number) in repo.moved:
+            raise ApiError(301, "Moved Permanently", headers={"Location": repo.moved[int(number)]})
+        if number.isdigit() and int(number) in repo.deleted:
+            raise ApiError(410, "This issue was deleted")
         return self._find(repo.issues, number)
 
     def _milestone(self, repo: Repo, number: str) -> Milestone:
@@ -888,7 +933,7 @@ class FakeGitHub:
             "network_count": 0, "subscribers_count": 0, "size": 0,
             "open_issues": open_issues, "open_issues_count": open_issues,
             "has_issues": True, "has_projects": True, "has_wiki": True, "has_pages": False,
-            "has_discussions": False, "archived": False, "disabled": False, "is_template": False,
+            "has_discussions": False, "archived": repo.archived, "disabled": False, "is_template": False,
             "topics": [], "pushed_at": _iso(repo.created_at), "created_at": _iso(repo.created_at),
             "updated_at": now,
             "permissions": {"admin": False, "maintain": False, "push": repo.push, "triage": repo.push,
