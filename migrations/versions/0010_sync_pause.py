@@ -1,7 +1,7 @@
 """a project's GitHub sync paused on a dead end (archived repository, no access for the App)
 
 Revision ID: 0010_sync_pause
-Revises: 0008_criteria
+Revises: 0009_phase_targets
 Create Date: 2026-12-02 14:50:00
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from alembic import op
 import bot.db.models
 
 revision: str = '0010_sync_pause'
-down_revision: str | None = "0008_criteria"
+down_revision: str | None = "0009_phase_targets"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
