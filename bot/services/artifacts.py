@@ -40,12 +40,14 @@ def check_url(raw: str, field: str) -> str:
     return ref.value
 
 
-def _brief_change_message(project_name: str, actor: str, changes: list[tuple[str, str, str]]) -> Message:
+def _brief_change_message(
+    project_name: str, actor: str, changes: list[tuple[str, str, str]], *, command: str
+) -> Message:
     lines = [f"*{label}*: {slack_escape(before or '(none)')} → {slack_escape(after)}" for label, before, after in changes]
     text = (
         f"The acknowledged brief of {slack_escape(project_name)} was changed by {mention(actor)}:\n"
         + "\n".join(lines)
-        + "\nIt needs a new acknowledgement from a business owner: `/phasegate brief ack`."
+        + f"\nIt needs a new acknowledgement from a business owner: `{command} brief ack`."
     )
     return Message(text=text, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}])
 
@@ -155,7 +157,7 @@ class ArtifactService(ServiceBase):
             )
             channel, name = project.channel_id, project.name
         if notify:
-            message = _brief_change_message(name, actor.user_id, changes)
+            message = _brief_change_message(name, actor.user_id, changes, command=self.command)
             await self.messenger.post(team_id=actor.team_id, channel_id=channel, message=message)
             for owner in owners:
                 await self.messenger.dm(team_id=actor.team_id, user_id=owner, message=message)
@@ -176,7 +178,7 @@ class ArtifactService(ServiceBase):
                 )
             brief = (await s.execute(select(Brief).where(Brief.project_id == project_id))).scalar_one_or_none()
             if brief is None or not brief.problem:
-                raise InvalidInput('There is no brief to acknowledge yet: `/phasegate brief problem="…"` first.')
+                raise InvalidInput(f'There is no brief to acknowledge yet: `{self.command} brief problem="…"` first.')
             brief.acknowledged_by, brief.acknowledged_at = actor.user_id, self.clock.now()
             brief.changed_after_ack = False
             s.add(brief)
@@ -245,7 +247,7 @@ class ArtifactService(ServiceBase):
                 raise InvalidInput(
                     f"`{metric[:80]}` is not a metric of the brief's success criteria"
                     + (f" ({named}): give metric= one of them." if criteria else ' (none yet): add one with '
-                       '`/phasegate brief criterion="…"`.'),
+                       f'`{self.command} brief criterion="…"`.'),
                     field="metric",
                 )
             row = Evaluation(
