@@ -220,13 +220,28 @@ class ProjectService(ServiceBase):
     async def request_join(self, *, actor: Actor, name: str) -> Project:
         """`join <project>`: find the project the person asks to join (audited; the lead gets the buttons)."""
         async with self.db.session() as s:
-            project = (
-                await s.execute(
-                    select(Project).where(Project.team_id == actor.team_id, func.lower(Project.name) == name.lower())
+            matches = (
+                (
+                    await s.execute(
+                        select(Project).where(
+                            Project.team_id == actor.team_id, func.lower(Project.name) == name.lower()
+                        )
+                    )
                 )
-            ).scalar_one_or_none()
-            if project is None:
+                .scalars()
+                .all()
+            )
+            # Names are unique as typed, so `genres` and `Genres` may both exist: the exact spelling wins.
+            exact = [p for p in matches if p.name == name]
+            if not exact and len(matches) > 1:
+                raise InvalidInput(
+                    f"Several projects are named like `{name[:80]}`: "
+                    + ", ".join(f"`{p.name}`" for p in matches)
+                    + ". Type the name exactly as written."
+                )
+            if not matches:
                 raise NotFound(f"There is no project named `{name[:80]}`. `{self.command} status` lists yours.")
+            project = (exact or list(matches))[0]
             if await self.is_member(s, actor, project):
                 raise InvalidInput(f"You are already a member of {project.name}.")
             await self.audit(s, actor=actor, action="join.request", project_id=project.id)

@@ -58,7 +58,7 @@ async def test_status_shows_the_gate_checklist(slack: SlackHarness) -> None:
         ('init "broken', "A quote is not closed"),
         ("init genres repo=not-a-repo", "is not a repository"),
         ("role <@U0BIZZ0001|bo> chef", "`chef` is not a role"),
-        ("task", "`task` needs one of: add, done, reopen"),
+        ("task", "`task` needs one of: add, done, list, reopen"),
     ],
 )
 async def test_bad_input_gets_an_answer_naming_the_problem(slack: SlackHarness, text: str, words: str) -> None:
