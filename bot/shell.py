@@ -404,7 +404,7 @@ class Shell:
         return total
 
     async def meta_press(self, args: list[str]) -> None:
-        nth = int(args.pop()) if len(args) > 1 and args[-1].isdigit() else 1
+        nth = int(args.pop()) if len(args) > 1 and args[-1].isdecimal() else 1
         label = " ".join(args).strip().strip("[]").lower()
         if not label:
             self.write("Usage: :press <button label> [n]   (n: the n-th button with that label)")

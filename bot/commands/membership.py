@@ -66,7 +66,7 @@ async def join(ctx: Context, args: Args) -> Reply:
 
 def _join_value(value: str) -> tuple[int, str]:
     pid, _, user = value.partition(":")
-    if not pid.isdigit() or not user:
+    if not pid.isdecimal() or not user:
         raise InvalidInput("This button names no join request.")
     return int(pid), user
 
@@ -97,7 +97,7 @@ async def join_decline(ctx: Context, value: str) -> Reply:
 
 
 async def _consent(ctx: Context, value: str, confirm: bool) -> Reply:
-    if not value.isdigit():
+    if not value.isdecimal():
         raise InvalidInput("This button names no proposal.")
     view = await ctx.services.proposals.consent(actor=ctx.actor, proposal_id=int(value), confirm=confirm)
     if confirm:

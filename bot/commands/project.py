@@ -415,7 +415,7 @@ async def task_add(ctx: Context, args: Args) -> Reply:
 
 async def _task_status(ctx: Context, args: Args, status: str) -> Reply:
     pid = await project_id(ctx, args)
-    if not args.positional or not args.positional[0].lstrip("#").isdigit():
+    if not args.positional or not args.positional[0].lstrip("#").isdecimal():
         raise UsageError("Give the task's number: `task done 7` (`status` lists them).", field="number")
     task = await ctx.services.tasks.set_status(
         actor=ctx.actor, project_id=pid, number=int(args.positional[0].lstrip("#")), status=status
@@ -570,7 +570,7 @@ async def settings(ctx: Context, args: Args) -> Reply:
         raw = args.get(key)
         if raw is None:
             return None
-        if not raw.strip().isdigit():
+        if not raw.strip().isdecimal():
             raise InvalidInput(f"{key} must be a whole number.", field=key)
         return int(raw)
 
@@ -595,7 +595,8 @@ async def settings(ctx: Context, args: Args) -> Reply:
 @subcommand("audit", usage="audit [<count>]", summary="Recent changes to the project: who did what, when.")
 async def audit(ctx: Context, args: Args) -> Reply:
     pid = await project_id(ctx, args)
-    limit = int(args.positional[0]) if args.positional and args.positional[0].isdigit() else 15
+    first = args.positional[0] if args.positional else ""
+    limit = int(first) if first.isascii() and first.isdecimal() and len(first) <= 4 else 15  # "²".isdecimal() is True
     entries = await ctx.services.audit.entries(actor=ctx.actor, project_id=pid, limit=min(max(limit, 1), 40))
     # People by name, never a raw id: the actor and any person a detail names (user=, coauthors=…).
     ids = {e.actor for e in entries}

@@ -63,7 +63,7 @@ def _people(raw: str | None, field: str) -> list[str]:
 
 def _when(raw: str, tz: str) -> datetime:
     """An ISO date-time (naive = the person's zone), or epoch seconds from a modal's date-time picker."""
-    if raw.strip().isdigit():
+    if raw.strip().isdecimal():
         return _epoch(raw.strip(), "at")
     return parse_when(raw, tz)
 
