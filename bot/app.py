@@ -152,7 +152,7 @@ def create_app(
     client = make_client(token, settings.slack_api_url)
     database = db or Database(settings.database_url)
     # The outbox sender retries by itself (Retry-After included), so its client does not wait out 429s inline.
-    slack = SlackMessenger(client, strict_client=make_client(token, settings.slack_api_url, rate_limit_retries=0))
+    slack = SlackMessenger(client, strict_client=make_client(token, settings.slack_api_url, rate_limit_retries=0, connection_retries=0))
     core = build_core(settings, db=database, clock=clock or SystemClock(), messenger=messenger or slack)
     services = core.services
     assert services.outbox is not None

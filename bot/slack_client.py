@@ -25,10 +25,13 @@ AWAY_EMOJI = {":palm_tree:", ":airplane:", ":face_with_thermometer:", ":beach_wi
 AWAY_WORDS = re.compile(r"\b(vacation|holiday|away|ooo|out of (the )?office|sick|leave|pto)\b", re.IGNORECASE)
 
 
-def make_client(token: str, base_url: str, *, rate_limit_retries: int = 3) -> AsyncWebClient:
-    """A Web API client that waits out 429s (Retry-After) and retries dropped connections once."""
+def make_client(
+    token: str, base_url: str, *, rate_limit_retries: int = 3, connection_retries: int = 1
+) -> AsyncWebClient:
+    """A Web API client that waits out 429s (Retry-After) and retries dropped connections (once by default).
+    The outbox's client does neither: the outbox retries on its own backoff, without sleeping in the call."""
     handlers: list[AsyncRetryHandler] = [
-        AsyncConnectionErrorRetryHandler(max_retry_count=1),
+        AsyncConnectionErrorRetryHandler(max_retry_count=connection_retries),
         AsyncRateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
     ]
     return AsyncWebClient(token=token, base_url=base_url, retry_handlers=handlers)

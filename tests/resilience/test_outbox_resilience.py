@@ -37,7 +37,7 @@ async def fake() -> AsyncIterator[FakeSlack]:
 async def _outbox(db: Database, clock: FakeClock, fake: FakeSlack) -> Outbox:
     async with db.session() as s:
         s.add(Workspace(team_id=TEAM, created_at=clock.now()))
-    messenger = SlackMessenger(make_client("xoxb-test", fake.api_url, rate_limit_retries=0))
+    messenger = SlackMessenger(make_client("xoxb-test", fake.api_url, rate_limit_retries=0, connection_retries=0))
     outbox = Outbox(db, clock, messenger)
     outbox.rng = random.Random(7)
     return outbox
