@@ -224,7 +224,8 @@ class Reply:
 
     message: Message | None = None
     form: OpenForm | None = None
-    public: Message | None = None
+    public: Message | None = None  # a channel post not tied to a change (queued through the outbox on delivery)
+    announcements: list[int] = field(default_factory=list)  # outbox rows of channel posts queued with the change
     refresh_home: set[str] = field(default_factory=set)
     field_errors: dict[str, str] = field(default_factory=dict)  # for modal submissions
 
