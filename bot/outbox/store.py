@@ -222,6 +222,12 @@ class Outbox:
                 )
                 return "dropped"
             thread_ts, update_ts = row.thread_ts, row.update_ts
+            if row.kind == "update":  # replacements of one message apply in the order they were written
+                earlier = await self._earlier_update_pending(s, row)
+                if earlier is not None:
+                    row.next_attempt_at = max(earlier, now)
+                    s.add(row)
+                    return "wait"
             if row.thread_of_meeting is not None and (thread_ts is None if row.kind != "update" else update_ts is None):
                 meeting = await s.get(Meeting, row.thread_of_meeting)
                 announced = meeting.channel_ts if meeting is not None else None
@@ -277,6 +283,28 @@ class Outbox:
                     OutboxMessage.ts_for == f"meeting:{row.thread_of_meeting}",
                     OutboxMessage.status == "pending",
                     col(OutboxMessage.id) < (row.id or 0),
+                )
+            )
+        ).scalar_one_or_none()
+        return due
+
+    @staticmethod
+    async def _earlier_update_pending(s: AsyncSession, row: OutboxMessage) -> datetime | None:
+        """When an earlier, still-pending update of the same message is next tried (None: there is none)."""
+        same = (
+            OutboxMessage.thread_of_meeting == row.thread_of_meeting
+            if row.thread_of_meeting is not None
+            else OutboxMessage.update_ts == row.update_ts
+        )
+        due: datetime | None = (
+            await s.execute(
+                select(func.min(OutboxMessage.next_attempt_at)).where(
+                    OutboxMessage.team_id == row.team_id,
+                    OutboxMessage.kind == "update",
+                    OutboxMessage.target == row.target,
+                    OutboxMessage.status == "pending",
+                    col(OutboxMessage.id) < (row.id or 0),
+                    same,
                 )
             )
         ).scalar_one_or_none()
