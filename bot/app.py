@@ -86,14 +86,16 @@ class PhasegateApp:
     async def slack_events(self, request: web.Request) -> web.Response:
         if self.draining:
             return web.json_response({"error": "shutting down"}, status=503)
-        if oversized(request):  # "too long" without Bolt parsing megabytes of form
+        if oversized(request):  # a huge slash command: "too long" without Bolt parsing megabytes of form
             secret = self.settings.slack_signing_secret
-            return await refuse_oversized(
+            refused = await refuse_oversized(
                 request,
                 signing_secret=secret.get_secret_value() if secret else None,
                 first_time=lambda signature: self.services.deliveries.first_signature(signature=signature),
                 command=self.settings.phasegate_slash_command,
             )
+            if refused is not None:
+                return refused
         bolt_request = await to_bolt_request(request)
         if await self._replayed(request, bolt_request.raw_body):
             return web.Response(status=200)  # accepted once already: nothing is done twice

@@ -28,7 +28,7 @@ _tasks: set[asyncio.Task[None]] = set()
 
 
 def oversized(request: web.Request) -> bool:
-    """A form-encoded request too big to be a real slash command (interactions carry JSON in `payload=`)."""
+    """A form-encoded request too big to be a real slash command (checked further by `refuse_oversized`)."""
     return (request.content_length or 0) > EARLY_LIMIT and request.content_type == "application/x-www-form-urlencoded"
 
 
@@ -51,19 +51,22 @@ async def refuse_oversized(
     signing_secret: str | None,
     first_time: Callable[[str], Awaitable[bool]],
     command: str,
-) -> web.Response:
-    """Verify, answer 200 at once, then post "too long" to the response_url (401 when not signed by Slack)."""
+) -> web.Response | None:
+    """For a slash command: verify, answer 200 at once, then post "too long" to the response_url (401 when not
+    signed by Slack). None for anything else (a big interaction payload): Bolt handles it (the body stays read)."""
     body = await request.read()
+    fields = small_fields(body)
+    if "command" not in fields:
+        return None
     signature = request.headers.get("X-Slack-Signature", "")
     timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
     if not signing_secret or not SignatureVerifier(signing_secret).is_valid(body, timestamp, signature):
         return web.json_response({"error": "invalid request"}, status=401)
     if not await first_time(signature):
         return web.Response(status=200)  # a replay: answered once already
-    fields = small_fields(body)
     url = fields.get("response_url", "")
-    if not url.startswith(("https://", "http://")) or "command" not in fields:
-        log.info("an oversized form request (%d bytes) that is no slash command: ignored", len(body))
+    if not url.startswith(("https://", "http://")):
+        log.info("an oversized slash command (%d bytes) without a response_url: not answered", len(body))
         return web.Response(status=200)
     message = too_long(None, command=fields.get("command") or command)
     task = asyncio.get_running_loop().create_task(_answer(url, message.text, message.blocks))

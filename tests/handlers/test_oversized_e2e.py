@@ -61,3 +61,25 @@ async def test_an_oversized_command_replayed_is_answered_once(slack: SlackHarnes
     await slack.wait_for(lambda: slack.fake.responses(rid))
     await slack.answer(await slack.command("help"))  # a later answer: a second "too long" would be in by now
     assert len(slack.fake.responses(rid)) == 1
+
+
+async def test_a_big_interaction_payload_still_reaches_its_action(slack: SlackHarness) -> None:
+    url = slack.fake.new_response_url(channel=CHANNEL, user=USER)
+    payload = {
+        "type": "block_actions",
+        "team": {"id": TEAM, "domain": "phasegate-test"},
+        "user": {"id": USER, "team_id": TEAM},
+        "api_app_id": "A0APP0001",
+        "trigger_id": slack.fake.new_trigger_id(USER),
+        "response_url": url,
+        "actions": [{"type": "button", "action_id": "phasegate:no-such-button", "value": "1", "block_id": "b",
+                     "action_ts": "1"}],
+        "container": {"type": "message", "channel_id": CHANNEL},
+        "channel": {"id": CHANNEL},
+        "message": {"text": "x" * 100_000},  # a long message the button sits under: > 64 kB of form
+    }
+    resp = await slack.interactive(payload)
+    assert resp.status == 200
+    rid = url.rsplit("/", 1)[-1]
+    await slack.wait_for(lambda: slack.fake.responses(rid))
+    assert "no longer active" in slack.text_of(slack.fake.responses(rid)[-1]["body"])
