@@ -69,6 +69,7 @@ class Outbox:
         self._lock = asyncio.Lock()
         self.rng = random.Random()
         self._failing = False  # a transient failure since the last success: on the next success, retry the rest
+        self.sending = False  # an OutboxSender runs in this process (this replica leads)
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -135,9 +136,10 @@ class Outbox:
     async def settle(self, row_ids: list[int], *, within: float = 2.0) -> dict[int, tuple[str, str | None]]:
         """Each row's (status, last error), waiting up to `within` s (real time) while the sender works on them.
 
-        Inline, `committed()` has already tried them: no wait. For the invoker's answer (e.g. "invite me")."""
+        Inline, `committed()` has already tried them; on a replica that does not lead, no sender here will: no
+        wait in either case. For the invoker's answer (e.g. "invite me")."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + (0.0 if self.inline else within)
+        deadline = loop.time() + (within if self.sending and not self.inline else 0.0)
         while True:
             async with self.db.session() as s:
                 rows = (
@@ -473,8 +475,10 @@ class OutboxSender:
     async def start(self) -> None:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._loop(), name="slack-outbox-sender")
+        self.outbox.sending = True
 
     async def stop(self) -> None:
+        self.outbox.sending = False
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
