@@ -25,6 +25,7 @@ from bot.services import Services
 from bot.services.sync import SyncService, SyncWorker
 from bot.slack_client import SlackMessenger, make_client
 from handlers import actions, commands, events, home, views
+from handlers.oversized import MAX_BODY, oversized, refuse_oversized
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -85,6 +86,16 @@ class PhasegateApp:
     async def slack_events(self, request: web.Request) -> web.Response:
         if self.draining:
             return web.json_response({"error": "shutting down"}, status=503)
+        if oversized(request):  # a huge slash command: "too long" without Bolt parsing megabytes of form
+            secret = self.settings.slack_signing_secret
+            refused = await refuse_oversized(
+                request,
+                signing_secret=secret.get_secret_value() if secret else None,
+                first_time=lambda signature: self.services.deliveries.first_signature(signature=signature),
+                command=self.settings.phasegate_slash_command,
+            )
+            if refused is not None:
+                return refused
         bolt_request = await to_bolt_request(request)
         if await self._replayed(request, bolt_request.raw_body):
             return web.Response(status=200)  # accepted once already: nothing is done twice
@@ -119,7 +130,7 @@ class PhasegateApp:
 
     def web_app(self, *, slack: bool = True) -> web.Application:
         """The HTTP surface: /slack/events (HTTP mode only), /healthz, and GitHub's webhook when configured."""
-        app = web.Application(client_max_size=1024 * 1024)
+        app = web.Application(client_max_size=MAX_BODY)  # bodies over EARLY_LIMIT never reach Bolt's parser
         if slack:
             app.router.add_post("/slack/events", self.slack_events)
         app.router.add_get("/healthz", self.healthz)

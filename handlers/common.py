@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+from uuid import uuid4
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -12,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.commands import Context, Reply, render_form
 from bot.commands.base import notice
 from bot.commands.home import home_view
+from bot.outbox import DeliveryError
 from bot.rendering import Message
 from bot.services import Actor, Services
 
@@ -83,23 +85,54 @@ async def deliver(
                     f"The form could not be opened ({exc.response.get('error')}): Slack gives a form only a few "
                     f"seconds to open. Try again, or type the options: {sub_usage}"
                 )
+    announcements = list(reply.announcements)
+    if reply.public is not None and ctx.channel_id and services.outbox is not None:
+        async with services.db.session() as s:
+            row = await services.outbox.enqueue(
+                s,
+                team_id=ctx.actor.team_id,
+                kind="post",
+                target=ctx.channel_id,
+                message=reply.public,
+                key=f"reply:{uuid4().hex}",
+            )
+        announcements.append(row.id or 0)
+        await services.outbox.committed()
+    refused = await refused_announcement(services, announcements)
+    if refused is not None:  # e.g. a private channel the bot was not invited to: say so, nothing else is lost
+        reply.message = with_notice(reply.message, refused)
     if reply.message is not None:
         await answer(ctx, reply.message, respond=respond)
-    if reply.public is not None and ctx.channel_id:
-        posted = await services.messenger.post(
-            team_id=ctx.actor.team_id, channel_id=ctx.channel_id, message=reply.public
-        )
-        if posted is None:  # e.g. a private channel the bot was not invited to: say so, nothing is lost
-            await answer(
-                ctx,
-                notice(
-                    "Done — but I could not post the announcement in this channel. If it is private, "
-                    "invite me with `/invite @Phasegate` so the team sees what happens here."
-                ),
-                respond=respond,
-            )
     for user in sorted(reply.refresh_home):
         await refresh_home(services, team_id=ctx.actor.team_id, user_id=user, command=ctx.command)
+
+
+CHANNEL_ACCESS = {"not_in_channel", "channel_not_found"}
+
+
+async def refused_announcement(services: Services, row_ids: list[int]) -> str | None:
+    """What to tell the invoker when Slack refused a channel post queued with their change (None: posted, or
+    still being retried — then the outbox keeps trying and the lead hears of a refusal by DM)."""
+    if not row_ids or services.outbox is None:
+        return None
+    for status, error in (await services.outbox.settle(row_ids)).values():
+        if status != "failed" or not error:
+            continue
+        if error in CHANNEL_ACCESS:
+            return (
+                "Done — but I could not post the announcement in this channel. If it is private, "
+                "invite me with `/invite @Phasegate` so the team sees what happens here."
+            )
+        return f"Done — but Slack refused the announcement in this channel ({error}): {DeliveryError(error, permanent=True).fix}."
+    return None
+
+
+def with_notice(message: Message | None, text: str) -> Message:
+    """The invoker's answer with one more paragraph (the answer alone when there was none)."""
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    if message is None:
+        return notice(text)
+    return Message(text=f"{message.text}\n{text}", blocks=[*(message.blocks or []), section] if message.blocks else [])
 
 
 async def answer(ctx: Context, message: Message, *, respond: Respond | None) -> None:

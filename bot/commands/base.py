@@ -224,7 +224,8 @@ class Reply:
 
     message: Message | None = None
     form: OpenForm | None = None
-    public: Message | None = None
+    public: Message | None = None  # a channel post not tied to a change (queued through the outbox on delivery)
+    announcements: list[int] = field(default_factory=list)  # outbox rows of channel posts queued with the change
     refresh_home: set[str] = field(default_factory=set)
     field_errors: dict[str, str] = field(default_factory=dict)  # for modal submissions
 
@@ -307,15 +308,25 @@ def resolve_name(text: str) -> tuple[str, list[str]]:
     return "help", []
 
 
+def too_long_text(length: int | None, *, command: str) -> str:
+    """The refusal of an over-long command (`length` None: refused before it was read, in the HTTP layer)."""
+    size = f"{length:,} characters" if length is not None else f"far more than {MAX_COMMAND_TEXT:,} characters"
+    return (
+        f"That command is too long ({size}; the limit is {MAX_COMMAND_TEXT:,}). "
+        f"Put long text in the form instead: run `{command} <subcommand>` with nothing after it."
+    )
+
+
+def too_long(length: int | None, *, command: str) -> Message:
+    return notice(too_long_text(length, command=command))
+
+
 async def dispatch(ctx: Context, text: str) -> Reply:
     """Run one `/phasegate` text. Always returns a reply: never raises, never silence."""
     sub: Subcommand | None = None
     try:
         if len(text or "") > MAX_COMMAND_TEXT:  # checked first: nothing below reads a megabyte of text
-            raise UsageError(
-                f"That command is too long ({len(text):,} characters; the limit is {MAX_COMMAND_TEXT:,}). "
-                f"Put long text in the form instead: run `{ctx.command} <subcommand>` with nothing after it."
-            )
+            raise UsageError(too_long_text(len(text), command=ctx.command))
         name, words = resolve_name(strip_mention_tokens(clean_text(text or "")))
         sub = REGISTRY.get(name)
         if sub is None:

@@ -52,12 +52,8 @@ async def join(ctx: Context, args: Args) -> Reply:
     name = " ".join(args.positional).strip() or (args.get("project") or "").strip()
     if not name:
         raise UsageError(f"Say which project: `{ctx.command} join <project>`.")
-    project = await ctx.services.projects.request_join(actor=ctx.actor, name=name)
-    assert project.id is not None
-    await ctx.services.messenger.dm(
-        team_id=ctx.actor.team_id,
-        user_id=project.lead_user_id,
-        message=_join_request(project.id, project.name, ctx.actor.user_id),
+    project = await ctx.services.projects.request_join(
+        actor=ctx.actor, name=name, ask=lambda p: _join_request(p.id or 0, p.name, ctx.actor.user_id)
     )
     return Reply(
         message=notice(f"I asked {mention(project.lead_user_id)}, the lead of {project.name}, to let you in.")
@@ -73,16 +69,16 @@ def _join_value(value: str) -> tuple[int, str]:
 
 async def _answer_join(ctx: Context, value: str, approve: bool) -> Reply:
     pid, user = _join_value(value)
-    project = await ctx.services.projects.answer_join(actor=ctx.actor, project_id=pid, user_id=user, approve=approve)
-    verdict = "is now a member of" if approve else "was not added to"
-    await ctx.services.messenger.dm(
-        team_id=ctx.actor.team_id,
+    project = await ctx.services.projects.answer_join(
+        actor=ctx.actor,
+        project_id=pid,
         user_id=user,
-        message=notice(
-            f"{mention(ctx.actor.user_id)} {'approved' if approve else 'declined'} your request to join "
-            f"{project.name}."
+        approve=approve,
+        tell=lambda p: notice(
+            f"{mention(ctx.actor.user_id)} {'approved' if approve else 'declined'} your request to join {p.name}."
         ),
     )
+    verdict = "is now a member of" if approve else "was not added to"
     return Reply(message=notice(f"{mention(user)} {verdict} {project.name}."), refresh_home={user})
 
 

@@ -19,9 +19,12 @@ from bot.commands.base import (
     subcommand,
     user_id,
 )
+from bot.db.models import Brief, Project
 from bot.errors import InvalidInput, PhasegateError
 from bot.process import PHASES, Outcome, Phase, Role, parse_phase, parse_role
 from bot.rendering import mention, render_message, render_view
+from bot.services.base import Announce
+from bot.services.gates import AdvanceResult
 from bot.services.projects import REPO_RE
 
 ROLE_OPTIONS = tuple((r.value, r.value) for r in Role)
@@ -117,22 +120,25 @@ async def init(ctx: Context, args: Args) -> Reply:
     if repo is not None and not REPO_RE.match(repo.strip().removeprefix("https://github.com/").rstrip("/")):
         raise InvalidInput(f"`{repo[:100]}` is not a repository: write repo=owner/name.", field="repo")
     lead = mention_or_id(args.options["lead"], "lead") if args.get("lead") else None
-    project = await ctx.services.projects.create(
-        actor=ctx.actor, name=name, channel_id=ctx.channel_id, repo=repo, lead_user_id=lead
-    )
     spec = PHASES[Phase.DISCOVERY]
-    return Reply(
-        message=notice(
-            f"Created *{project.name}*. It starts in Discovery: {spec.gate} `{ctx.command} status` shows the checklist."
-        ),
-        public=render_message(
+    announce: Announce[Project] = Announce(
+        lambda project: render_message(
             "blocks/project_created.json.j2",
             text=f"Project {project.name} started in Discovery",
             project=project,
             actor=ctx.actor.user_id,
             spec=spec,
             command=ctx.command,
+        )
+    )
+    project = await ctx.services.projects.create(
+        actor=ctx.actor, name=name, channel_id=ctx.channel_id, repo=repo, lead_user_id=lead, announce=announce
+    )
+    return Reply(
+        message=notice(
+            f"Created *{project.name}*. It starts in Discovery: {spec.gate} `{ctx.command} status` shows the checklist."
         ),
+        announcements=[announce.row] if announce.row else [],
         refresh_home={ctx.actor.user_id, project.lead_user_id},
     )
 
@@ -273,11 +279,9 @@ BRIEF_FORM = Form(
 async def brief(ctx: Context, args: Args) -> Reply:
     pid = await project_id(ctx, args)
     if args.positional[:1] == ["ack"]:
-        await ctx.services.artifacts.acknowledge_brief(actor=ctx.actor, project_id=pid)
-        return Reply(
-            message=notice("Brief acknowledged."),
-            public=notice(f"{mention(ctx.actor.user_id)} acknowledged the brief."),
-        )
+        acked: Announce[Brief] = Announce(lambda _: notice(f"{mention(ctx.actor.user_id)} acknowledged the brief."))
+        await ctx.services.artifacts.acknowledge_brief(actor=ctx.actor, project_id=pid, announce=acked)
+        return Reply(message=notice("Brief acknowledged."), announcements=[acked.row] if acked.row else [])
     if args.positional:
         raise UsageError(f'Unexpected `{args.positional[0][:40]}`: use problem="…" and criterion="…", or `brief ack`.')
     problem, criterion = args.get("problem"), args.get("criterion")
@@ -538,18 +542,24 @@ async def advance(ctx: Context, args: Args) -> Reply:
             outcome = Outcome(args.options["outcome"].strip().lower())
         except ValueError:
             raise InvalidInput("outcome must be `ship` or `iterate`.", field="outcome") from None
-    result = await ctx.services.gates.advance(
-        actor=ctx.actor, project_id=pid, outcome=outcome, override_reason=args.get("override")
+    announce: Announce[AdvanceResult] = Announce(
+        lambda result: render_message(
+            "blocks/phase_advanced.json.j2",
+            text=f"{result.from_phase.label} → {result.to_phase.label if result.to_phase else 'complete'}",
+            result=result,
+            actor=ctx.actor.user_id,
+            spec=PHASES[result.to_phase] if result.to_phase else None,
+            command=ctx.command,
+        )
     )
-    public = render_message(
-        "blocks/phase_advanced.json.j2",
-        text=f"{result.from_phase.label} → {result.to_phase.label if result.to_phase else 'complete'}",
-        result=result,
-        actor=ctx.actor.user_id,
-        spec=PHASES[result.to_phase] if result.to_phase else None,
-        command=ctx.command,
+    await ctx.services.gates.advance(
+        actor=ctx.actor, project_id=pid, outcome=outcome, override_reason=args.get("override"), announce=announce
     )
-    return Reply(message=notice("Done — the channel has been told."), public=public, refresh_home={ctx.actor.user_id})
+    return Reply(
+        message=notice("Done — the channel has been told."),
+        announcements=[announce.row] if announce.row else [],
+        refresh_home={ctx.actor.user_id},
+    )
 
 
 @subcommand(

@@ -226,6 +226,7 @@ def _scheduled_reply(ctx: Context, result: Scheduled, verb: str) -> Reply:
             verb=verb,
             command=ctx.command,
         ),
+        announcements=[result.announcement] if result.announcement else [],
         refresh_home={ctx.actor.user_id, *m.attendees},
     )
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from bot.clock import Clock
-from bot.db.models import AuditEntry, Meeting, OutboxMessage
+from bot.db.models import AuditEntry, Decision, Meeting, OutboxMessage
 from bot.db.session import Database
 from bot.messaging import Messenger
 from bot.outbox.errors import DeliveryError, classify
@@ -69,6 +69,7 @@ class Outbox:
         self._lock = asyncio.Lock()
         self.rng = random.Random()
         self._failing = False  # a transient failure since the last success: on the next success, retry the rest
+        self.sending = False  # an OutboxSender runs in this process (this replica leads)
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -90,6 +91,7 @@ class Outbox:
         title: str | None = None,
         not_after: datetime | None = None,
         notify_user_id: str | None = None,
+        ts_for: str | None = None,
     ) -> OutboxMessage:
         """Add one message to the outbox in `s`; a second row with the same key fails the flush (IntegrityError),
         so a job that runs again (restart, two leaders for a moment) enqueues once."""
@@ -109,6 +111,7 @@ class Outbox:
             update_ts=update_ts,
             dedupe_key=key[:200],
             notify_user_id=notify_user_id,
+            ts_for=ts_for,
             created_at=now,
             not_after=not_after,
             next_attempt_at=now,
@@ -129,6 +132,27 @@ class Outbox:
             await self.drain()
         else:
             self._wake.set()
+
+    async def settle(self, row_ids: list[int], *, within: float = 2.0) -> dict[int, tuple[str, str | None]]:
+        """Each row's (status, last error), waiting up to `within` s (real time) while the sender works on them.
+
+        Inline, `committed()` has already tried them; on a replica that does not lead, no sender here will: no
+        wait in either case. For the invoker's answer (e.g. "invite me")."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (within if self.sending and not self.inline else 0.0)
+        while True:
+            async with self.db.session() as s:
+                rows = (
+                    await s.execute(
+                        select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.last_error).where(
+                            col(OutboxMessage.id).in_(row_ids)
+                        )
+                    )
+                ).all()
+            found = {int(i): (str(st), err) for i, st, err in rows}
+            if all(v[0] != "pending" for v in found.values()) or loop.time() >= deadline:
+                return found
+            await asyncio.sleep(0.02)
 
     async def wait_for_wake(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -166,7 +190,7 @@ class Outbox:
                     gate = asyncio.Semaphore(self.concurrency)
                     outcomes = list(await asyncio.gather(*(self._gated(gate, i) for i in ids)))
                 delivered += outcomes.count("sent")
-                progressed = any(o != "retry" for o in outcomes)
+                progressed = any(o not in ("retry", "wait") for o in outcomes)
                 if not progressed:  # everything due is waiting for its retry
                     break
         return delivered
@@ -199,11 +223,31 @@ class Outbox:
                     )
                 )
                 return "dropped"
-            thread_ts = row.thread_ts
-            if thread_ts is None and row.thread_of_meeting is not None:
+            thread_ts, update_ts = row.thread_ts, row.update_ts
+            if row.kind == "update":  # replacements of one message apply in the order they were written
+                earlier = await self._earlier_update_pending(s, row)
+                if earlier is not None:
+                    row.next_attempt_at = max(earlier, now)
+                    s.add(row)
+                    return "wait"
+            if row.thread_of_meeting is not None and (thread_ts is None if row.kind != "update" else update_ts is None):
                 meeting = await s.get(Meeting, row.thread_of_meeting)
-                thread_ts = meeting.channel_ts if meeting is not None else None
-            snapshot = _Snapshot(row, thread_ts)
+                announced = meeting.channel_ts if meeting is not None else None
+                if announced is None:
+                    waiting = await self._announcement_pending(s, row)
+                    if waiting is not None:  # its thread's parent is not posted yet: after it, not beside it
+                        row.next_attempt_at = max(waiting, now)
+                        s.add(row)
+                        return "wait"
+                    if row.kind == "update":  # the announcement it would replace was never posted
+                        row.status, row.done_at, row.last_error = "dropped", now, "nothing to update"
+                        s.add(row)
+                        return "dropped"
+                if row.kind == "update":
+                    update_ts = announced
+                else:
+                    thread_ts = announced
+            snapshot = _Snapshot(row, thread_ts, update_ts)
         try:
             ts = await self._send(snapshot)
         except Exception as exc:  # classified below: every failure is recorded on the row
@@ -215,6 +259,8 @@ class Outbox:
                 row.status, row.sent_ts, row.done_at, row.attempts = "sent", ts, self.clock.now(), row.attempts + 1
                 row.last_error = None
                 s.add(row)
+                if ts and row.ts_for:
+                    await _record_ts(s, row.ts_for, ts)
             if self._failing:  # Slack answers again: what waits for a retry need not wait out its backoff
                 self._failing = False
                 await s.execute(
@@ -228,6 +274,43 @@ class Outbox:
                     .values(next_attempt_at=self.clock.now())
                 )
         return "sent"
+
+    @staticmethod
+    async def _announcement_pending(s: AsyncSession, row: OutboxMessage) -> datetime | None:
+        """When the still-pending announcement of `row`'s meeting is next tried (None: there is none pending)."""
+        due: datetime | None = (
+            await s.execute(
+                select(func.min(OutboxMessage.next_attempt_at)).where(
+                    OutboxMessage.team_id == row.team_id,
+                    OutboxMessage.ts_for == f"meeting:{row.thread_of_meeting}",
+                    OutboxMessage.status == "pending",
+                    col(OutboxMessage.id) < (row.id or 0),
+                )
+            )
+        ).scalar_one_or_none()
+        return due
+
+    @staticmethod
+    async def _earlier_update_pending(s: AsyncSession, row: OutboxMessage) -> datetime | None:
+        """When an earlier, still-pending update of the same message is next tried (None: there is none)."""
+        same = (
+            OutboxMessage.thread_of_meeting == row.thread_of_meeting
+            if row.thread_of_meeting is not None
+            else OutboxMessage.update_ts == row.update_ts
+        )
+        due: datetime | None = (
+            await s.execute(
+                select(func.min(OutboxMessage.next_attempt_at)).where(
+                    OutboxMessage.team_id == row.team_id,
+                    OutboxMessage.kind == "update",
+                    OutboxMessage.target == row.target,
+                    OutboxMessage.status == "pending",
+                    col(OutboxMessage.id) < (row.id or 0),
+                    same,
+                )
+            )
+        ).scalar_one_or_none()
+        return due
 
     async def _send(self, m: _Snapshot) -> str | None:
         messenger = _strict(self.messenger)
@@ -353,11 +436,27 @@ class _Snapshot:
     content: bytes | None
     title: str | None
 
-    def __init__(self, row: OutboxMessage, thread_ts: str | None) -> None:
-        for name in ("team_id", "kind", "target", "text", "update_ts", "filename", "content", "title"):
+    def __init__(self, row: OutboxMessage, thread_ts: str | None, update_ts: str | None) -> None:
+        for name in ("team_id", "kind", "target", "text", "filename", "content", "title"):
             object.__setattr__(self, name, getattr(row, name))
         object.__setattr__(self, "blocks", list(row.blocks or []))
         object.__setattr__(self, "thread_ts", thread_ts)
+        object.__setattr__(self, "update_ts", update_ts)
+
+
+async def _record_ts(s: AsyncSession, ts_for: str, ts: str) -> None:
+    """Store a sent announcement's ts on what it announces (later thread replies and updates need it)."""
+    kind, _, raw = ts_for.partition(":")
+    if not raw.isdecimal():
+        return
+    target: Meeting | Decision | None = None
+    if kind == "meeting":
+        target = await s.get(Meeting, int(raw))
+    elif kind == "decision":
+        target = await s.get(Decision, int(raw))
+    if target is not None and target.channel_ts is None:
+        target.channel_ts = ts
+        s.add(target)
 
 
 def _strict(messenger: Messenger) -> Messenger:
@@ -376,8 +475,10 @@ class OutboxSender:
     async def start(self) -> None:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._loop(), name="slack-outbox-sender")
+        self.outbox.sending = True
 
     async def stop(self) -> None:
+        self.outbox.sending = False
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

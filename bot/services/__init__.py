@@ -75,14 +75,19 @@ class Services:
             rituals=RitualService(db, clock, messenger, meetings, outbox),
             outbox=outbox,
         )
-        built.use(admins=AdminCheck(messenger, clock))
+        built.use(admins=AdminCheck(messenger, clock), outbox=outbox)
         return built
 
-    def use(self, *, admins: AdminCheck | None = None, command: str | None = None) -> None:
-        """Share the admin check (Slack's current flag) and the configured command name with every service."""
+    def use(
+        self, *, admins: AdminCheck | None = None, command: str | None = None, outbox: Outbox | None = None
+    ) -> None:
+        """Share the admin check (Slack's current flag), the configured command name and the outbox with every
+        service."""
         for svc in vars(self).values():
             if isinstance(svc, ServiceBase):
                 if admins is not None:
                     svc.admins = admins
+                if outbox is not None:
+                    svc.outbox = outbox
                 if command is not None:
                     svc.command = command

@@ -13,7 +13,7 @@ from bot.errors import InvalidInput
 from bot.messaging import Messenger, RecordingMessenger
 from bot.process import Criterion, Role, parse_criterion, parse_reference
 from bot.rendering import Message, mention, slack_escape
-from bot.services.base import Actor, ServiceBase, project_members
+from bot.services.base import Actor, Announce, ServiceBase, project_members
 
 MAX_PROBLEM = 3000
 
@@ -155,16 +155,37 @@ class ArtifactService(ServiceBase):
                 if notify
                 else []
             )
-            channel, name = project.channel_id, project.name
-        if notify:
-            message = _brief_change_message(name, actor.user_id, changes, command=self.command)
-            await self.messenger.post(team_id=actor.team_id, channel_id=channel, message=message)
-            for owner in owners:
-                await self.messenger.dm(team_id=actor.team_id, user_id=owner, message=message)
+            if notify:  # the channel and each business owner, queued with the change
+                message = _brief_change_message(project.name, actor.user_id, changes, command=self.command)
+                lead = project.lead_user_id
+                await self.say(
+                    s,
+                    team_id=actor.team_id,
+                    kind="post",
+                    target=project.channel_id,
+                    message=message,
+                    topic=f"brief:{project_id}:changed",
+                    project_id=project_id,
+                    notify_user_id=lead,
+                )
+                for owner in owners:
+                    await self.say(
+                        s,
+                        team_id=actor.team_id,
+                        kind="dm",
+                        target=owner,
+                        message=message,
+                        topic=f"brief:{project_id}:changed:{owner}",
+                        project_id=project_id,
+                        notify_user_id=lead,
+                    )
+        await self.said()
         return brief, criteria
 
-    async def acknowledge_brief(self, *, actor: Actor, project_id: int) -> Brief:
-        """A business owner acknowledges the brief as it stands."""
+    async def acknowledge_brief(
+        self, *, actor: Actor, project_id: int, announce: Announce[Brief] | None = None
+    ) -> Brief:
+        """A business owner acknowledges the brief as it stands (`announce`: the channel post, queued with it)."""
         async with self.db.session() as s:
             project = await self.project_by_id(s, actor, project_id)
             if Role.BUSINESS_OWNER.value not in await self.roles_of(s, project, actor.user_id):
@@ -183,7 +204,19 @@ class ArtifactService(ServiceBase):
             brief.changed_after_ack = False
             s.add(brief)
             await self.audit(s, actor=actor, action="brief.ack", project_id=project_id)
-            return brief
+            if announce is not None:
+                announce.row = await self.say(
+                    s,
+                    team_id=actor.team_id,
+                    kind="post",
+                    target=project.channel_id,
+                    message=announce.render(brief),
+                    topic=f"brief:{project_id}:ack",
+                    project_id=project_id,
+                    notify_user_id=project.lead_user_id,
+                )
+        await self.said()
+        return brief
 
     async def record_baseline(
         self, *, actor: Actor, project_id: int, metric: str, value: str, pipeline: str | None

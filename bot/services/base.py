@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from uuid import uuid4
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -18,6 +20,8 @@ from bot.rendering import mention
 
 if TYPE_CHECKING:
     from bot.messaging import Messenger
+    from bot.outbox import Outbox
+    from bot.rendering import Message
 
 MEMBER_ROLE = "member"  # a member without a particular role (their join request was approved)
 ADMIN_TTL = timedelta(minutes=5)  # how long Slack's is_admin/is_owner answer is trusted before asking again
@@ -49,6 +53,18 @@ class AdminCheck:
         return flag
 
 
+T = TypeVar("T")
+
+
+@dataclass
+class Announce(Generic[T]):
+    """A channel post a command asks for with a change: the service renders it from its result and queues it in
+    the change's transaction; `row` is then the outbox row (the command's answer says if Slack refused it)."""
+
+    render: Callable[[T], Message]
+    row: int | None = None
+
+
 @dataclass(frozen=True)
 class Actor:
     """Who is acting, and in which workspace. Every service call carries one."""
@@ -60,6 +76,43 @@ class Actor:
 class ServiceBase:
     admins: AdminCheck | None = None  # set by Services.build: the admin override follows Slack's current flag
     command: str = "/phasegate"  # the configured slash command, for refusals that say what to type
+    outbox: Outbox | None = None  # set by Services.build: what the bot sends on its own is queued with the change
+
+    async def say(
+        self,
+        s: AsyncSession,
+        *,
+        team_id: str,
+        kind: str,
+        target: str,
+        message: Message,
+        topic: str,
+        project_id: int | None = None,
+        notify_user_id: str | None = None,
+        **extra: Any,
+    ) -> int | None:
+        """Queue a message in the change's transaction `s` (call `said()` after the commit); its outbox row id.
+
+        The key is unique per call: a command runs once, and its message commits (or rolls back) with it."""
+        if self.outbox is None:  # a service built alone (a unit test): nothing to deliver through
+            return None
+        row = await self.outbox.enqueue(
+            s,
+            team_id=team_id,
+            kind=kind,
+            target=target,
+            message=message,
+            key=f"{topic}:{uuid4().hex}",
+            project_id=project_id,
+            notify_user_id=notify_user_id,
+            **extra,
+        )
+        return row.id
+
+    async def said(self) -> None:
+        """The transaction that queued messages has committed: deliver them (or wake the sender)."""
+        if self.outbox is not None:
+            await self.outbox.committed()
 
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db

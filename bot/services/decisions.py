@@ -208,27 +208,29 @@ class DecisionService(RitualBase):
                 tasks=[t.number for t in created] or None,
             )
             view = await view_of(s, meeting, project)
+            # The record commits with the decision; the sender posts it and stores its ts on the decision.
+            await self.outbox_for().enqueue(
+                s,
+                team_id=actor.team_id,
+                project_id=project.id,
+                kind="post",
+                target=view.channel_id,
+                message=render_message(
+                    "blocks/decision_record.json.j2",
+                    text=f"Decision at {view.title} #{view.id}: {slack_escape(chosen.title)}",
+                    m=view,
+                    d=decision,
+                    chosen=chosen,
+                    runner_ups=runner_ups,
+                    tasks=created,
+                    command=COMMAND,
+                ),
+                key=f"decision:{decision.id}:record",
+                ts_for=f"decision:{decision.id}",
+                notify_user_id=project.lead_user_id,
+            )
+        await self.outbox_for().committed()
         await self.meetings.planner.remove_meeting_jobs(view.id)
-        ts = await self.messenger.post(
-            team_id=actor.team_id,
-            channel_id=view.channel_id,
-            message=render_message(
-                "blocks/decision_record.json.j2",
-                text=f"Decision at {view.title} #{view.id}: {slack_escape(chosen.title)}",
-                m=view,
-                d=decision,
-                chosen=chosen,
-                runner_ups=runner_ups,
-                tasks=created,
-                command=COMMAND,
-            ),
-        )
-        if ts:
-            async with self.db.session() as s:
-                stored = await s.get(Decision, decision.id)
-                assert stored is not None
-                stored.channel_ts = decision.channel_ts = ts
-                s.add(stored)
         return DecisionRecord(decision, view, chosen, runner_ups, created)
 
     async def choices(self, *, actor: Actor, meeting_id: int) -> tuple[MeetingView, list[ProposalView]]:

@@ -32,7 +32,7 @@ from bot.process import (
     evaluate_gate,
     next_phase,
 )
-from bot.services.base import Actor, ServiceBase
+from bot.services.base import Actor, Announce, ServiceBase
 from bot.services.tasks import add_default_tasks, enqueue_sync
 
 MAX_REASON = 2000
@@ -146,8 +146,10 @@ class GateService(ServiceBase):
         project_id: int,
         outcome: Outcome | None = None,
         override_reason: str | None = None,
+        announce: Announce[AdvanceResult] | None = None,
     ) -> AdvanceResult:
-        """Leave the current phase when its gate is met, or override it (lead only, reason required and kept)."""
+        """Leave the current phase when its gate is met, or override it (lead only, reason required and kept);
+        `announce`: the channel post, queued with the change."""
         if override_reason is not None:
             override_reason = override_reason.strip()
             if not override_reason:
@@ -236,7 +238,20 @@ class GateService(ServiceBase):
             )
             kept = override_reason if not gate.met else None
             failed = tuple(i.label for i in gate.missing) if iterate else ()
-            return AdvanceResult(phase, target, outcome, kept, gate, new_tasks, failed)
+            result = AdvanceResult(phase, target, outcome, kept, gate, new_tasks, failed)
+            if announce is not None:
+                announce.row = await self.say(
+                    s,
+                    team_id=project.team_id,
+                    kind="post",
+                    target=project.channel_id,
+                    message=announce.render(result),
+                    topic=f"project:{project_id}:advance",
+                    project_id=project_id,
+                    notify_user_id=project.lead_user_id,
+                )
+        await self.said()
+        return result
 
     async def plan(self, *, actor: Actor, project_id: int, phase: Phase, due: date) -> PhaseTarget:
         """`plan <phase> due=<date>` (lead only): the phase's target date; its GitHub milestone's due date follows."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,7 +21,7 @@ from bot.errors import Conflict, InvalidInput, NotFound
 from bot.messaging import Messenger
 from bot.outbox import Outbox
 from bot.process import MEETING_KINDS, MeetingKind, Role
-from bot.rendering import render_message, render_text
+from bot.rendering import Message, render_message, render_text
 from bot.services.base import Actor, ServiceBase, project_members
 from bot.timeplan import Availability, PlannedJob, add_working_days, find_slots, ladder, outside_hours
 
@@ -74,6 +74,7 @@ class MeetingView:
     postpone_count: int
     hold_anyway_by: str | None
     proposals: int = 0
+    project_id: int | None = None
 
     @property
     def ends_at(self) -> datetime:
@@ -94,6 +95,7 @@ class Scheduled:
     deadline_passed: bool
     nobody_owes: bool
     announced: bool = True  # False: the channel post failed (e.g. a private channel the bot is not in)
+    announcement: int | None = None  # the channel post's outbox row (delivered after the commit)
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,7 @@ async def view_of(s: AsyncSession, meeting: Meeting, project: Project) -> Meetin
         postpone_count=meeting.postpone_count,
         hold_anyway_by=meeting.hold_anyway_by,
         proposals=int(count or 0),
+        project_id=project.id,
     )
 
 
@@ -177,6 +180,8 @@ def _check_start(starts_at: datetime, now: datetime) -> None:
 
 class RitualBase(ServiceBase):
     """Shared by the ritual services: the messenger, meetings by id, people's hours, invites."""
+
+    outbox: Outbox
 
     def __init__(self, db: Database, clock: Clock, messenger: Messenger, outbox: Outbox | None = None) -> None:
         super().__init__(db, clock)
@@ -231,10 +236,11 @@ class RitualBase(ServiceBase):
         person = await self.messenger.person(team_id=team_id, user_id=user_id)
         return bool(person and person.away)
 
-    async def upload_invite(
-        self, view: MeetingView, *, team_id: str, uid: str, cancelled: bool, thread_ts: str | None
+    async def queue_invite(
+        self, s: AsyncSession, view: MeetingView, *, team_id: str, uid: str, cancelled: bool, lead: str
     ) -> None:
-        """Share the meeting's .ics (REQUEST, or CANCEL) in the announcement's thread."""
+        """Queue the meeting's .ics (REQUEST, or CANCEL) for the announcement's thread, in the change's
+        transaction `s`; the file's bytes are kept in the outbox row."""
         description = render_text(
             "calendar/invite_description.txt.j2",
             title=view.title,
@@ -261,15 +267,25 @@ class RitualBase(ServiceBase):
             )
         )
         verb = "Cancellation" if cancelled else ("Updated invite" if view.sequence else "Invite")
-        await self.messenger.upload(
+        await self.outbox_for().enqueue(
+            s,
             team_id=team_id,
-            channel_id=view.channel_id,
+            project_id=view.project_id,
+            kind="upload",
+            target=view.channel_id,
+            message=Message(text=f"{verb} for {view.title} #{view.id} (add it to your calendar)."),
+            key=f"meeting:{view.id}:invite:{view.sequence}:{'cancel' if cancelled else 'request'}",
             filename=f"phasegate-meeting-{view.id}.ics",
             content=content,
             title=f"{verb}: {view.title} #{view.id}",
-            comment=f"{verb} for {view.title} #{view.id} (add it to your calendar).",
-            thread_ts=thread_ts,
+            thread_of_meeting=view.id,
+            notify_user_id=lead,
         )
+
+    def outbox_for(self) -> Outbox:
+        """The shared outbox (Services.build sets it on every service), else this service's own."""
+        assert self.outbox is not None
+        return self.outbox
 
 
 class MeetingService(RitualBase):
@@ -412,30 +428,35 @@ class MeetingService(RitualBase):
                 attendees=people,
             )
             view = await view_of(s, meeting, project)
-        ts = await self.messenger.post(
-            team_id=actor.team_id,
-            channel_id=view.channel_id,
-            message=render_message(
-                "blocks/meeting_announcement.json.j2",
-                text=f"{view.title} #{view.id} scheduled",
-                m=view,
-                actor=actor.user_id,
-                change="scheduled",
-                previous=None,
-                reason=None,
-                max_postpones=0,
-                command=COMMAND,
-            ),
-        )
-        if ts:
-            async with self.db.session() as s:
-                stored = await s.get(Meeting, view.id)
-                assert stored is not None
-                stored.channel_ts = ts
-                s.add(stored)
-        await self.upload_invite(view, team_id=actor.team_id, uid=meeting.invite_uid, cancelled=False, thread_ts=ts)
+            # The announcement and its invite commit with the meeting; the sender posts them after the commit
+            # and stores the announcement's ts on the meeting (the invite and reminders go in its thread).
+            announcement = await self.outbox_for().enqueue(
+                s,
+                team_id=actor.team_id,
+                project_id=project.id,
+                kind="post",
+                target=view.channel_id,
+                message=render_message(
+                    "blocks/meeting_announcement.json.j2",
+                    text=f"{view.title} #{view.id} scheduled",
+                    m=view,
+                    actor=actor.user_id,
+                    change="scheduled",
+                    previous=None,
+                    reason=None,
+                    max_postpones=0,
+                    command=COMMAND,
+                ),
+                key=f"meeting:{view.id}:announce",
+                ts_for=f"meeting:{view.id}",
+                notify_user_id=project.lead_user_id,
+            )
+            await self.queue_invite(
+                s, view, team_id=actor.team_id, uid=meeting.invite_uid, cancelled=False, lead=project.lead_user_id
+            )
+        await self.outbox_for().committed()
         await self.replan(meeting_id=view.id)
-        return self._scheduled(view, hours, now, announced=ts is not None)
+        return replace(self._scheduled(view, hours, now), announcement=announcement.id)
 
     def _scheduled(
         self, view: MeetingView, hours: Sequence[Availability], now: datetime, *, announced: bool = True
@@ -504,23 +525,28 @@ class MeetingService(RitualBase):
                 postpone_count=meeting.postpone_count if reason else None,
             )
             view = await view_of(s, meeting, project)
-            uid, thread_ts = meeting.invite_uid, meeting.channel_ts
-            max_postpones = project.max_postpones
-        await self._tell_channel(
-            view,
-            actor=actor,
-            change="postponed" if reason else "moved",
-            previous=previous,
-            reason=reason,
-            max_postpones=max_postpones,
-            thread_ts=thread_ts,
-        )
-        await self.upload_invite(view, team_id=actor.team_id, uid=uid, cancelled=False, thread_ts=thread_ts)
+            told = await self._tell_channel(
+                s,
+                view,
+                actor=actor,
+                change="postponed" if reason else "moved",
+                previous=previous,
+                reason=reason,
+                max_postpones=project.max_postpones,
+                lead=project.lead_user_id,
+            )
+            await self.queue_invite(
+                s, view, team_id=actor.team_id, uid=meeting.invite_uid, cancelled=False, lead=project.lead_user_id
+            )
+        await self.outbox_for().committed()
         await self.replan(meeting_id=meeting_id)
-        return self._scheduled(view, hours, now)
+        return replace(self._scheduled(view, hours, now), announcement=told)
 
-    async def cancel(self, *, actor: Actor, meeting_id: int, automatic: bool = False) -> MeetingView:
-        """Cancel a meeting (lead or admin; `automatic`: the project's policy): CANCEL invite, channel told."""
+    async def cancel(
+        self, *, actor: Actor, meeting_id: int, automatic: bool = False, note: Message | None = None
+    ) -> MeetingView:
+        """Cancel a meeting (lead or admin; `automatic`: the project's policy): CANCEL invite, channel told
+        (and `note` posted after, e.g. why the bot cancelled it), all queued with the cancellation."""
         async with self.db.session() as s:
             meeting, project = await self.meeting_and_project(s, actor, meeting_id)
             if not automatic:
@@ -533,24 +559,38 @@ class MeetingService(RitualBase):
             s.add(meeting)
             await self.audit(s, actor=actor, action="meeting.cancel", project_id=project.id, meeting=meeting_id)
             view = await view_of(s, meeting, project)
-            uid, thread_ts = meeting.invite_uid, meeting.channel_ts
+            lead = project.lead_user_id
+            await self._tell_channel(s, view, actor=actor, change="cancelled", lead=lead)
+            await self.queue_invite(s, view, team_id=actor.team_id, uid=meeting.invite_uid, cancelled=True, lead=lead)
+            if note is not None:
+                await self.outbox_for().enqueue(
+                    s,
+                    team_id=actor.team_id,
+                    project_id=project.id,
+                    kind="post",
+                    target=view.channel_id,
+                    message=note,
+                    key=f"meeting:{meeting_id}:cancelled:note",
+                    notify_user_id=lead,
+                )
+        await self.outbox_for().committed()
         await self.planner.remove_meeting_jobs(meeting_id)
-        await self._tell_channel(view, actor=actor, change="cancelled", thread_ts=thread_ts)
-        await self.upload_invite(view, team_id=actor.team_id, uid=uid, cancelled=True, thread_ts=thread_ts)
         return view
 
     async def _tell_channel(
         self,
+        s: AsyncSession,
         view: MeetingView,
         *,
         actor: Actor,
         change: Literal["moved", "postponed", "cancelled"],
-        thread_ts: str | None,
+        lead: str,
         previous: datetime | None = None,
         reason: str | None = None,
         max_postpones: int = 0,
-    ) -> None:
-        """A channel post saying what changed; the original announcement is updated to match."""
+    ) -> int | None:
+        """Queue a channel post saying what changed and an update of the original announcement to match (its ts
+        is looked up when sent); returns the post's outbox row."""
         message = render_message(
             "blocks/meeting_announcement.json.j2",
             text=f"{view.title} #{view.id} {change}",
@@ -562,11 +602,30 @@ class MeetingService(RitualBase):
             max_postpones=max_postpones,
             command=COMMAND,
         )
-        await self.messenger.post(team_id=actor.team_id, channel_id=view.channel_id, message=message)
-        if thread_ts:
-            await self.messenger.update(
-                team_id=actor.team_id, channel_id=view.channel_id, ts=thread_ts, message=message
-            )
+        outbox = self.outbox_for()
+        change_key = f"meeting:{view.id}:{change}:{view.sequence}"
+        post = await outbox.enqueue(
+            s,
+            team_id=actor.team_id,
+            project_id=view.project_id,
+            kind="post",
+            target=view.channel_id,
+            message=message,
+            key=change_key,
+            notify_user_id=lead,
+        )
+        await outbox.enqueue(
+            s,
+            team_id=actor.team_id,
+            project_id=view.project_id,
+            kind="update",
+            target=view.channel_id,
+            message=message,
+            key=f"{change_key}:update",
+            thread_of_meeting=view.id,
+            notify_user_id=lead,
+        )
+        return post.id
 
     # --- reading -----------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -14,8 +15,8 @@ from sqlmodel import col, or_, select
 from bot.db.models import Member, PhaseRecord, Project, ProjectMember, RepoClaim, RepoShare
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.process import Phase, Role, parse_working_hours
-from bot.rendering import mention
-from bot.services.base import MEMBER_ROLE, Actor, ServiceBase
+from bot.rendering import Message, mention
+from bot.services.base import MEMBER_ROLE, Actor, Announce, ServiceBase
 from bot.services.repos import check_allowed, check_claim
 from bot.services.tasks import add_default_tasks
 
@@ -56,8 +57,10 @@ class ProjectService(ServiceBase):
         channel_id: str,
         repo: str | None = None,
         lead_user_id: str | None = None,
+        announce: Announce[Project] | None = None,
     ) -> Project:
-        """Create a project in Discovery, with its lead, phase record and Discovery's default tasks."""
+        """Create a project in Discovery, with its lead, phase record and Discovery's default tasks; `announce`:
+        the channel post, queued with the project."""
         name = name.strip()
         if not NAME_RE.match(name):
             raise InvalidInput(
@@ -92,10 +95,22 @@ class ProjectService(ServiceBase):
                 s.add(PhaseRecord(team_id=actor.team_id, project_id=project.id, phase=Phase.DISCOVERY, started_at=now))
                 await add_default_tasks(s, project=project, phase=Phase.DISCOVERY, actor=actor, now=now)
                 await self.audit(s, actor=actor, action="project.create", project_id=project.id, name=name, repo=repo)
+                if announce is not None:
+                    announce.row = await self.say(
+                        s,
+                        team_id=actor.team_id,
+                        kind="post",
+                        target=channel_id,
+                        message=announce.render(project),
+                        topic=f"project:{project.id}:created",
+                        project_id=project.id,
+                        notify_user_id=lead,
+                    )
         except IntegrityError:
             raise InvalidInput(
                 f"A project named `{name}` already exists in this workspace. Pick another name.", field="name"
             ) from None
+        await self.said()
         return project
 
     async def get(self, *, actor: Actor, project_id: int) -> Project:
@@ -217,8 +232,9 @@ class ProjectService(ServiceBase):
             rows = (await s.execute(select(ProjectMember).where(ProjectMember.project_id == project_id))).scalars()
             return {r.user_id: set(r.roles) for r in rows}
 
-    async def request_join(self, *, actor: Actor, name: str) -> Project:
-        """`join <project>`: find the project the person asks to join (audited; the lead gets the buttons)."""
+    async def request_join(self, *, actor: Actor, name: str, ask: Callable[[Project], Message]) -> Project:
+        """`join <project>`: find the project the person asks to join (audited; the lead gets `ask`, with buttons,
+        as a DM queued with the request)."""
         async with self.db.session() as s:
             matches = (
                 (
@@ -245,10 +261,23 @@ class ProjectService(ServiceBase):
             if await self.is_member(s, actor, project):
                 raise InvalidInput(f"You are already a member of {project.name}.")
             await self.audit(s, actor=actor, action="join.request", project_id=project.id)
-            return project
+            await self.say(
+                s,
+                team_id=actor.team_id,
+                kind="dm",
+                target=project.lead_user_id,
+                message=ask(project),
+                topic=f"join:{project.id}:{actor.user_id}",
+                project_id=project.id,
+            )
+        await self.said()
+        return project
 
-    async def answer_join(self, *, actor: Actor, project_id: int, user_id: str, approve: bool) -> Project:
-        """The lead (or an admin) approves a join request (the person becomes a member) or declines it."""
+    async def answer_join(
+        self, *, actor: Actor, project_id: int, user_id: str, approve: bool, tell: Callable[[Project], Message]
+    ) -> Project:
+        """The lead (or an admin) approves a join request (the person becomes a member) or declines it; the person
+        gets `tell` as a DM queued with the answer."""
         async with self.db.session() as s:
             project = await self.project_by_id(s, actor, project_id)
             await self.require_lead(s, actor, project, "answer join requests")
@@ -269,7 +298,17 @@ class ProjectService(ServiceBase):
             await self.audit(
                 s, actor=actor, action="join.approve" if approve else "join.decline", project_id=project_id, user=user_id
             )
-            return project
+            await self.say(
+                s,
+                team_id=actor.team_id,
+                kind="dm",
+                target=user_id,
+                message=tell(project),
+                topic=f"join:{project_id}:{user_id}:answer",
+                project_id=project_id,
+            )
+        await self.said()
+        return project
 
     async def link_github(self, *, actor: Actor, user_id: str, login: str, project_id: int | None = None) -> Member:
         """Map a Slack user to a GitHub login: yourself, or anyone if you lead the project or are an admin."""

@@ -288,11 +288,20 @@ class ProposalService(RitualBase):
                 coauthors=named or None,
             )
             assert proposal.id is not None
-            for c in asked:
-                await self.messenger.dm(
-                    team_id=project.team_id, user_id=c, message=coauthor_request(proposal, actor.user_id, meeting.id)
+            for c in asked:  # the confirm buttons, queued with the proposal
+                await self.outbox_for().enqueue(
+                    s,
+                    team_id=project.team_id,
+                    project_id=project.id,
+                    kind="dm",
+                    target=c,
+                    message=coauthor_request(proposal, actor.user_id, meeting.id),
+                    key=f"proposal:{proposal.id}:coauthor:{c}:{now.isoformat()}",
+                    notify_user_id=actor.user_id,
                 )
-            return Submitted(_view(proposal, carried=False), await view_of(s, meeting, project))
+            submitted = Submitted(_view(proposal, carried=False), await view_of(s, meeting, project))
+        await self.outbox_for().committed()
+        return submitted
 
     async def ranked(self, *, actor: Actor, project_id: int | None, meeting_id: int | None = None) -> MeetingProposals:
         """A meeting's proposals ranked (runner-ups of an iterate first) and its readiness so far."""

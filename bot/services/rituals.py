@@ -349,16 +349,16 @@ class RitualService(RitualBase):
                 automatic=True,
             )
             return
-        await self.meetings.cancel(actor=system, meeting_id=due.view.id, automatic=True)
         text = (
             f"{due.view.title} #{due.view.id} was cancelled: it was still not ready at its start and nobody "
             "answered the escalation (project policy: postpone once, then cancel). The lead can schedule a new one "
             f"with `{COMMAND} meeting schedule …`, or next time press *Hold anyway* to hold an unready meeting."
         )
-        await self.messenger.post(
-            team_id=due.project.team_id,
-            channel_id=due.view.channel_id,
-            message=Message(text=text, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}]),
+        await self.meetings.cancel(
+            actor=system,
+            meeting_id=due.view.id,
+            automatic=True,
+            note=Message(text=text, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}]),
         )
 
     @staticmethod

@@ -95,8 +95,8 @@ async def test_a_non_member_may_read_but_not_write_and_is_told_who_grants_access
 async def test_a_join_request_approved_by_the_lead_makes_a_member(slack: SlackHarness) -> None:
     await setup(slack)
     assert "asked" in await say(slack, "join genres", user=OUT)
-    dm = slack.fake.dm_channel_of(LEAD)
-    assert dm is not None
+    # The request goes through the outbox: the sender delivers it just after the command's commit.
+    dm = await slack.wait_for(lambda: slack.fake.dm_channel_of(LEAD))
     request = (await slack.wait_for(lambda: slack.fake.messages(dm)))[-1]
     values = [e for b in request["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert {e["action_id"] for e in values} == {"phasegate:join-approve", "phasegate:join-decline"}
@@ -133,8 +133,7 @@ async def test_a_co_author_counts_only_after_confirming(slack: SlackHarness, clo
     assert rules["all_submitted"] is False  # Mia has not confirmed: she still owes a proposal
     listing = await say(slack, "proposals", user=OUT)  # anyone may read
     assert "co-author pending" in listing
-    dm = slack.fake.dm_channel_of(MIA)
-    assert dm is not None
+    dm = await slack.wait_for(lambda: slack.fake.dm_channel_of(MIA))  # delivered by the outbox's sender
     ask = (await slack.wait_for(lambda: slack.fake.messages(dm)))[-1]
     buttons = {e["action_id"]: e["value"] for b in ask["blocks"] if b["type"] == "actions" for e in b["elements"]}
     # Someone not named cannot confirm in her place.
