@@ -901,10 +901,14 @@ def evaluate_gate(phase: Phase, facts: GateFacts) -> GateResult:
 _HOURS_RE = re.compile(r"^\s*(\d{1,2}):?(\d{2})?\s*[-–]\s*(\d{1,2}):?(\d{2})?\s*$")
 
 
+MAX_OVERNIGHT_MIN = 16 * 60
+
+
 def parse_working_hours(text: str) -> tuple[int, int] | None:
     """`09:00-17:00` → (540, 1020) minutes after midnight; None when malformed or empty.
 
-    An overnight range ends the next day: `18:00-09:00` → (1080, 1980). Start and end must differ.
+    An overnight range ends the next day: `18:00-09:00` → (1080, 1980), at most 16 hours long (so `9-5`
+    is refused rather than read as 09:00 to 05:00). Start and end must differ.
     """
     m = _HOURS_RE.match(text or "")
     if not m:
@@ -915,8 +919,8 @@ def parse_working_hours(text: str) -> tuple[int, int] | None:
         return None
     if end <= start:
         end += 24 * 60
-    if end - start >= 24 * 60:
-        return None
+        if end - start > MAX_OVERNIGHT_MIN:
+            return None
     return start, end
 
 

@@ -48,14 +48,18 @@ async def hours(ctx: Context, args: Args) -> Reply:
     if words and (uid := user_id(words[0])) is not None:
         who, words = uid, words[1:]
     other = who != ctx.actor.user_id
+    unknown = sorted(set(args.options) - {"hours", "days", "project"})
+    reset = bool(words) and words[0].lower() in RESET_WORDS
+    if unknown or len(words) > 1 or (words and "hours" in args.options) or (reset and "days" in args.options):
+        raise UsageError(
+            f"Write `{ctx.command} hours 07:00-15:00 days=sun-thu`, `{ctx.command} hours @person 13:00-21:00` "
+            f"or `{ctx.command} hours reset`."
+        )
     pid = await _project(ctx, args, needed=other)
-    given = args.get("hours") or (words[0] if words and words[0].lower() not in RESET_WORDS else None)
+    given = args.get("hours") or (words[0] if words and not reset else None)
     days = args.get("days")
-    extra = words[1:] if given and not args.get("hours") else words[1:] if words else []
-    if extra or (words and args.get("hours")):
-        raise UsageError(f"Write `{ctx.command} hours 07:00-15:00 days=sun-thu`, or `{ctx.command} hours reset`.")
     service = ctx.services.hours
-    if words and words[0].lower() in RESET_WORDS:
+    if reset:
         view = await service.reset(actor=ctx.actor, user_id=who, project_id=pid)
         return Reply(message=notice(_said(ctx, view)), refresh_home={who})
     if given is None and days is None:

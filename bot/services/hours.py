@@ -106,15 +106,15 @@ class HoursService(ServiceBase):
         self, *, actor: Actor, user_id: str, hours: str, days: str | None, project_id: int | None
     ) -> HoursView:
         """Set someone's own hours (and days; Mon–Fri unless given)."""
-        check_hours(hours)
+        normal = format_working_hours(*check_hours(hours))
         chosen = check_days(days) if days is not None else None
         async with self.db.session() as s:
             project = await self._may_set(s, actor, user_id, project_id)
             await self.member(s, actor.team_id, user_id)
             row = await self._row(s, actor.team_id, user_id)
             if row is None:
-                row = PersonHours(team_id=actor.team_id, user_id=user_id, hours=hours)
-            row.hours = hours.strip()
+                row = PersonHours(team_id=actor.team_id, user_id=user_id, hours=normal)
+            row.hours = normal
             if chosen is not None:
                 row.days = None if chosen == WEEKDAYS else ",".join(DAY_NAMES[d] for d in sorted(chosen))
             elif row.id is None:

@@ -299,6 +299,7 @@ def test_parse_phase_role_and_hours() -> None:
     assert parse_role("chef") is None
     assert parse_working_hours("09:00-17:30") == (540, 1050)
     assert parse_working_hours("9-25") is None and parse_working_hours("09:00-09:00") is None
+    assert parse_working_hours("9-5") is None  # not 09:00 to 05:00 the next day: 9 to 5 is written 09:00-17:00
     # An overnight range ends the next day.
     assert parse_working_hours("18:00-09:00") == (1080, 1980) and parse_working_hours("22:00-24:00") == (1320, 1440)
     assert format_working_hours(1080, 1980, "–") == "18:00–09:00" and format_working_hours(0, 1440) == "00:00-24:00"
