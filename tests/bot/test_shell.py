@@ -274,7 +274,10 @@ def test_each_persons_own_hours_through_the_shell(tmp_path: Path) -> None:
     # Messages as one line each (the shell wraps long lines).
     lena, raj = ([" ".join(m.split()) for m in seen.get(f"only @{n} sees this", [])] for n in ("lena", "raj"))
     # An overnight project default is accepted.
-    assert any("*Working hours* (`hours`): 18:00-09:00" in m for m in lena), lena
+    assert any(
+        "*Default working hours* (`hours`; each person sets their own with `/phasegate hours`): 18:00-09:00" in m
+        for m in lena
+    ), lena
     # Los Angeles and Kolkata never overlap in 09–17: the answer says who, and offers the three least bad slots.
     nofit = next(m for m in lena if "No time between 2026-03-10 and 2026-03-11" in m)
     assert "Widen the window" not in nofit
