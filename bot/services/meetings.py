@@ -42,6 +42,7 @@ OPEN_STATUSES = ("scheduled", "held")
 MIN_DURATION, MAX_DURATION = 15, 8 * 60
 MAX_ATTENDEES = 40
 MAX_WINDOW_DAYS = 31
+MAX_APART_LINES = 8  # pairs named when no slot fits; the rest are counted
 MAX_AHEAD = timedelta(days=366)
 COMMAND = "/phasegate"
 
@@ -138,8 +139,10 @@ def apart_lines(
     """Why no slot fits everyone, in people's words."""
     found = apart(people, earliest=earliest, latest=latest, duration=duration)
     by_id = {p.user_id: p for p in people}
-    lines = [f"{who(by_id[a])} and {who(by_id[b])} never overlap." for a, b in found.pairs]
-    lines += [f"{who(by_id[u])} has no working time in this window (away, or days off)." for u in found.nowhere]
+    lines = [f"{who(by_id[u])} has no working time in this window (away, or days off)." for u in found.nowhere]
+    lines += [f"{who(by_id[a])} and {who(by_id[b])} never overlap." for a, b in found.pairs[:MAX_APART_LINES]]
+    if len(found.pairs) > MAX_APART_LINES:
+        lines.append(f"…and {len(found.pairs) - MAX_APART_LINES} more pairs who never overlap.")
     if not lines:
         lines.append("Every two of them overlap at some time, but never all at once.")
     return lines

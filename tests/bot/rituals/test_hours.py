@@ -124,3 +124,16 @@ async def test_a_window_nobody_shares_names_who_never_overlaps_and_offers_the_th
         ).message
     )
     assert "the earliest times inside everyone's working hours" in fits
+
+
+async def test_a_big_team_that_never_meets_gets_a_short_valid_answer(services: Services) -> None:
+    zones = ("America/Los_Angeles", "Asia/Kolkata", "Pacific/Auckland")
+    people = {f"UP{i:02d}": {"tz": zones[i % 3]} for i in range(12)}
+    await new_team(services, people=people)
+    reply = (
+        await run(ctx(services), "meeting schedule kind=model-decision window=2026-03-10..2026-03-20 attendees=")
+    ).message  # run() checks the Block Kit limits
+    text = block_text(reply)
+    assert text.count("never overlap.") == 8 + 1  # eight pairs named, the rest counted
+    assert "more pairs who never overlap" in text
+    assert len([a for a, _ in buttons(reply) if a == "phasegate:slot"]) == 3
