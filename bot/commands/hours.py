@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.commands.base import Args, Context, Reply, UsageError, notice, subcommand, user_id
 from bot.commands.project import project_id
 from bot.errors import InvalidInput, NotFound
+from bot.process import parse_days
 from bot.rendering import mention
 from bot.services.hours import HoursView
 
@@ -47,17 +48,18 @@ async def hours(ctx: Context, args: Args) -> Reply:
     who = ctx.actor.user_id
     if words and (uid := user_id(words[0])) is not None:
         who, words = uid, words[1:]
-    other = who != ctx.actor.user_id
+    days = args.get("days")
+    if len(words) > 1 and days is None and parse_days(words[-1]) is not None:  # `hours 07:00-15:00 sun-thu`
+        days, words = words[-1], words[:-1]
     unknown = sorted(set(args.options) - {"hours", "days", "project"})
     reset = bool(words) and words[0].lower() in RESET_WORDS
-    if unknown or len(words) > 1 or (words and "hours" in args.options) or (reset and "days" in args.options):
+    if unknown or (words and "hours" in args.options) or (reset and (len(words) > 1 or "days" in args.options)):
         raise UsageError(
             f"Write `{ctx.command} hours 07:00-15:00 days=sun-thu`, `{ctx.command} hours @person 13:00-21:00` "
             f"or `{ctx.command} hours reset`."
         )
-    pid = await _project(ctx, args, needed=other)
-    given = args.get("hours") or (words[0] if words and not reset else None)
-    days = args.get("days")
+    pid = await _project(ctx, args, needed=who != ctx.actor.user_id)
+    given = args.get("hours") or (" ".join(words) if words and not reset else None)  # `9:00 - 17:00` too
     service = ctx.services.hours
     if reset:
         view = await service.reset(actor=ctx.actor, user_id=who, project_id=pid)

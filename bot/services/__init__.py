@@ -75,7 +75,7 @@ class Services:
             proposals=ProposalService(db, clock, messenger, outbox),
             decisions=DecisionService(db, clock, messenger, meetings),
             rituals=RitualService(db, clock, messenger, meetings, outbox),
-            hours=HoursService(db, clock),
+            hours=HoursService(db, clock, outbox),
             outbox=outbox,
         )
         built.use(admins=AdminCheck(messenger, clock))

@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
+from bot.clock import Clock
 from bot.db.models import PersonHours, Project
+from bot.db.session import Database
 from bot.errors import InvalidInput
+from bot.outbox import Outbox
 from bot.process import DAY_NAMES, WEEKDAYS, format_days, format_working_hours, parse_days, parse_working_hours
-from bot.rendering import mention
+from bot.rendering import Message, mention, ours, render_message
 from bot.services.base import Actor, ServiceBase
 
 
@@ -49,6 +52,31 @@ def check_days(days: str) -> frozenset[int]:
 
 
 class HoursService(ServiceBase):
+    def __init__(self, db: Database, clock: Clock, outbox: Outbox | None = None) -> None:
+        super().__init__(db, clock)
+        self.outbox = outbox
+
+    def _told(self, actor: Actor, view: HoursView, verb: str) -> Message:
+        text = (
+            f"{mention(actor.user_id)} {verb} your working hours to {view.text}. Reminders and meeting slots follow "
+            f"them; `{self.command} hours` shows them, `{self.command} hours 09:00-17:00 days=mon-fri` changes them."
+        )
+        return render_message("blocks/notice.json.j2", text=ours(text), title="", body=text, detail=[], usage="")
+
+    async def _tell(self, s: AsyncSession, actor: Actor, view: HoursView, verb: str) -> bool:
+        """A lead changed someone's hours: that person is told by DM (durably, with the change)."""
+        if view.user_id == actor.user_id or self.outbox is None:
+            return False
+        await self.outbox.enqueue(
+            s,
+            team_id=actor.team_id,
+            kind="dm",
+            target=view.user_id,
+            message=self._told(actor, view, verb),
+            key=f"hours:{view.user_id}:{self.clock.now().isoformat()}:{actor.user_id}",
+        )
+        return True
+
     async def _row(self, s: AsyncSession, team_id: str, user_id: str) -> PersonHours | None:
         return (
             await s.execute(select(PersonHours).where(PersonHours.team_id == team_id, PersonHours.user_id == user_id))
@@ -132,7 +160,11 @@ class HoursService(ServiceBase):
                 hours=row.hours,
                 days=row.days,
             )
-            return self._view(user_id, row, None, project)
+            view = self._view(user_id, row, None, project)
+            told = await self._tell(s, actor, view, "set")
+        if told and self.outbox is not None:
+            await self.outbox.committed()
+        return view
 
     async def reset(self, *, actor: Actor, user_id: str, project_id: int | None) -> HoursView:
         """Back to the project's default hours (Mon–Fri)."""
@@ -147,4 +179,8 @@ class HoursService(ServiceBase):
             member = await self.member(s, actor.team_id, user_id)
             member.working_hours = None
             s.add(member)
-            return self._view(user_id, None, None, project)
+            view = self._view(user_id, None, None, project)
+            told = await self._tell(s, actor, view, "set back")
+        if told and self.outbox is not None:
+            await self.outbox.committed()
+        return view

@@ -27,12 +27,17 @@ async def test_own_hours_are_shown_set_by_the_person_or_their_lead_and_reset(ser
     # The lead sets a member's hours; the days stay as the member set them.
     lead = await said(services, "ULEAD", "hours <@URAJ> 13:00-21:00")
     assert "<@URAJ>'s working hours: 13:00–21:00, Sun–Thu" in lead
+    # …and the member is told who changed them.
+    told = [d for d in services.messenger.deliveries if d.kind == "dm" and d.target == "URAJ"]  # type: ignore[attr-defined]
+    assert "<@ULEAD> set your working hours to 13:00–21:00, Sun–Thu." in block_text(told[-1].message)
     # Overnight ranges work, for a person and for the project's default.
     assert "18:00–09:00, Mon–Fri" in await said(services, "UANA", "hours 18:00-09:00 days=mon-fri")
     settings = await said(services, "ULEAD", "settings hours=18:00-09:00")
     assert "18:00-09:00" in settings and "is not working hours" not in settings
     reset = await said(services, "URAJ", "hours reset")
     assert "Your working hours: 18:00–09:00, Mon–Fri (the default of genres)" in reset
+    # Spaces around the dash, and the days without `days=`, are understood.
+    assert "08:00–16:00, Mon, Wed, Fri" in await said(services, "URAJ", "hours 8:00 - 16:00 mon,wed,fri")
     # Words people type when they get it wrong.
     assert "`25:00-26:00` is not working hours: write them as 09:00-17:00" in await said(
         services, "URAJ", "hours 25:00-26:00"
