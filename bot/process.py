@@ -901,17 +901,76 @@ def evaluate_gate(phase: Phase, facts: GateFacts) -> GateResult:
 _HOURS_RE = re.compile(r"^\s*(\d{1,2}):?(\d{2})?\s*[-–]\s*(\d{1,2}):?(\d{2})?\s*$")
 
 
+MAX_OVERNIGHT_MIN = 16 * 60
+
+
 def parse_working_hours(text: str) -> tuple[int, int] | None:
-    """`09:00-17:00` → (540, 1020) minutes after midnight; None when malformed or empty."""
+    """`09:00-17:00` → (540, 1020) minutes after midnight; None when malformed or empty.
+
+    An overnight range ends the next day: `18:00-09:00` → (1080, 1980), at most 16 hours long (so `9-5`
+    is refused rather than read as 09:00 to 05:00). Start and end must differ.
+    """
     m = _HOURS_RE.match(text or "")
     if not m:
         return None
     start = int(m[1]) * 60 + int(m[2] or 0)
     end = int(m[3]) * 60 + int(m[4] or 0)
-    if not (0 <= start < end <= 24 * 60) or int(m[2] or 0) >= 60 or int(m[4] or 0) >= 60:
+    if not (0 <= start < 24 * 60 and 0 <= end <= 24 * 60) or int(m[2] or 0) >= 60 or int(m[4] or 0) >= 60:
         return None
+    if end <= start:
+        end += 24 * 60
+        if end - start > MAX_OVERNIGHT_MIN:
+            return None
     return start, end
 
 
-def format_working_hours(start: int, end: int) -> str:
-    return f"{start // 60:02d}:{start % 60:02d}-{end // 60:02d}:{end % 60:02d}"
+def format_working_hours(start: int, end: int, sep: str = "-") -> str:
+    def hhmm(minute: int) -> str:
+        minute %= 24 * 60
+        return f"{minute // 60:02d}:{minute % 60:02d}"
+
+    return f"{hhmm(start)}{sep}{hhmm(end) if end != 24 * 60 else '24:00'}"
+
+
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+WEEKDAYS = frozenset(range(5))
+_DAY_RE = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun)[a-z]*$")
+
+
+def _day(word: str) -> int | None:
+    m = _DAY_RE.match(word.strip().lower())
+    return DAY_NAMES.index(m[1]) if m else None
+
+
+def parse_days(text: str) -> frozenset[int] | None:
+    """`sun-thu` (a range may wrap the week), `mon,wed,fri`, `mon-fri,sun` → weekday numbers (Mon = 0); None if bad."""
+    days: set[int] = set()
+    for part in (text or "").split(","):
+        first, dash, last = part.partition("-")
+        a = _day(first)
+        b = _day(last) if dash else a
+        if a is None or b is None:
+            return None
+        days.update((a + i) % 7 for i in range((b - a) % 7 + 1))
+    return frozenset(days) or None
+
+
+def format_days(days: Iterable[int]) -> str:
+    """Weekday numbers → `Mon–Fri`, `Sun–Thu`, `Mon, Wed, Fri` (runs of three or more as ranges)."""
+    chosen = set(days)
+    if len(chosen) == 7:
+        return "every day"
+    # Start a run right after a day off, so a run that wraps the week (Sun–Thu) stays in one piece.
+    start = next((d for d in range(7) if d in chosen and (d - 1) % 7 not in chosen), 0)
+    runs: list[list[int]] = []
+    for i in range(7):
+        d = (start + i) % 7
+        if d not in chosen:
+            continue
+        if runs and (runs[-1][-1] + 1) % 7 == d:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    names = [DAY_NAMES[d].title() for d in range(7)]
+    parts = [f"{names[r[0]]}–{names[r[-1]]}" if len(r) >= 3 else ", ".join(names[d] for d in r) for r in runs]
+    return ", ".join(parts)

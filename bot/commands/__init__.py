@@ -1,6 +1,7 @@
 """The command layer shared by Slack and the local shell; importing it registers every subcommand."""
 
 from bot.commands import (
+    hours,  # noqa: F401
     membership,  # noqa: F401
     project,  # noqa: F401  (registers subcommands)
     report,  # noqa: F401

@@ -599,7 +599,11 @@ async def settings(ctx: Context, args: Args) -> Reply:
         )
     else:
         project = await ctx.services.projects.get(actor=ctx.actor, project_id=pid)
-    return Reply(message=render_message("blocks/settings.json.j2", text=f"{project.name} settings", project=project))
+    return Reply(
+        message=render_message(
+            "blocks/settings.json.j2", text=f"{project.name} settings", project=project, command=ctx.command
+        )
+    )
 
 
 @subcommand("audit", usage="audit [<count>]", summary="Recent changes to the project: who did what, when.")

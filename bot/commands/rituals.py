@@ -201,6 +201,8 @@ async def meeting_schedule(ctx: Context, args: Args) -> Reply:
                 text=f"{len(offer.slots)} slot(s) for {offer.kind.title}",
                 offer=offer,
                 values=[_slot_value(offer, s) for s in offer.slots],
+                bad_values=[_slot_value(offer, s) for s, _ in offer.least_bad],
+                command=ctx.command,
             )
         )
     if not at:

@@ -485,3 +485,24 @@ class PhaseTarget(SQLModel, table=True):
     due: date
     set_by: str = Field(default="", max_length=32)
     set_at: datetime = _ts()
+
+
+# --- person hours (wt-hours, 0012_person_hours) --------------------------------------------------
+
+
+class PersonHours(SQLModel, table=True):
+    """A person's own working hours and days (`hours 07:00-15:00 days=sun-thu`), over the project's default.
+
+    Per workspace user; `hours` may be overnight (`18:00-09:00`); `days` are the days a shift starts
+    (`mon,tue,wed,thu,sun`), None for Mon–Fri.
+    """
+
+    __tablename__ = "person_hours"
+    __table_args__ = (UniqueConstraint("team_id", "user_id", name="uq_person_hours"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
+    user_id: str = Field(max_length=32)
+    hours: str = Field(max_length=20)
+    days: str | None = Field(default=None, max_length=40)
+    set_by: str = Field(default="", max_length=32)
+    set_at: datetime = _ts()

@@ -15,6 +15,7 @@ from bot.services.base import Actor, AdminCheck, ServiceBase
 from bot.services.decisions import DecisionService
 from bot.services.deliveries import DeliveryService
 from bot.services.gates import GateService
+from bot.services.hours import HoursService
 from bot.services.meetings import MeetingService
 from bot.services.projects import ProjectService
 from bot.services.proposals import ProposalService
@@ -44,6 +45,7 @@ class Services:
     proposals: ProposalService
     decisions: DecisionService
     rituals: RitualService
+    hours: HoursService
     sync: SyncService | None = None  # set by the composition (it needs settings and a GitHub gateway)
     preview_mode: bool = True  # no GitHub credentials: sync only shows its plan
     outbox: Outbox | None = None  # every message the bot sends on its own (set by build)
@@ -73,6 +75,7 @@ class Services:
             proposals=ProposalService(db, clock, messenger, outbox),
             decisions=DecisionService(db, clock, messenger, meetings),
             rituals=RitualService(db, clock, messenger, meetings, outbox),
+            hours=HoursService(db, clock, outbox),
             outbox=outbox,
         )
         built.use(admins=AdminCheck(messenger, clock), outbox=outbox)

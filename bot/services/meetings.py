@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -15,15 +15,25 @@ from sqlmodel import col, select
 
 from bot.calendar import Invite, ics
 from bot.clock import Clock
-from bot.db.models import Meeting, MeetingAttendee, Project, Proposal
+from bot.db.models import Meeting, MeetingAttendee, PersonHours, Project, Proposal
 from bot.db.session import Database
 from bot.errors import Conflict, InvalidInput, NotFound
 from bot.messaging import Messenger
 from bot.outbox import Outbox
 from bot.process import MEETING_KINDS, MeetingKind, Role
-from bot.rendering import Message, render_message, render_text
+from bot.rendering import Message, mention, render_message, render_text
 from bot.services.base import Actor, ServiceBase, project_members
-from bot.timeplan import Availability, PlannedJob, add_working_days, find_slots, ladder, outside_hours
+from bot.timeplan import (
+    Availability,
+    LeastBad,
+    PlannedJob,
+    add_working_days,
+    apart,
+    find_slots,
+    ladder,
+    least_bad_slots,
+    outside_hours,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +42,7 @@ OPEN_STATUSES = ("scheduled", "held")
 MIN_DURATION, MAX_DURATION = 15, 8 * 60
 MAX_ATTENDEES = 40
 MAX_WINDOW_DAYS = 31
+MAX_APART_LINES = 8  # pairs named when no slot fits; the rest are counted
 MAX_AHEAD = timedelta(days=366)
 COMMAND = "/phasegate"
 
@@ -107,6 +118,50 @@ class SlotOffer:
     slots: list[datetime]
     first_day: date
     last_day: date
+    # When no slot fits everyone: who cannot meet whom, and the least bad slots with who is outside by how much.
+    apart: list[str] = field(default_factory=list)
+    least_bad: list[tuple[datetime, list[str]]] = field(default_factory=list)
+
+
+def span_text(delta: timedelta) -> str:
+    """`30 min`, `2 h`, `6 h 30 min`."""
+    minutes = int(delta.total_seconds() // 60)
+    h, m = divmod(minutes, 60)
+    return " ".join(part for part in (f"{h} h" if h else "", f"{m} min" if m or not h else "") if part)
+
+
+def who(p: Availability) -> str:
+    """`@ana (Los Angeles, 09:00–17:00)`: a person with the zone and hours that rule them."""
+    return f"{mention(p.user_id)} ({p.place}, {p.hours_text})"
+
+
+def apart_lines(
+    people: Sequence[Availability], *, earliest: datetime, latest: datetime, duration: timedelta
+) -> list[str]:
+    """Why no slot fits everyone, in people's words."""
+    found = apart(people, earliest=earliest, latest=latest, duration=duration)
+    by_id = {p.user_id: p for p in people}
+    lines = [f"{who(by_id[u])} has no working time in this window (away, or days off)." for u in found.nowhere]
+    lines += [f"{who(by_id[a])} and {who(by_id[b])} never overlap." for a, b in found.pairs[:MAX_APART_LINES]]
+    if len(found.pairs) > MAX_APART_LINES:
+        lines.append(f"…and {len(found.pairs) - MAX_APART_LINES} more pairs who never overlap.")
+    if not lines:
+        lines.append("Every two of them overlap at some time, but never all at once.")
+    return lines
+
+
+def least_bad_lines(slot: LeastBad, people: Sequence[Availability], duration: timedelta) -> list[str]:
+    """Who is outside their hours at this slot, by how much, and what time it is for them."""
+    by_id = {p.user_id: p for p in people}
+    lines = []
+    for o in slot.outside:
+        p = by_id[o.user_id]
+        local = f"{p.local(slot.start):%a %H:%M}–{p.local(slot.start + duration):%H:%M} in {p.place}"
+        if o.away:
+            lines.append(f"{mention(p.user_id)} is away ({local})")
+        else:
+            lines.append(f"{mention(p.user_id)} {span_text(o.by)} outside their {p.hours_text} ({local})")
+    return lines
 
 
 def parse_kind(key: str) -> MeetingKind:
@@ -210,7 +265,20 @@ class RitualBase(ServiceBase):
         return meeting, await self.project_by_id(s, actor, meeting.project_id)
 
     async def availabilities(self, s: AsyncSession, project: Project, user_ids: Sequence[str]) -> list[Availability]:
-        """Each person's zone (theirs, else their Slack profile's — then kept —, else the project's) and hours."""
+        """Each person's zone (theirs, else their Slack profile's — then kept —, else the project's), hours and days.
+
+        Hours: their own (`hours`), else the project's default; days: their own, else Mon–Fri.
+        """
+        own = {
+            r.user_id: r
+            for r in (
+                await s.execute(
+                    select(PersonHours).where(
+                        PersonHours.team_id == project.team_id, col(PersonHours.user_id).in_(list(user_ids))
+                    )
+                )
+            ).scalars()
+        }
         result = []
         for uid in user_ids:
             member = await self.member(s, project.team_id, uid)
@@ -225,9 +293,10 @@ class RitualBase(ServiceBase):
                 Availability.of(
                     uid,
                     zone=zone or _valid_zone(project.timezone) or "UTC",
-                    hours=member.working_hours,
+                    hours=own[uid].hours if uid in own else member.working_hours,
                     fallback_hours=project.working_hours,
                     away_until=member.away_until,
+                    days=own[uid].days if uid in own else None,
                 )
             )
         return result
@@ -354,8 +423,22 @@ class MeetingService(RitualBase):
             hours = await self.availabilities(s, project, people)
         earliest = max(datetime.combine(first_day, time(0), tzinfo=tz).astimezone(UTC), self.clock.now())
         latest = datetime.combine(last_day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
-        slots = find_slots(hours, earliest=earliest, latest=latest, duration=timedelta(minutes=duration))
-        return SlotOffer(project_id, spec, people, duration, slots, first_day, last_day)
+        span = timedelta(minutes=duration)
+        slots = find_slots(hours, earliest=earliest, latest=latest, duration=span)
+        if slots:
+            return SlotOffer(project_id, spec, people, duration, slots, first_day, last_day)
+        worst = least_bad_slots(hours, earliest=earliest, latest=latest, duration=span)
+        return SlotOffer(
+            project_id,
+            spec,
+            people,
+            duration,
+            slots,
+            first_day,
+            last_day,
+            apart=apart_lines(hours, earliest=earliest, latest=latest, duration=span),
+            least_bad=[(b.start, least_bad_lines(b, hours, span)) for b in worst],
+        )
 
     async def schedule(
         self,

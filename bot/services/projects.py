@@ -14,7 +14,7 @@ from sqlmodel import col, or_, select
 
 from bot.db.models import Member, PhaseRecord, Project, ProjectMember, RepoClaim, RepoShare
 from bot.errors import InvalidInput, NotAllowed, NotFound
-from bot.process import Phase, Role, parse_working_hours
+from bot.process import Phase, Role, format_working_hours, parse_working_hours
 from bot.rendering import Message, mention
 from bot.services.base import MEMBER_ROLE, Actor, Announce, ServiceBase
 from bot.services.repos import check_allowed, check_claim
@@ -400,8 +400,14 @@ class ProjectService(ServiceBase):
         repo: str | None = None,
     ) -> Project:
         """Change per-project settings (lead or admin)."""
-        if working_hours is not None and parse_working_hours(working_hours) is None:
-            raise InvalidInput(f"`{working_hours}` is not working hours: write them as 09:00-17:00.", field="hours")
+        if working_hours is not None:
+            parsed = parse_working_hours(working_hours)
+            if parsed is None:
+                raise InvalidInput(
+                    f"`{working_hours[:40]}` is not working hours: write them as 09:00-17:00 (overnight: 18:00-09:00).",
+                    field="hours",
+                )
+            working_hours = format_working_hours(*parsed)  # as stored and shown: 18:00-09:00
         if timezone is not None:
             check_timezone(timezone)
         checks = (

@@ -387,7 +387,7 @@ class RitualService(RitualBase):
                 if due is None:  # cancelled, moved or decided meanwhile
                     return
                 lead = (await self.availabilities(s, due.project, [due.view.lead]))[0]
-                next_at = add_working_days(now, 1, lead.zone)
+                next_at = add_working_days(now, 1, lead.zone, lead.days)
                 key = f"meeting:{meeting_id}:nudge:{lead.local(now).date().isoformat()}"
                 await self._claim(s, due.project.team_id, key)
                 await self.outbox.enqueue(

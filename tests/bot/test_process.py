@@ -17,8 +17,11 @@ from bot.process import (
     Role,
     duplicate_references,
     evaluate_gate,
+    format_days,
+    format_working_hours,
     next_phase,
     parse_criterion,
+    parse_days,
     parse_phase,
     parse_reference,
     parse_role,
@@ -295,4 +298,12 @@ def test_parse_phase_role_and_hours() -> None:
     assert parse_role("ML") is Role.ML_ENGINEER and parse_role("business owner") is Role.BUSINESS_OWNER
     assert parse_role("chef") is None
     assert parse_working_hours("09:00-17:30") == (540, 1050)
-    assert parse_working_hours("17:00-09:00") is None and parse_working_hours("9-25") is None
+    assert parse_working_hours("9-25") is None and parse_working_hours("09:00-09:00") is None
+    assert parse_working_hours("9-5") is None  # not 09:00 to 05:00 the next day: 9 to 5 is written 09:00-17:00
+    # An overnight range ends the next day.
+    assert parse_working_hours("18:00-09:00") == (1080, 1980) and parse_working_hours("22:00-24:00") == (1320, 1440)
+    assert format_working_hours(1080, 1980, "–") == "18:00–09:00" and format_working_hours(0, 1440) == "00:00-24:00"
+    assert parse_days("sun-thu") == {6, 0, 1, 2, 3} and parse_days("Mon,wed,FRI") == {0, 2, 4}
+    assert parse_days("mon-fri,sun") == {0, 1, 2, 3, 4, 6} and parse_days("funday") is None and parse_days("") is None
+    assert format_days({6, 0, 1, 2, 3}) == "Sun–Thu" and format_days({0, 2, 4}) == "Mon, Wed, Fri"
+    assert format_days(range(7)) == "every day" and format_days({5, 6}) == "Sat, Sun"

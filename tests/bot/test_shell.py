@@ -239,3 +239,61 @@ def test_the_method_without_loopholes_through_the_shell(tmp_path: Path) -> None:
     assert "nobody answered the escalation" not in text
     # The lead's override ships, its reason on record.
     assert any("Deliver → Deployment" in m and "editors asked for it now" in m for m in seen["#project"])
+
+
+HOURS_SCRIPT = """\
+:user lena tz=Europe/Berlin
+:user ana tz=America/Los_Angeles
+:user raj tz=Asia/Kolkata
+:as lena
+/phasegate init genres repo=acme/genres
+:user ana role=ml-engineer
+:user raj role=ml-engineer
+/phasegate settings hours=18:00-09:00
+/phasegate settings hours=09:00-17:00
+/phasegate meeting schedule kind=model-decision window=2026-03-10..2026-03-11 attendees=@ana,@raj
+:as raj
+/phasegate hours @ana 06:00-14:00
+/phasegate hours 13:00-21:00 days=sun-thu
+/phasegate hours
+:as lena
+/phasegate hours @ana 06:00-14:00
+/phasegate meeting schedule kind=model-decision window=2026-03-12..2026-03-13 attendees=@ana,@raj
+:press Book
+:clock 2026-03-09T12:00Z
+:clock 2026-03-09T14:30Z
+:quit
+"""
+
+
+def test_each_persons_own_hours_through_the_shell(tmp_path: Path) -> None:
+    out = run_cli(["shell", "--now", "2026-03-02T08:00Z"], HOURS_SCRIPT, tmp_path)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    text = out.stdout
+    seen = seen_by(text)
+    # Messages as one line each (the shell wraps long lines).
+    lena, raj = ([" ".join(m.split()) for m in seen.get(f"only @{n} sees this", [])] for n in ("lena", "raj"))
+    # An overnight project default is accepted.
+    assert any(
+        "*Default working hours* (`hours`; each person sets their own with `/phasegate hours`): 18:00-09:00" in m
+        for m in lena
+    ), lena
+    # Los Angeles and Kolkata never overlap in 09–17: the answer says who, and offers the three least bad slots.
+    nofit = next(m for m in lena if "No time between 2026-03-10 and 2026-03-11" in m)
+    assert "Widen the window" not in nofit
+    assert "@ana (Los Angeles, 09:00–17:00) and @raj (Kolkata, 09:00–17:00) never overlap." in nofit
+    assert "@lena (Berlin, 09:00–17:00) and @ana (Los Angeles, 09:00–17:00) never overlap." in nofit
+    assert nofit.count("[Book]") == 3
+    assert "@ana 5 h 30 min outside their 09:00–17:00 (Tue 03:30–04:30 in Los Angeles)" in nofit
+    # A member cannot set someone else's hours; the refusal names who can. Their own: yes, with days.
+    assert any("Only the project lead (@lena) or a workspace admin can set the working hours of @ana" in m for m in raj)
+    assert any("Your working hours: 13:00–21:00, Sun–Thu, in your own time zone" in m for m in raj)
+    assert any("@ana's working hours: 06:00–14:00, Mon–Fri" in m for m in lena)
+    # With their own hours the three now share a slot (13:00 UTC: 06:00 in LA, 18:30 in Kolkata)…
+    assert any(
+        "the earliest times inside everyone's working hours" in m and "Thu 12 Mar 2026 14:00 CET" in m for m in lena
+    )
+    # …and Raj's 48-hour reminder comes in his own hours (18:30 there, 13:00 UTC), not at 16:00 IST (10:30 UTC).
+    before, after = text.split("> :clock 2026-03-09T14:30Z", 1)
+    assert "[DM to @raj]" not in before.split("> :clock 2026-03-09T12:00Z", 1)[1]
+    assert "-- Mon 09 Mar 2026 14:00 CET --" in after and "[DM to @raj]" in after

@@ -7,10 +7,13 @@ from datetime import UTC, date, datetime, timedelta
 from bot.timeplan import (
     Availability,
     add_working_days,
+    apart,
     ceil_to_grid,
     find_slots,
+    grid_starts,
     ladder,
     last_working_hour_before,
+    least_bad_slots,
     outside_hours,
 )
 
@@ -19,8 +22,10 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
 
 
-def person(uid: str, zone: str, hours: str | None = None, away_until: date | None = None) -> Availability:
-    return Availability.of(uid, zone=zone, hours=hours, away_until=away_until)
+def person(
+    uid: str, zone: str, hours: str | None = None, away_until: date | None = None, days: str | None = None
+) -> Availability:
+    return Availability.of(uid, zone=zone, hours=hours, away_until=away_until, days=days)
 
 
 def slots(people: list[Availability], first: datetime, last: datetime, minutes: int) -> list[datetime]:
@@ -149,3 +154,66 @@ def test_the_ladder_skips_what_has_passed() -> None:
         decision_meeting=False,
     )
     assert [j.step for j in jobs] == ["start"]
+
+
+# --- each person's own hours and days -----------------------------------------------------------
+
+
+def test_an_overnight_range_belongs_to_the_day_it_starts() -> None:
+    # 18:00–09:00 in Berlin (UTC+1 in March), Mon–Fri shifts: Monday 17:00 UTC to Tuesday 08:00 UTC, …
+    night = person("UN", "Europe/Berlin", "18:00-09:00")
+    assert (night.start_min, night.end_min) == (18 * 60, 33 * 60) and night.hours_text == "18:00–09:00"
+    assert night.in_hours(utc(2026, 3, 2, 22)) and night.in_hours(utc(2026, 3, 3, 1))  # Mon 23:00, Tue 02:00
+    assert not night.in_hours(utc(2026, 3, 2, 12))  # Monday 13:00: daytime is off
+    assert night.in_hours(utc(2026, 3, 7, 1))  # Saturday 02:00 is still Friday's shift
+    assert not night.in_hours(utc(2026, 3, 2, 1))  # Monday 02:00 would be Sunday's shift: none
+    # A meeting across midnight fits; the slots run through the night.
+    assert night.covers(utc(2026, 3, 2, 22, 30), utc(2026, 3, 2, 23, 30))
+    assert slots([night], utc(2026, 3, 2, 7), utc(2026, 3, 3), 60)[:2] == [utc(2026, 3, 2, 17), utc(2026, 3, 2, 17, 30)]
+    # Its reminder moves to the last hour of the shift before: Tuesday 08:00 Berlin (07:00 UTC).
+    assert last_working_hour_before(night, utc(2026, 3, 3, 12)) == utc(2026, 3, 3, 7)
+
+
+def test_sunday_to_thursday_days() -> None:
+    # Tel Aviv (UTC+2 until 27 March): 09:00–17:00 Sun–Thu = 07:00–15:00 UTC.
+    dana = person("UD", "Asia/Jerusalem", days="sun-thu")
+    assert dana.days == {6, 0, 1, 2, 3} and dana.hours_text == "09:00–17:00 Sun–Thu"
+    assert not dana.in_hours(utc(2026, 3, 6, 9)) and dana.in_hours(utc(2026, 3, 8, 9))  # Friday off, Sunday on
+    # A window from Friday morning to Sunday: the first slot is Sunday 09:00 there.
+    assert slots([dana], utc(2026, 3, 6), utc(2026, 3, 9), 60)[0] == utc(2026, 3, 8, 7)
+    # Friday evening's reminder moves back to Thursday's last working hour (16:00 there, 14:00 UTC).
+    assert last_working_hour_before(dana, utc(2026, 3, 6, 18)) == utc(2026, 3, 5, 14)
+    # Working days follow the person's days: one working day after Thursday is Sunday.
+    assert add_working_days(utc(2026, 3, 5, 10), 1, "Asia/Jerusalem", dana.days) == utc(2026, 3, 8, 10)
+    # Outside their days is outside their hours, with the weekday reached for the next shift.
+    assert outside_hours([dana], utc(2026, 3, 6, 9), utc(2026, 3, 6, 10)) == ["UD"]
+
+
+def test_who_never_overlaps_and_the_least_bad_slots() -> None:
+    # Tuesday 10 March 2026 (US on DST): Los Angeles 09–17 = 16:00–00:00 UTC, Kolkata 09–17 = 03:30–11:30 UTC,
+    # Berlin 09–17 = 08:00–16:00 UTC.
+    ana = person("UANA", "America/Los_Angeles")
+    raj = person("URAJ", "Asia/Kolkata")
+    lena = person("ULENA", "Europe/Berlin")
+    first, last, hour = utc(2026, 3, 10), utc(2026, 3, 12), timedelta(hours=1)
+    assert slots([ana, raj, lena], first, last, 60) == []
+    found = apart([lena, ana, raj], earliest=first, latest=last, duration=hour)
+    assert found.pairs == [("ULENA", "UANA"), ("UANA", "URAJ")] and found.nowhere == []
+    best = least_bad_slots([lena, ana, raj], earliest=first, latest=last, duration=hour)
+    assert len(best) == 3
+    # Ranked by how many are outside their hours, then by the total time outside; never better elsewhere.
+    chosen = {b.start for b in best}
+    for t in grid_starts(earliest=first, latest=last, duration=hour):
+        if t in chosen:
+            continue
+        out = [p for p in (lena, ana, raj) if not p.fits(t, t + hour)]
+        score = (len(out), sum((p.outside_by(t, t + hour) for p in out), timedelta(0)))
+        assert (len(best[-1].outside), best[-1].total_outside) <= score
+    # The best: 10:30 UTC (Kolkata's last hour, Berlin inside): only Ana is out, by 5 h 30 min (03:30 there).
+    # The same on Wednesday; then 10:00 UTC, where Ana is 6 h out.
+    assert [b.start for b in best] == [utc(2026, 3, 10, 10, 30), utc(2026, 3, 11, 10, 30), utc(2026, 3, 10, 10)]
+    assert [(o.user_id, o.by) for o in best[0].outside] == [("UANA", timedelta(hours=5, minutes=30))]
+    assert [(o.user_id, o.by) for o in best[2].outside] == [("UANA", timedelta(hours=6))]
+    # Someone away the whole window has no working time in it.
+    away = person("UMIA", "Europe/Berlin", away_until=date(2026, 3, 20))
+    assert apart([lena, away], earliest=first, latest=last, duration=hour).nowhere == ["UMIA"]

@@ -101,7 +101,7 @@ async def test_a_fixed_time_outside_someones_hours_is_allowed_with_a_warning(
     reply = await run(ctx(services), "meeting schedule kind=model-decision at=2026-03-06T15:00")
     text = block_text(valid_message(reply.message))
     assert "Scheduled *Model decision #1*" in text
-    assert "Outside working hours (or on a weekend) for <@UANA>, <@URAJ>." in text
+    assert "Outside working hours (or on a day they do not work) for <@UANA>, <@URAJ>." in text
     meeting = await services.meetings.get(actor=LEAD, meeting_id=1)
     assert meeting.starts_at == utc(2026, 3, 6, 14)
     assert set(meeting.attendees) == {"ULEAD", "UANA", "URAJ", "UNEW"}  # the kind's roles by default
