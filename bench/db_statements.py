@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from bench.common import report
+from bench.common import fresh_pg_schema, report
 from bot.clock import SystemClock
 from bot.commands import Context, dispatch
 from bot.commands.home import home_view
@@ -21,19 +21,6 @@ from bot.db.session import Database
 from bot.services import Actor, Services
 
 CHANNEL, LEAD = "C0BENCH001", "U0LEAD0001"
-
-
-def fresh_pg_schema(base: str, schema: str = "phasegate_bench") -> str:
-    """A clean schema of its own on the PostgreSQL server, so the benchmark touches nothing else."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    libpq = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(libpq, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    return url.render_as_string(hide_password=False)
 
 
 async def measure(url: str, tasks: int) -> list[dict[str, Any]]:
