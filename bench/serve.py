@@ -10,7 +10,7 @@ import tempfile
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from tests.fakes.slack import FakeSlack
@@ -44,8 +44,9 @@ async def bare(port: int, fake_url: str) -> web.AppRunner:
     bolt = AsyncApp(client=AsyncWebClient(token="xoxb-bench", base_url=fake_url), signing_secret=SECRET)
 
     @bolt.command("/phasegate")
-    async def ack_only(ack: AsyncAck) -> None:
+    async def ack_and_answer(ack: AsyncAck, respond: AsyncRespond) -> None:
         await ack()
+        await respond("ok")  # the same answer path as Phasegate's: a reply to the response_url
 
     async def events(request: web.Request) -> web.Response:
         return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
