@@ -264,8 +264,13 @@ OPEN_GOALS = {"answer_p99_ms@50": ("<=", 150.0), "ack_p99_ratio@50": ("<=", 1.2)
 MEMORY_GOALS = {"rss_idle_mib": ("<=", 120.0), "rss_after_bench_mib": ("<=", 150.0)}
 
 
-def run_open(rates: tuple[float, ...], seconds: float) -> dict[str, Any]:
-    rows: list[dict[str, Any]] = []
+def run(
+    *, rates: tuple[float, ...], seconds: float, closed_seconds: float, concurrency: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each app started once: its idle RSS, the open-loop rates, then the closed loop, then its RSS again.
+    Writes ack_latency_open.json and ack_latency.json (closed loop); returns both results."""
+    open_rows: list[dict[str, Any]] = []
+    closed_rows: list[dict[str, Any]] = []
     memory: dict[str, float] = {}
     for which in ("phasegate", "bare"):
         proc, port, _fake = start(which)
@@ -274,63 +279,48 @@ def run_open(rates: tuple[float, ...], seconds: float) -> dict[str, Any]:
             if which == "phasegate":
                 memory["rss_idle_mib"] = round(rss_kib(proc.pid) / 1024, 1)
             for rate in rates:
-                rows.append({"app": which, **asyncio.run(open_loop(port, rate=rate, seconds=seconds))})
+                open_rows.append({"app": which, **asyncio.run(open_loop(port, rate=rate, seconds=seconds))})
+            closed = asyncio.run(load(port, concurrency=concurrency, seconds=closed_seconds, answers=True))
+            closed_rows.append({"app": which, **closed})
             if which == "phasegate":
                 memory["rss_after_bench_mib"] = round(rss_kib(proc.pid) / 1024, 1)
         finally:
             proc.terminate()
             proc.wait(timeout=10)
-    at = {(r["app"], r["offered_per_s"]): r for r in rows}
+    at = {(r["app"], r["offered_per_s"]): r for r in open_rows}
     extra: dict[str, Any] = {
         "seconds_per_rate": seconds,
-        "sustained_per_s_phasegate": sustained([r for r in rows if r["app"] == "phasegate"]),
-        "sustained_per_s_bare": sustained([r for r in rows if r["app"] == "bare"]),
+        "sustained_per_s_phasegate": sustained([r for r in open_rows if r["app"] == "phasegate"]),
+        "sustained_per_s_bare": sustained([r for r in open_rows if r["app"] == "bare"]),
         **memory,
     }
     if ("phasegate", 50) in at and ("bare", 50) in at:
         extra["answer_p99_ms@50"] = at[("phasegate", 50)]["answer_p99_ms"]
         extra["ack_p99_ratio@50"] = round(at[("phasegate", 50)]["ack_p99_ms"] / at[("bare", 50)]["ack_p99_ms"], 2)
-    return report("ack_latency_open", rows, extra, goals={**OPEN_GOALS, **MEMORY_GOALS})
-
-
-def run(seconds: float = 30.0, concurrency: int = 50) -> dict[str, Any]:
-    rows = []
-    memory: dict[str, int] = {}
-    for which in ("phasegate", "bare"):
-        proc, port, _fake = start(which)
-        try:
-            time.sleep(0.5)
-            if which == "phasegate":
-                memory["rss_idle_kib"] = rss_kib(proc.pid)
-            result = asyncio.run(load(port, concurrency=concurrency, seconds=seconds, answers=which == "phasegate"))
-            if which == "phasegate":
-                memory["rss_after_ack_bench_kib"] = rss_kib(proc.pid)
-            rows.append({"app": which, **result})
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
-    ratio = rows[0]["ack_p99_ms"] / rows[1]["ack_p99_ms"] if rows[1]["ack_p99_ms"] else float("nan")
-    return report(
+    opened = report("ack_latency_open", open_rows, extra, goals={**OPEN_GOALS, **MEMORY_GOALS})
+    ratio = (
+        closed_rows[0]["ack_p99_ms"] / closed_rows[1]["ack_p99_ms"] if closed_rows[1]["ack_p99_ms"] else float("nan")
+    )
+    closed_result = report(
         "ack_latency",
-        rows,
+        closed_rows,
         {
             "concurrency": concurrency,
-            "seconds_each": seconds,
+            "seconds_each": closed_seconds,
             "ack_p99_ratio_phasegate_over_bare_bolt": round(ratio, 2),
-            **memory,
         },
     )
+    return opened, closed_result
 
 
 def main(*, quick: bool = False) -> dict[str, Any]:
     """Both tables; returns the open-loop one (the closed-loop one is written as ack_latency.json)."""
-    run(seconds=1.0 if quick else 15.0, concurrency=10 if quick else 50)
-    return run_open((10.0,) if quick else (10.0, 50.0, 200.0), 1.0 if quick else 10.0)
+    if quick:
+        return run(rates=(10.0,), seconds=1.0, closed_seconds=0.5, concurrency=5)[0]
+    return run(rates=(10.0, 50.0, 200.0), seconds=10.0, closed_seconds=15.0, concurrency=50)[0]
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--seconds", type=float, default=30.0)
-    ap.add_argument("--concurrency", type=int, default=50)
-    a = ap.parse_args()
-    run(a.seconds, a.concurrency)
+    ap.add_argument("--quick", action="store_true")
+    main(quick=ap.parse_args().quick)

@@ -36,7 +36,12 @@ def fresh_pg_schema(base: str, schema: str = "phasegate_bench") -> str:
 
 
 def machine() -> dict[str, Any]:
-    return {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load": round(os.getloadavg()[0], 1),  # 1-minute load average: a shared machine's figures say so
+    }
 
 
 def rss_kib(pid: int) -> int:
@@ -65,8 +70,14 @@ def report(
     """Print rows as a table, each figure that has a goal with the goal beside it, and write
     bench/results/<name>.json (goals included, so the README table can show them)."""
     goals = goals or {}
-    result = {"benchmark": name, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(),
-              "rows": rows, **(extra or {}), "goals": {k: list(v) for k, v in goals.items()}}
+    result = {
+        "benchmark": name,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(),
+        "rows": rows,
+        **(extra or {}),
+        "goals": {k: list(v) for k, v in goals.items()},
+    }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     if rows:

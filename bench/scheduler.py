@@ -49,8 +49,8 @@ class _Services:
         self.rituals = recorder
 
 
-async def measure(url: str, meetings: int, steps: int, window: float) -> dict[str, Any]:
-    start_at = datetime.now(UTC) + timedelta(hours=1)  # moved to 2 s after the restart by the shifted clock
+async def measure(url: str, meetings: int, steps: int, window: float, lead: float = 2.0) -> dict[str, Any]:
+    start_at = datetime.now(UTC) + timedelta(hours=1)  # moved to `lead` s after the restart by the shifted clock
     due = {
         (m, f"step{s}"): start_at + timedelta(seconds=window * ((m * steps + s) / (meetings * steps)))
         for m in range(1, meetings + 1)
@@ -66,7 +66,7 @@ async def measure(url: str, meetings: int, steps: int, window: float) -> dict[st
     planner.shutdown()
 
     # A restart: a new scheduler on the same database restores the planned jobs.
-    clock = _ShiftedClock(start_at - datetime.now(UTC) - timedelta(seconds=2))
+    clock = _ShiftedClock(start_at - datetime.now(UTC) - timedelta(seconds=lead))
     recorder = _Recorder(due, clock)
     scheduler_module._services = _Services(recorder)  # type: ignore[assignment]
     t0 = time.perf_counter()
@@ -101,14 +101,14 @@ GOALS = {"lateness_p99_ms": ("<=", 250.0), "restore_s": ("<", 1.0)}
 
 
 def main(*, quick: bool = False) -> dict[str, Any]:
-    meetings, steps, window = (20, 5, 2.0) if quick else (1000, 10, 20.0)
+    meetings, steps, window, lead = (20, 5, 0.5, 0.3) if quick else (1000, 10, 20.0, 2.0)
     backends = {"sqlite": f"sqlite:///{tempfile.mkdtemp()}/sched.db"}
     if os.environ.get("TEST_POSTGRES_URL") and not quick:
         backends["postgresql"] = fresh_pg_schema(os.environ["TEST_POSTGRES_URL"], "phasegate_bench_scheduler")
     rows = []
     for backend, url in backends.items():
         upgrade(url)
-        rows.append({"db": backend, **asyncio.run(measure(url, meetings, steps, window))})
+        rows.append({"db": backend, **asyncio.run(measure(url, meetings, steps, window, lead))})
     return report("scheduler", rows, goals=GOALS)
 
 
