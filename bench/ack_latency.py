@@ -46,13 +46,16 @@ def signed(body: str) -> dict[str, str]:
     }
 
 
-def start(which: str) -> tuple[subprocess.Popen[str], int, str]:
-    port = free_port()
+def start(
+    which: str, *, port: int | None = None, extra: tuple[str, ...] = (), env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], int, str]:
+    port = port or free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.serve", which, "--port", str(port)],
+        [sys.executable, "-m", "bench.serve", which, "--port", str(port), *extra],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
+        env=env,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()

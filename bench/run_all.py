@@ -7,7 +7,7 @@ import importlib
 
 from bench import readme_table
 
-BENCHMARKS = ["ack_latency", "db_statements", "github_sync", "scheduler", "outbox"]
+BENCHMARKS = ["ack_latency", "db_statements", "github_sync", "scheduler", "outbox", "workers"]
 
 
 def main() -> None:
