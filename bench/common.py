@@ -92,7 +92,7 @@ def report(
     for figure, goal in goals.items():
         for r in rows:
             if figure in r:
-                where = ", ".join(f"{c}={r[c]}" for c in cols[:2] if c != figure)
+                where = ", ".join(f"{c}={r[c]}" for c in cols[:3] if c != figure)
                 verdict = "met" if meets(r[figure], goal) else "MISSED"
                 print(f"  {figure} [{where}] = {_fmt(r[figure])}   goal {goal[0]} {goal[1]:g}   {verdict}")
         if figure in result and figure not in ("rows", "goals"):

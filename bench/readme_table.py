@@ -42,7 +42,7 @@ def goal_lines(result: dict[str, Any]) -> list[str]:
         rows = [r for r in result["rows"] if figure in r]
         cols = list(result["rows"][0]) if result["rows"] else []
         for r in rows:
-            where = ", ".join(str(r[c]) for c in cols[:2] if c != figure)
+            where = ", ".join(str(r[c]) for c in cols[:3] if c != figure)
             ok = "met" if common.meets(r[figure], (op, target)) else "**missed**"
             lines.append(f"| {figure} ({where}) | {_cell(r[figure])} | {op} {target:g} | {ok} |")
         if figure in result:
@@ -55,10 +55,11 @@ def render(results: list[dict[str, Any]]) -> str:
     if not results:
         return "No figures yet: run `make bench`."
     out = []
-    machines = {json.dumps(r["machine"], sort_keys=True) for r in results}
+    machines = {json.dumps({k: v for k, v in r["machine"].items() if k != "load"}, sort_keys=True) for r in results}
+    loads = sorted(r["machine"]["load"] for r in results if "load" in r["machine"])
     for m in sorted(machines):
         d = json.loads(m)
-        load_avg = f", load average {d['load']} while measuring" if "load" in d else ""
+        load_avg = f", 1-minute load average {loads[0]}–{loads[-1]} while measuring" if loads else ""
         out.append(
             f"Measured with `make bench` on {d['cores']} cores, {d['platform']}, Python {d['python']}{load_avg}."
         )
