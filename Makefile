@@ -47,6 +47,7 @@ resilience: $(DEV_STAMP)
 
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.run_all
+	$(BIN)/python -m bench.readme_table
 
 db-upgrade: $(RUN_STAMP)
 	$(BIN)/phasegate db upgrade

@@ -1,4 +1,10 @@
-"""Ack latency: 50 concurrent signed `/phasegate status` requests against the real app and a bare Bolt app."""
+"""Ack and answer latency of signed `/phasegate status` requests: Phasegate's real app against a bare Bolt app.
+
+Open loop (the fair comparison): both apps get the same offered rates (Poisson arrivals), whatever their
+speed; per rate, ack and answer percentiles (answer = the reply reaching our response_url; the bare app
+answers there too, through Bolt's `respond`), errors, and the highest rate each sustains with answer
+p99 < 1 s. Closed loop (second table): N clients each sending its next command once answered — what an app
+does flat out."""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import argparse
 import asyncio
 import hashlib
 import hmac
+import random
 import socket
 import subprocess
 import sys
@@ -39,13 +46,16 @@ def signed(body: str) -> dict[str, str]:
     }
 
 
-def start(which: str) -> tuple[subprocess.Popen[str], int, str]:
-    port = free_port()
+def start(
+    which: str, *, port: int | None = None, extra: tuple[str, ...] = (), env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], int, str]:
+    port = port or free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.serve", which, "--port", str(port)],
+        [sys.executable, "-m", "bench.serve", which, "--port", str(port), *extra],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
+        env=env,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -136,42 +146,188 @@ async def load(port: int, *, concurrency: int, seconds: float, answers: bool, wa
     }
 
 
-def run(seconds: float = 30.0, concurrency: int = 50) -> dict[str, Any]:
-    rows = []
-    memory: dict[str, int] = {}
+class _ResponseUrl:
+    """Our response_url endpoint: notes when each command's reply arrived."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[str, asyncio.Future[float]] = {}
+        self.port = 0
+        self.runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/r/{rid}", self.reply)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        self.port = free_port()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    async def reply(self, request: web.Request) -> web.Response:
+        await request.read()
+        fut = self.waiting.pop(request.match_info["rid"], None)
+        if fut is not None and not fut.done():
+            fut.set_result(time.perf_counter())
+        return web.Response(text="ok")
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+def _command(rid: str, rport: int) -> str:
+    return urlencode(
+        {
+            "team_id": TEAM,
+            "channel_id": CHANNEL,
+            "user_id": USER,
+            "command": "/phasegate",
+            "text": "status",
+            "response_url": f"http://127.0.0.1:{rport}/r/{rid}",
+            "trigger_id": f"t{rid}",
+        }
+    )
+
+
+async def open_loop(
+    port: int, *, rate: float, seconds: float, give_up_s: float = 10.0, seed: int = 15
+) -> dict[str, Any]:
+    """Send commands at `rate` per second on average (exponential gaps: Poisson arrivals) for `seconds`, never
+    waiting for earlier ones; a command not acked or answered within `give_up_s` counts as an error."""
+    url = f"http://127.0.0.1:{port}/slack/events"
+    replies = _ResponseUrl()
+    await replies.start()
+    acks: list[float] = []
+    answers: list[float] = []
+    errors = 0
+    rng = random.Random(seed)
+    loop = asyncio.get_running_loop()
+
+    async def one(session: aiohttp.ClientSession, rid: str) -> None:
+        nonlocal errors
+        answered: asyncio.Future[float] = loop.create_future()
+        replies.waiting[rid] = answered
+        body = _command(rid, replies.port)
+        t0 = time.perf_counter()
+        try:
+            async with session.post(url, data=body.encode(), headers=signed(body)) as resp:
+                await resp.read()
+                ok = resp.status == 200
+            t_ack = time.perf_counter()
+            t_answer = await asyncio.wait_for(answered, max(give_up_s - (t_ack - t0), 0.001))
+        except (TimeoutError, aiohttp.ClientError):
+            errors += 1
+            replies.waiting.pop(rid, None)
+            return
+        errors += not ok
+        acks.append((t_ack - t0) * 1000)
+        answers.append((t_answer - t0) * 1000)
+
+    # warm-up outside the measurement (connections, Bolt's one-time auth.test)
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=give_up_s)) as session:
+        await asyncio.gather(*(one(session, f"w{i}") for i in range(3)))
+        acks.clear()
+        answers.clear()
+        errors = 0
+        tasks = []
+        start = time.perf_counter()
+        at = start
+        n = 0
+        while True:
+            at += rng.expovariate(rate)
+            if at - start > seconds:
+                break
+            delay = at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            n += 1
+            tasks.append(asyncio.create_task(one(session, f"o{n}")))
+        sent_s = time.perf_counter() - start
+        await asyncio.gather(*tasks)
+    await replies.stop()
+    return {
+        "offered_per_s": rate,
+        "sent": n,
+        "sent_per_s": round(n / sent_s, 1),
+        "errors": errors,
+        "ack_p50_ms": percentile(acks, 0.50),
+        "ack_p99_ms": percentile(acks, 0.99),
+        "answer_p50_ms": percentile(answers, 0.50),
+        "answer_p99_ms": percentile(answers, 0.99),
+    }
+
+
+def sustained(rows: list[dict[str, Any]]) -> float:
+    """The highest offered rate answered with p99 < 1 s, no errors (0 if none)."""
+    ok = [r["offered_per_s"] for r in rows if r["errors"] == 0 and r["answer_p99_ms"] < 1000]
+    return max(ok, default=0.0)
+
+
+OPEN_GOALS = {"answer_p99_ms@50": ("<=", 150.0), "ack_p99_ratio@50": ("<=", 1.2)}
+MEMORY_GOALS = {"rss_idle_mib": ("<=", 120.0), "rss_after_bench_mib": ("<=", 150.0)}
+
+
+def run(
+    *, rates: tuple[float, ...], seconds: float, closed_seconds: float, concurrency: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each app started once: its idle RSS, the closed loop, then the open-loop rates (RSS noted after 50/s and
+    after the highest rate).
+    Writes ack_latency_open.json and ack_latency.json (closed loop); returns both results."""
+    open_rows: list[dict[str, Any]] = []
+    closed_rows: list[dict[str, Any]] = []
+    memory: dict[str, float] = {}
     for which in ("phasegate", "bare"):
         proc, port, _fake = start(which)
         try:
             time.sleep(0.5)
             if which == "phasegate":
-                memory["rss_idle_kib"] = rss_kib(proc.pid)
-            result = asyncio.run(load(port, concurrency=concurrency, seconds=seconds, answers=which == "phasegate"))
+                memory["rss_idle_mib"] = round(rss_kib(proc.pid) / 1024, 1)
+            # The closed loop first: an app left overloaded by the highest open-loop rate would spoil it.
+            closed = asyncio.run(load(port, concurrency=concurrency, seconds=closed_seconds, answers=True))
+            closed_rows.append({"app": which, **closed})
+            for rate in rates:
+                open_rows.append({"app": which, **asyncio.run(open_loop(port, rate=rate, seconds=seconds))})
+                if which == "phasegate" and rate <= 50:
+                    memory["rss_after_bench_mib"] = round(rss_kib(proc.pid) / 1024, 1)  # up to 50/s: sized load
             if which == "phasegate":
-                memory["rss_after_ack_bench_kib"] = rss_kib(proc.pid)
-            rows.append({"app": which, **result})
+                memory["rss_after_overload_mib"] = round(rss_kib(proc.pid) / 1024, 1)  # after the highest rate
         finally:
             proc.terminate()
             proc.wait(timeout=10)
-    ratio = rows[0]["ack_p99_ms"] / rows[1]["ack_p99_ms"] if rows[1]["ack_p99_ms"] else float("nan")
-    return report(
+    at = {(r["app"], r["offered_per_s"]): r for r in open_rows}
+    extra: dict[str, Any] = {
+        "seconds_per_rate": seconds,
+        "sustained_per_s_phasegate": sustained([r for r in open_rows if r["app"] == "phasegate"]),
+        "sustained_per_s_bare": sustained([r for r in open_rows if r["app"] == "bare"]),
+        **memory,
+    }
+    if ("phasegate", 50) in at and ("bare", 50) in at:
+        extra["answer_p99_ms@50"] = at[("phasegate", 50)]["answer_p99_ms"]
+        extra["ack_p99_ratio@50"] = round(at[("phasegate", 50)]["ack_p99_ms"] / at[("bare", 50)]["ack_p99_ms"], 2)
+    opened = report("ack_latency_open", open_rows, extra, goals={**OPEN_GOALS, **MEMORY_GOALS})
+    ratio = (
+        closed_rows[0]["ack_p99_ms"] / closed_rows[1]["ack_p99_ms"] if closed_rows[1]["ack_p99_ms"] else float("nan")
+    )
+    closed_result = report(
         "ack_latency",
-        rows,
+        closed_rows,
         {
             "concurrency": concurrency,
-            "seconds_each": seconds,
+            "seconds_each": closed_seconds,
             "ack_p99_ratio_phasegate_over_bare_bolt": round(ratio, 2),
-            **memory,
         },
     )
+    return opened, closed_result
 
 
 def main(*, quick: bool = False) -> dict[str, Any]:
-    return run(seconds=1.0 if quick else 30.0, concurrency=10 if quick else 50)
+    """Both tables; returns the open-loop one (the closed-loop one is written as ack_latency.json)."""
+    if quick:
+        return run(rates=(10.0,), seconds=1.0, closed_seconds=0.5, concurrency=5)[0]
+    return run(rates=(10.0, 50.0, 200.0), seconds=10.0, closed_seconds=15.0, concurrency=50)[0]
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--seconds", type=float, default=30.0)
-    ap.add_argument("--concurrency", type=int, default=50)
-    a = ap.parse_args()
-    run(a.seconds, a.concurrency)
+    ap.add_argument("--quick", action="store_true")
+    main(quick=ap.parse_args().quick)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 import os
 import platform
 import time
@@ -21,8 +22,26 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
+def fresh_pg_schema(base: str, schema: str = "phasegate_bench") -> str:
+    """A clean schema of its own on the PostgreSQL server, so the benchmark touches nothing else."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    libpq = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(libpq, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False)
+
+
 def machine() -> dict[str, Any]:
-    return {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load": round(os.getloadavg()[0], 1),  # 1-minute load average: a shared machine's figures say so
+    }
 
 
 def rss_kib(pid: int) -> int:
@@ -33,10 +52,32 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def report(name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Print rows as a table and write bench/results/<name>.json."""
-    result = {"benchmark": name, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(),
-              "rows": rows, **(extra or {})}
+Goal = tuple[str, float]  # ("<=", 250.0): the figure must be at most 250
+_OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
+
+
+def meets(value: Any, goal: Goal) -> bool:
+    op, target = goal
+    return isinstance(value, int | float) and not isinstance(value, bool) and bool(_OPS[op](value, target))
+
+
+def report(
+    name: str,
+    rows: list[dict[str, Any]],
+    extra: dict[str, Any] | None = None,
+    goals: dict[str, Goal] | None = None,
+) -> dict[str, Any]:
+    """Print rows as a table, each figure that has a goal with the goal beside it, and write
+    bench/results/<name>.json (goals included, so the README table can show them)."""
+    goals = goals or {}
+    result = {
+        "benchmark": name,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(),
+        "rows": rows,
+        **(extra or {}),
+        "goals": {k: list(v) for k, v in goals.items()},
+    }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     if rows:
@@ -48,6 +89,15 @@ def report(name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None =
             print("  ".join(_fmt(r.get(c)).ljust(widths[c]) for c in cols))
     for k, v in (extra or {}).items():
         print(f"{k}: {v}")
+    for figure, goal in goals.items():
+        for r in rows:
+            if figure in r:
+                where = ", ".join(f"{c}={r[c]}" for c in cols[:3] if c != figure)
+                verdict = "met" if meets(r[figure], goal) else "MISSED"
+                print(f"  {figure} [{where}] = {_fmt(r[figure])}   goal {goal[0]} {goal[1]:g}   {verdict}")
+        if figure in result and figure not in ("rows", "goals"):
+            verdict = "met" if meets(result[figure], goal) else "MISSED"
+            print(f"  {figure} = {_fmt(result[figure])}   goal {goal[0]} {goal[1]:g}   {verdict}")
     return result
 
 

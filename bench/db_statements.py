@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from bench.common import report
+from bench.common import fresh_pg_schema, report
 from bot.clock import SystemClock
 from bot.commands import Context, dispatch
 from bot.commands.home import home_view
@@ -21,19 +21,6 @@ from bot.db.session import Database
 from bot.services import Actor, Services
 
 CHANNEL, LEAD = "C0BENCH001", "U0LEAD0001"
-
-
-def fresh_pg_schema(base: str, schema: str = "phasegate_bench") -> str:
-    """A clean schema of its own on the PostgreSQL server, so the benchmark touches nothing else."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    libpq = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(libpq, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    return url.render_as_string(hide_password=False)
 
 
 async def measure(url: str, tasks: int) -> list[dict[str, Any]]:
@@ -62,10 +49,18 @@ async def measure(url: str, tasks: int) -> list[dict[str, Any]]:
     ):
         await run()  # warm caches
         statements = 0
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         await run()
-        rows.append({"view": label, "tasks": tasks, "statements": statements,
-                     "ms": round((time.perf_counter() - t0) * 1000, 1)})
+        cpu = (time.process_time() - c0) * 1000
+        rows.append(
+            {
+                "view": label,
+                "tasks": tasks,
+                "statements": statements,
+                "ms": round((time.perf_counter() - t0) * 1000, 1),
+                "cpu_ms": round(cpu, 1),
+            }
+        )
     event.remove(db.engine.sync_engine, "before_cursor_execute", count)
     await db.dispose()
     return rows
@@ -84,9 +79,15 @@ def main(*, quick: bool = False) -> dict[str, Any]:
                 rows.append({"db": backend, **row})
     equal = all(
         len({r["statements"] for r in rows if r["db"] == b and r["view"] == v}) == 1
-        for b in backends for v in ("status", "proposals", "app home")
+        for b in backends
+        for v in ("status", "proposals", "app home")
     )
-    return report("db_statements", rows, {"equal_counts_across_sizes": equal})
+    return report(
+        "db_statements",
+        rows,
+        {"equal_counts_across_sizes": equal},
+        goals={"statements": ("<=", 6.0), "cpu_ms": ("<=", 3.0)},
+    )
 
 
 if __name__ == "__main__":

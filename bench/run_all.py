@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHMARKS = ["ack_latency", "db_statements", "github_sync", "scheduler", "outbox"]
+from bench import readme_table
+
+BENCHMARKS = ["ack_latency", "db_statements", "github_sync", "scheduler", "outbox", "workers"]
 
 
 def main() -> None:
@@ -13,9 +15,14 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="tiny sizes and durations (the smoke test uses this)")
     ap.add_argument("names", nargs="*", default=BENCHMARKS)
     a = ap.parse_args()
+    results = []
     for name in a.names:
         module = importlib.import_module(f"bench.{name}")
-        module.main(quick=a.quick)
+        results.append(module.main(quick=a.quick))
+    print("\nEvery figure with a goal:")
+    for result in results:
+        for line in readme_table.goal_lines(result):
+            print("  " + line.strip("|").replace(" | ", "   "))
 
 
 if __name__ == "__main__":

@@ -223,11 +223,14 @@ def create_app(
     return app
 
 
-async def serve_http(app: PhasegateApp, *, host: str, port: int, slack: bool = True) -> web.AppRunner:
-    """Start the HTTP server (returns the runner; the caller waits and cleans up)."""
+async def serve_http(
+    app: PhasegateApp, *, host: str, port: int, slack: bool = True, reuse_port: bool = False
+) -> web.AppRunner:
+    """Start the HTTP server (returns the runner; the caller waits and cleans up). `reuse_port`: SO_REUSEPORT,
+    so several processes listen on one port (`phasegate serve --workers N`)."""
     runner = web.AppRunner(app.web_app(slack=slack), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
     await site.start()
     await app.start_background()
     log.info("Phasegate listening on http://%s:%s (/slack/events, /healthz)", host, port)
@@ -248,7 +251,7 @@ async def serve_socket_mode(app: PhasegateApp, *, host: str, port: int) -> tuple
     return runner, handler
 
 
-async def run_forever(app: PhasegateApp, mode: str) -> None:
+async def run_forever(app: PhasegateApp, mode: str, *, reuse_port: bool = False) -> None:
     """Serve in HTTP or Socket Mode until SIGTERM or SIGINT, then shut down gracefully: answer new requests 503,
     let requests under way finish, let the worker finish its pass, release the leader lock, log, return."""
     import signal
@@ -263,7 +266,9 @@ async def run_forever(app: PhasegateApp, mode: str) -> None:
     if mode == "socket":
         runner, handler = await serve_socket_mode(app, host=settings.phasegate_host, port=settings.phasegate_port)
     else:
-        runner = await serve_http(app, host=settings.phasegate_host, port=settings.phasegate_port)
+        runner = await serve_http(
+            app, host=settings.phasegate_host, port=settings.phasegate_port, reuse_port=reuse_port
+        )
     try:
         await stop.wait()
         log.info("Phasegate shutting down: no new requests; finishing the work under way")

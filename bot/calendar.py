@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from icalendar import Alarm, Calendar, Event, vCalAddress, vText
-
 PRODID = "-//Phasegate//Phasegate rituals//EN"
 
 
@@ -31,6 +29,8 @@ class Invite:
 
 def ics(invite: Invite) -> bytes:
     """The .ics file: METHOD:REQUEST (or CANCEL with STATUS:CANCELLED), times in UTC, VALARM at the deadline."""
+    from icalendar import Alarm, Calendar, Event, vCalAddress, vText  # loaded on the first invite, not at start
+
     cal = Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")

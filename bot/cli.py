@@ -53,7 +53,7 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision")) -
     typer.echo(f"Database at revision {revision}.")
 
 
-def _serve(settings: Settings, mode: str) -> None:
+def _serve(settings: Settings, mode: str, *, reuse_port: bool = False) -> None:
     import asyncio
 
     from bot.app import create_app, run_forever
@@ -70,7 +70,7 @@ def _serve(settings: Settings, mode: str) -> None:
     from slack_sdk.errors import SlackApiError
 
     try:
-        asyncio.run(run_forever(create_app(settings), mode))
+        asyncio.run(run_forever(create_app(settings), mode, reuse_port=reuse_port))
     except KeyboardInterrupt:
         typer.echo("Stopped.")
     except SlackApiError as exc:  # e.g. a revoked or mistyped token: say which, not a traceback
@@ -90,6 +90,8 @@ def _serve(settings: Settings, mode: str) -> None:
 def serve(
     mode: str = typer.Option("http", "--mode", help="http (public URL, signed requests) or socket (Socket Mode)"),
     migrate: bool = typer.Option(True, help="Apply migrations before starting"),
+    workers: int = typer.Option(1, "--workers", min=1, help="HTTP server processes on one port (PostgreSQL only)"),
+    reuse_port: bool = typer.Option(False, "--reuse-port", hidden=True, help="Listen with SO_REUSEPORT (a worker)"),
 ) -> None:
     """Serve Slack over HTTP (/slack/events, /healthz) or Socket Mode."""
     if mode not in ("http", "socket"):
@@ -97,9 +99,26 @@ def serve(
         raise typer.Exit(2)
     settings = _settings()
     _logging(settings)
+    if workers > 1:
+        from sqlalchemy.engine import make_url
+
+        if mode != "http":
+            typer.echo("--workers needs --mode http: Socket Mode keeps one connection per app.", err=True)
+            raise typer.Exit(2)
+        if make_url(settings.database_url).get_backend_name() not in ("postgresql", "postgres"):
+            typer.echo(
+                f"--workers {workers} needs PostgreSQL (DATABASE_URL=postgresql://…): the workers elect one "
+                "leader through it. With SQLite run one process.",
+                err=True,
+            )
+            raise typer.Exit(2)
     if migrate:
         _upgrade(settings)
-    _serve(settings, mode)
+    if workers > 1:
+        from bot.workers import supervise, worker_command
+
+        raise typer.Exit(supervise(workers, worker_command(mode)))
+    _serve(settings, mode, reuse_port=reuse_port)
 
 
 @app.command()
@@ -140,12 +159,17 @@ def _refuse_led_database(url: str) -> int:
     try:
         seen = recent_leader(url)
     except Exception as exc:  # cannot tell: refuse too, a live deployment's jobs are at stake
-        typer.echo(f"Could not check whether a Phasegate server uses this database ({exc.__class__.__name__}: {exc}).", err=True)
+        typer.echo(
+            f"Could not check whether a Phasegate server uses this database ({exc.__class__.__name__}: {exc}).",
+            err=True,
+        )
         typer.echo("Check --db, or pass --force-local-clock if you are sure no server runs on it.", err=True)
         return 3
     if seen is None:
         return 0
-    when = "leads it right now" if seen.holds_lock or seen.seconds_ago is None else f"led it {seen.seconds_ago:.0f} s ago"
+    when = (
+        "leads it right now" if seen.holds_lock or seen.seconds_ago is None else f"led it {seen.seconds_ago:.0f} s ago"
+    )
     typer.echo(
         f"A Phasegate server ({seen.replica}) {when}. The shell's movable clock would run that deployment's "
         "reminders, verdicts, agendas and nudges here in the terminal and mark them sent, so Slack would never "
@@ -197,9 +221,7 @@ def _shell(settings: Settings, *, db: str | None, now: str | None, force_local_c
 
 @app.command()
 def shell(
-    db: str = typer.Option(
-        "", "--db", help=f"SQLite file or database URL (default: ./{SHELL_DB}, never DATABASE_URL)"
-    ),
+    db: str = typer.Option("", "--db", help=f"SQLite file or database URL (default: ./{SHELL_DB}, never DATABASE_URL)"),
     now: str = typer.Option("", "--now", help="Start the simulated clock here (ISO date-time; default: now)"),
     force_local_clock: bool = typer.Option(
         False, "--force-local-clock", help="Use --db even though a server leads it (the shell then runs its jobs)"

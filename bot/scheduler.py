@@ -10,13 +10,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from apscheduler.job import Job
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_STOPPED, BaseScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.util import datetime_to_utc_timestamp
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from bot.clock import Clock, SystemClock
 from bot.db.session import sync_url
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_GRACE = timedelta(hours=6)
 MAX_SLEEP = 60.0  # seconds: the wall-clock driver looks again at least this often
+BATCH = 500  # due jobs claimed (one read) and marked done (one transaction) at a time
+CONCURRENCY = 32  # jobs of different meetings running at once
 
 # Jobs are pickled into the job store, so they carry ids only and reach the services through this binding.
 _services: Services | None = None
@@ -53,6 +56,13 @@ async def run_job(meeting_id: int, step: str, sequence: int) -> None:
         log.error("reminder job meeting:%s:%s ran before bind(services): skipped", meeting_id, step)
         return
     await _services.rituals.run_step(meeting_id=meeting_id, step=step, sequence=sequence)
+
+
+def _restore(state: bytes) -> Job:
+    """A job from its stored state (pickled `Job.__getstate__()`), as the job store restores it."""
+    job = Job.__new__(Job)
+    job.__setstate__(pickle.loads(state))
+    return job
 
 
 def job_id(meeting_id: int, step: str) -> str:
@@ -95,8 +105,12 @@ class ReminderScheduler:
         clock: Clock,
         realtime: bool | None = None,
         grace: timedelta = DEFAULT_GRACE,
+        batch: int = BATCH,
+        concurrency: int = CONCURRENCY,
     ) -> None:
         self.clock = clock
+        self.batch = batch
+        self.concurrency = concurrency
         self.realtime = isinstance(clock, SystemClock) if realtime is None else realtime
         self.store = SQLAlchemyJobStore(url=sync_url(database_url))
         self.aps = _Scheduler(
@@ -217,83 +231,123 @@ class ReminderScheduler:
 
     # --- running -------------------------------------------------------------------------------------
 
-    def _next_due(self, now: datetime) -> tuple[Any, bytes] | None:
-        """The earliest due job with its stored state, left in the store: `_done` removes it after it ran."""
+    def _claim_due(self, now: datetime, limit: int) -> list[tuple[Job, bytes]]:
+        """Up to `limit` due jobs, earliest first, each with its stored state; they stay in the store until
+        `_done` removes them after they ran. One read for the batch; a job that cannot be unpickled is
+        deleted (as APScheduler does)."""
         table = self.store.jobs_t
         query = (
             select(table.c.id, table.c.job_state)
             .where(table.c.next_run_time <= datetime_to_utc_timestamp(now))
             .order_by(table.c.next_run_time, table.c.id)
-            .limit(1)
+            .limit(limit)
         )
-        for _ in range(1_000):
+        claimed: list[tuple[Job, bytes]] = []
+        broken: list[dict[str, Any]] = []
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        for row in rows:
+            state = bytes(row.job_state)
+            try:
+                claimed.append((_restore(state), state))
+            except Exception:
+                log.exception("job %s cannot be restored: removed", row.id)
+                broken.append({"jid": row.id, "state": state})
+        if broken:
             with self.store.engine.begin() as conn:
-                row = conn.execute(query).first()
-                if row is None:
-                    return None
-                state = bytes(row.job_state)
-                try:
-                    return self.store._reconstitute_job(state), state
-                except Exception:  # as APScheduler does: a job that cannot be unpickled is deleted
-                    log.exception("job %s cannot be restored: removed", row.id)
-                    conn.execute(table.delete().where(table.c.id == row.id, table.c.job_state == state))
-        return None
+                conn.execute(
+                    table.delete().where(table.c.id == bindparam("jid"), table.c.job_state == bindparam("state")),
+                    broken,
+                )
+        return claimed
 
-    def _done(self, job: Any, state: bytes, now: datetime) -> None:
-        """A job ran (or missed its grace): remove it, or move a recurring one to its next time (coalescing the
-        runs missed until `now` into this one) — unless it was re-planned meanwhile (the daily nudge re-plans
-        itself; another replica may have moved the meeting): only the exact stored state we ran is touched."""
+    def _done(self, finished: Sequence[tuple[Job, bytes]], now: datetime) -> None:
+        """Jobs ran (or missed their grace): remove them, or move a recurring one to its next time (coalescing
+        the runs missed until `now` into this one) — unless one was re-planned meanwhile (the daily nudge
+        re-plans itself; another replica may have moved the meeting): only the exact stored state that ran is
+        touched. One transaction for the batch."""
         table = self.store.jobs_t
-        following = job.trigger.get_next_fire_time(job.next_run_time, now)
-        while following is not None and following <= now:  # coalesce missed runs into one
-            following = job.trigger.get_next_fire_time(following, now)
-        unchanged = (table.c.id == job.id) & (table.c.job_state == state)
-        with self.store.engine.begin() as conn:
+        removed: list[dict[str, Any]] = []
+        moved: list[dict[str, Any]] = []
+        for job, state in finished:
+            following = job.trigger.get_next_fire_time(job.next_run_time, now)
+            while following is not None and following <= now:  # coalesce missed runs into one
+                following = job.trigger.get_next_fire_time(following, now)
             if following is None:
-                conn.execute(table.delete().where(unchanged))
+                removed.append({"jid": job.id, "state": state})
             else:
-                job._modify(next_run_time=following)
+                changed = {**job.__getstate__(), "next_run_time": following}
+                moved.append(
+                    {
+                        "jid": job.id,
+                        "state": state,
+                        "next": datetime_to_utc_timestamp(following),
+                        "new_state": pickle.dumps(changed, self.store.pickle_protocol),
+                    }
+                )
+        unchanged = (table.c.id == bindparam("jid")) & (table.c.job_state == bindparam("state"))
+        with self.store.engine.begin() as conn:
+            if removed:
+                conn.execute(table.delete().where(unchanged), removed)
+            if moved:
                 conn.execute(
                     table.update()
                     .where(unchanged)
-                    .values(
-                        next_run_time=datetime_to_utc_timestamp(following),
-                        job_state=pickle.dumps(job.__getstate__(), self.store.pickle_protocol),
-                    )
+                    .values(next_run_time=bindparam("next"), job_state=bindparam("new_state")),
+                    moved,
                 )
 
     async def run_due(self, now: datetime) -> int:
-        """Run every job due at `now`, in run-date order, each removed from the store only after it ran.
+        """Run every job due at `now`, each removed from the store only after it ran; returns how many ran.
 
-        A job later than its misfire grace time is dropped unrun (as APScheduler does); returns how many ran.
+        Due jobs are claimed in batches of `batch` (one read) and marked done per batch (one transaction);
+        within a batch, jobs of different meetings run concurrently (at most `concurrency` at once) and a
+        meeting's own jobs one after the other in run-date order. A job later than its misfire grace time is
+        dropped unrun (as APScheduler does).
 
-        Exactly once, as far as it goes: a process killed while a job runs leaves the job in the store, and the
-        next leader runs it again; every send is claimed in `sent_messages` in the transaction that writes its
-        Slack outbox row, so what was already queued is not queued again, and the outbox sender delivers it
-        (retrying until Slack accepts it). What remains: a message Slack accepted just before the process died,
-        not yet marked sent, is sent again (README, "Delivery guarantees").
+        Exactly once, as far as it goes: only the leader runs jobs, and one pass at a time (a lock); a process
+        killed while a batch runs leaves its jobs in the store, and the next leader runs them again; every send
+        is claimed in `sent_messages` in the transaction that writes its Slack outbox row, so what was already
+        queued is not queued again, and the outbox sender delivers it (retrying until Slack accepts it). What
+        remains: a message Slack accepted just before the process died, not yet marked sent, is sent again
+        (README, "Delivery guarantees").
         """
         if not self.running:
             raise RuntimeError("start() the ReminderScheduler before running jobs")
         ran = 0
         async with self._lock:
             for _ in range(10_000):
-                due = await asyncio.to_thread(self._next_due, now)
-                if due is None:
+                batch = await asyncio.to_thread(self._claim_due, now, self.batch)
+                if not batch:
                     break
-                job, state = due
-                run_at: datetime = job.next_run_time
-                if job.misfire_grace_time is not None and now - run_at > timedelta(seconds=job.misfire_grace_time):
-                    log.warning("job %s missed its time (%s) by more than its grace: dropped", job.id, run_at)
-                    await asyncio.to_thread(self._done, job, state, now)
-                    continue
-                try:
-                    await job.func(*job.args, **job.kwargs)
-                except Exception:
-                    log.exception("job %s failed", job.id)
-                await asyncio.to_thread(self._done, job, state, now)
-                ran += 1
+                ran += await self._run_batch(batch, now)
+                await asyncio.to_thread(self._done, batch, now)
+                if len(batch) < self.batch:
+                    break
         return ran
+
+    async def _run_batch(self, batch: list[tuple[Job, bytes]], now: datetime) -> int:
+        lanes: dict[Any, list[Job]] = {}
+        for job, _state in batch:
+            run_at: datetime = job.next_run_time
+            if job.misfire_grace_time is not None and now - run_at > timedelta(seconds=job.misfire_grace_time):
+                log.warning("job %s missed its time (%s) by more than its grace: dropped", job.id, run_at)
+                continue
+            lanes.setdefault(job.args[0] if job.args else job.id, []).append(job)
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def lane(jobs: list[Job]) -> int:
+            async with gate:
+                for job in jobs:
+                    try:
+                        await job.func(*job.args, **job.kwargs)
+                    except Exception:
+                        log.exception("job %s failed", job.id)
+            return len(jobs)
+
+        if len(lanes) == 1:
+            return await lane(next(iter(lanes.values())))
+        return sum(await asyncio.gather(*(lane(jobs) for jobs in lanes.values())))
 
     async def advance(self, clock: SettableClock, until: datetime) -> int:
         """Move a settable clock to `until`, stopping at each job's time to run it then (shell, demo)."""

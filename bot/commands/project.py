@@ -148,8 +148,11 @@ async def init(ctx: Context, args: Args) -> Reply:
 
 @subcommand("status", usage="status [project=<name>]", summary="Phase, gate checklist, meetings, tasks, GitHub sync.")
 async def status(ctx: Context, args: Args) -> Reply:
-    pid = await project_id(ctx, args)
-    report = await ctx.services.reports.status(actor=ctx.actor, project_id=pid)
+    project = await ctx.services.projects.resolve(
+        actor=ctx.actor, channel_id=ctx.channel_id, name=args.options.pop("project", None)
+    )
+    assert project.id is not None
+    report = await ctx.services.reports.status(actor=ctx.actor, project_id=project.id, project=project)
     phase = Phase(report.project.phase)
     return Reply(
         message=render_message(

@@ -285,10 +285,13 @@ class ReportService(ServiceBase):
                 q = q.where(Task.role == role.value)
             return await _task_lines(s, q, None, first_phase=project.phase)
 
-    async def status(self, *, actor: Actor, project_id: int) -> StatusReport:
-        """Phase, gate checklist, overrides, progress per phase, open tasks, meetings, sync health."""
+    async def status(self, *, actor: Actor, project_id: int, project: Project | None = None) -> StatusReport:
+        """Phase, gate checklist, overrides, progress per phase, open tasks, meetings, sync health.
+
+        `project`: the project row the caller already resolved (the command path), so it is not loaded again."""
         async with self.db.session() as s:
-            project = await self.project_by_id(s, actor, project_id)
+            if project is None or project.id != project_id or project.team_id != actor.team_id:
+                project = await self.project_by_id(s, actor, project_id)
             return await self._status(s, actor, project)
 
     async def home(self, *, actor: Actor, limit_projects: int = 5) -> list[HomeProject]:

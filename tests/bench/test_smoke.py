@@ -20,3 +20,20 @@ def test_benchmark_runs_and_writes_its_results(name: str, tmp_path: Path, monkey
     written = json.loads((tmp_path / f"{result['benchmark']}.json").read_text())
     assert written["rows"] == json.loads(json.dumps(result["rows"]))
     assert written["machine"]["cores"]
+
+
+def test_the_readme_table_is_generated_from_the_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import readme_table
+
+    monkeypatch.setattr(bench.common, "RESULTS", tmp_path)
+    bench.common.report("scheduler", [{"db": "sqlite", "lateness_p99_ms": 12.5}], goals={"lateness_p99_ms": ("<=", 250)})
+    bench.common.report("db_statements", [{"view": "status", "statements": 18}], goals={"statements": ("<=", 6)})
+    section = readme_table.render(readme_table.load(tmp_path))
+    assert "| lateness_p99_ms (sqlite) | 12.500 | <= 250 | met |" in section
+    assert "| statements (status) | 18 | <= 6 | **missed** |" in section
+    assert "cores" in section
+    readme = tmp_path / "README.md"
+    readme.write_text("# X\n")
+    readme_table.rewrite(readme, section)
+    readme_table.rewrite(readme, section)  # idempotent: the block is replaced, not appended again
+    assert readme.read_text().count(readme_table.START) == 1

@@ -1,0 +1,87 @@
+"""SQL statements per `status` and App Home, counted with a SQLAlchemy event listener: no N+1 over tasks.
+
+The counts are the same at 10 and 1,000 tasks, and stay within a budget (issue #15 aims at 6; the budget is
+today's count, so a change that adds a statement fails here and has to say why).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import event
+
+from bot.commands import Context, dispatch
+from bot.commands.home import home_view
+from bot.db.models import Task
+from bot.db.session import Database
+from bot.services import Actor, Services
+
+LEAD, CHANNEL = "U0LEAD0001", "C0STMT0001"
+STATUS_BUDGET, HOME_BUDGET = 18, 20
+
+
+async def _project_with(services: Services, team: str, tasks: int) -> Context:
+    ctx = Context(services=services, actor=Actor(team, LEAD), channel_id=CHANNEL)
+    await dispatch(ctx, "init stmts repo=acme/stmts")
+    project = await services.projects.resolve(actor=ctx.actor, channel_id=CHANNEL)
+    assert project.id is not None
+    async with services.db.session() as s:  # written directly: 1,000 `task add`s would be slow
+        s.add_all(
+            Task(
+                number=1000 + i,
+                team_id=team,
+                project_id=project.id,
+                phase=project.phase,
+                title=f"Task {i}",
+                assignee_user_id=LEAD,
+                status="closed" if i % 3 == 0 else "open",
+            )
+            for i in range(tasks)
+        )
+    return ctx
+
+
+async def _count(db: Database, run: Callable[[], Awaitable[Any]]) -> int:
+    await run()  # warm: first-use caches are not what this counts
+    statements = 0
+
+    def count(*_: Any) -> None:
+        nonlocal statements
+        statements += 1
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        await run()
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    return statements
+
+
+async def test_status_and_app_home_cost_the_same_statements_at_10_and_1000_tasks(services: Services) -> None:
+    small = await _project_with(services, "TSMALL001", 10)
+    large = await _project_with(services, "TLARGE001", 1000)
+    counts = {}
+    for size, ctx in (("10", small), ("1000", large)):
+        counts[("status", size)] = await _count(services.db, lambda ctx=ctx: dispatch(ctx, "status"))  # type: ignore[misc]
+        counts[("home", size)] = await _count(services.db, lambda ctx=ctx: home_view(ctx))  # type: ignore[misc]
+    assert counts[("status", "10")] == counts[("status", "1000")], counts
+    assert counts[("home", "10")] == counts[("home", "1000")], counts
+    assert counts[("status", "10")] <= STATUS_BUDGET, counts
+    assert counts[("home", "10")] <= HOME_BUDGET, counts
+
+
+async def test_status_loads_the_project_once(services: Services) -> None:
+    ctx = await _project_with(services, "TONCE0001", 3)
+    selects: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        selects.append(statement)
+
+    await dispatch(ctx, "status")
+    event.listen(services.db.engine.sync_engine, "before_cursor_execute", note)
+    try:
+        await dispatch(ctx, "status")
+    finally:
+        event.remove(services.db.engine.sync_engine, "before_cursor_execute", note)
+    assert sum(1 for s in selects if "FROM projects" in s) == 1, selects
