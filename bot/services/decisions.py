@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
 from bot.clock import Clock
-from bot.db.models import Decision, Meeting, Member, Project, Task
+from bot.db.models import Decision, DecisionRecordSettings, Meeting, Member, Project, Task
 from bot.db.session import Database
 from bot.errors import Conflict, InvalidInput
 from bot.messaging import Messenger
@@ -20,9 +20,15 @@ from bot.rendering import render_message, slack_escape
 from bot.services.base import Actor, project_members
 from bot.services.meetings import COMMAND, OPEN_STATUSES, MeetingService, MeetingView, RitualBase, kind_of, view_of
 from bot.services.proposals import ProposalService, ProposalView, candidates
-from bot.services.tasks import MAX_TITLE, new_task
+from bot.services.tasks import MAX_TITLE, enqueue_sync, new_task
 
 MAX_RATIONALE = 3000
+
+
+async def records_on(s: AsyncSession, project_id: int) -> bool:
+    """Decision records in the repository are opt-in per project (off by default)."""
+    row = await s.get(DecisionRecordSettings, project_id)
+    return row is not None and row.enabled
 MAX_TASKS = 20
 
 
@@ -194,6 +200,8 @@ class DecisionService(RitualBase):
                         decision_id=decision.id,
                     )
                 )
+            if project.repo and await records_on(s, project.id):  # `settings decision_records=on`
+                await enqueue_sync(s, project=project, kind="decision_record", ref=str(decision.id), now=now)
             meeting.status, meeting.updated_at = "decided", now
             s.add(meeting)
             await self.audit(
