@@ -244,3 +244,44 @@ class DecisionService(RitualBase):
         async with self.db.session() as s:
             meeting, project = await self.meeting_and_project(s, actor, meeting_id)
             return await view_of(s, meeting, project), (await candidates(s, meeting)).ranked
+
+
+async def configure_records(
+    service: DecisionService, *, actor: Actor, project_id: int, enabled: bool | None, path: str | None
+) -> DecisionRecordSettings:
+    """`settings decision_records=on|off path=<folder>` (lead or admin); off by default."""
+    from bot.github.decision_records import DEFAULT_PATH, check_path
+
+    folder = check_path(path) if path is not None else None
+    if path is not None and folder is None:
+        raise InvalidInput(
+            f"`{path[:60]}` is not a folder for decision records: give a folder of up to three plain names, "
+            "e.g. path=docs/decisions.",
+            field="path",
+        )
+    async with service.db.session() as s:
+        project = await service.project_by_id(s, actor, project_id)
+        await service.require_lead(s, actor, project, "change project settings")
+        row = await s.get(DecisionRecordSettings, project_id)
+        if row is None:
+            row = DecisionRecordSettings(project_id=project_id, team_id=project.team_id, path=DEFAULT_PATH)
+        if enabled is not None:
+            row.enabled = enabled
+        if folder is not None:
+            row.path = folder
+        row.updated_by, row.updated_at = actor.user_id, service.clock.now()
+        s.add(row)
+        await service.audit(
+            s, actor=actor, action="project.decision_records", project_id=project_id, on=row.enabled, path=row.path
+        )
+        return row
+
+
+async def records_settings(service: DecisionService, *, actor: Actor, project_id: int) -> DecisionRecordSettings:
+    """The project's decision-record settings (off, docs/decisions when never set)."""
+    from bot.github.decision_records import DEFAULT_PATH
+
+    async with service.db.session() as s:
+        project = await service.project_by_id(s, actor, project_id)
+        row = await s.get(DecisionRecordSettings, project_id)
+        return row or DecisionRecordSettings(project_id=project_id, team_id=project.team_id, path=DEFAULT_PATH)
