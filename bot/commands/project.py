@@ -24,6 +24,7 @@ from bot.errors import InvalidInput, PhasegateError
 from bot.process import PHASES, Outcome, Phase, Role, parse_phase, parse_role
 from bot.rendering import mention, render_message, render_view
 from bot.services.base import Announce
+from bot.services.decisions import configure_records, records_settings
 from bot.services.gates import AdvanceResult
 from bot.services.projects import REPO_RE
 
@@ -568,12 +569,14 @@ async def advance(ctx: Context, args: Args) -> Reply:
 @subcommand(
     "settings",
     usage="settings [hours=09:00-17:00] [tz=<zone>] [deadline=<hours>] [min_proposals=<n>] "
-    "[policy=escalate|postpone] [postpone_days=<n>] [max_postpones=<n>] [repo=<owner/repo>]",
+    "[policy=escalate|postpone] [postpone_days=<n>] [max_postpones=<n>] [repo=<owner/repo>] "
+    "[decision_records=on|off] [path=<folder>]",
     summary="Show or change the project's settings (lead).",
 )
 async def settings(ctx: Context, args: Args) -> Reply:
     pid = await project_id(ctx, args)
     known = {"hours", "tz", "deadline", "min_proposals", "policy", "postpone_days", "max_postpones", "repo"}
+    known |= {"decision_records", "path"}
     unknown = sorted(set(args.options) - known)
     if unknown or args.positional:
         bad = unknown[0] if unknown else args.positional[0]
@@ -587,7 +590,10 @@ async def settings(ctx: Context, args: Args) -> Reply:
             raise InvalidInput(f"{key} must be a whole number.", field=key)
         return int(raw)
 
-    if args.options:
+    records_flag = args.get("decision_records")
+    if records_flag is not None and records_flag.strip().lower() not in ("on", "off"):
+        raise InvalidInput("decision_records must be `on` or `off`.", field="decision_records")
+    if set(args.options) - {"decision_records", "path"}:
         project = await ctx.services.projects.configure(
             actor=ctx.actor,
             project_id=pid,
@@ -602,9 +608,19 @@ async def settings(ctx: Context, args: Args) -> Reply:
         )
     else:
         project = await ctx.services.projects.get(actor=ctx.actor, project_id=pid)
+    if records_flag is not None or args.get("path") is not None:
+        await configure_records(
+            ctx.services.decisions,
+            actor=ctx.actor,
+            project_id=pid,
+            enabled=records_flag.strip().lower() == "on" if records_flag is not None else None,
+            path=args.get("path"),
+        )
+    records = await records_settings(ctx.services.decisions, actor=ctx.actor, project_id=pid)
     return Reply(
         message=render_message(
-            "blocks/settings.json.j2", text=f"{project.name} settings", project=project, command=ctx.command
+            "blocks/settings.json.j2", text=f"{project.name} settings", project=project, records=records,
+            command=ctx.command,
         )
     )
 

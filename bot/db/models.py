@@ -506,3 +506,43 @@ class PersonHours(SQLModel, table=True):
     days: str | None = Field(default=None, max_length=40)
     set_by: str = Field(default="", max_length=32)
     set_at: datetime = _ts()
+
+# --- decision records (issue 14 item 5, 0015_decision_records) ------------------------------------------------
+
+
+class DecisionRecordSettings(SQLModel, table=True):
+    """A project's opt-in to decision records in its repository (`settings decision_records=on path=…`)."""
+
+    __tablename__ = "decision_record_settings"
+    project_id: int = Field(foreign_key="projects.id", primary_key=True)
+    team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
+    enabled: bool = Field(default=False)
+    path: str = Field(default="docs/decisions", max_length=200)
+    updated_by: str = Field(default="", max_length=32)
+    updated_at: datetime = _ts()
+
+
+class DecisionRecordFile(SQLModel, table=True):
+    """A decision's markdown record, proposed as a pull request on a branch of its own, exactly once.
+
+    The row is written before the first write to GitHub; from then on a retry finds the branch and the pull
+    request (by head branch and the body's marker) instead of making new ones."""
+
+    __tablename__ = "decision_record_files"
+    __table_args__ = (UniqueConstraint("project_id", "number", name="uq_decision_record_number"),)
+    decision_id: int = Field(foreign_key="decisions.id", primary_key=True)
+    team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
+    project_id: int = Field(foreign_key="projects.id", index=True)
+    number: int  # per project: 1, 2, … (the file's 0001- prefix and the branch's suffix)
+    repo: str = Field(max_length=200)
+    branch: str = Field(max_length=200)
+    path: str = Field(max_length=300)
+    base: str | None = Field(default=None, max_length=200)  # the repository's default branch, once read
+    pr_number: int | None = Field(default=None)
+    pr_url: str | None = Field(default=None, max_length=500)
+    pr_state: str | None = Field(default=None, max_length=10)  # open | closed | merged
+    superseded_by: int | None = Field(default=None)  # the decision whose record replaces this one
+    synced_hash: str | None = Field(default=None, max_length=64)
+    synced_at: datetime | None = _ts(nullable=True)
+    last_error: str | None = Field(default=None, max_length=1000)
+    created_at: datetime = _ts()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import threading
@@ -56,6 +57,27 @@ class GhIssue:
     milestone_number: int | None = None
     html_url: str = ""
     updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class GhPull:
+    """A pull request (a decision record's): `merged` from `merged_at`, `head` the branch name."""
+
+    number: int
+    title: str
+    body: str
+    state: str  # open | closed
+    merged: bool
+    head: str
+    html_url: str = ""
+
+
+@dataclass(frozen=True)
+class GhFile:
+    """A file's blob sha and text on one branch (the sha is what a later PUT must name)."""
+
+    sha: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -209,6 +231,40 @@ class GitHubGateway(Protocol):
         """`GET /repos/{o}/{r}/assignees/{login}`: 204 yes, 404 no."""
         ...
 
+    async def default_branch(self, repo: str) -> str:
+        """The repository's default branch (`GET /repos/{o}/{r}`)."""
+        ...
+
+    async def branch_sha(self, repo: str, branch: str) -> str | None:
+        """The commit a branch points at (`GET /git/ref/heads/{branch}`); None when there is no such branch."""
+        ...
+
+    async def create_branch(self, repo: str, branch: str, sha: str) -> None:
+        """`POST /git/refs` (422 "Reference already exists" when it does)."""
+        ...
+
+    async def get_file(self, repo: str, path: str, *, ref: str) -> GhFile | None:
+        """A file on `ref`; None when it is not there."""
+        ...
+
+    async def put_file(
+        self, repo: str, path: str, *, branch: str, message: str, text: str, sha: str | None
+    ) -> str:
+        """Create (sha None) or replace a file on `branch` in one commit; returns the new blob sha."""
+        ...
+
+    async def list_pulls(self, repo: str, *, head: str) -> list[GhPull]:
+        """Pull requests (open and closed) whose head is `owner:branch`."""
+        ...
+
+    async def create_pull(self, repo: str, *, title: str, body: str, head: str, base: str) -> GhPull:
+        """Open a pull request (422 "A pull request already exists" for the same head and base)."""
+        ...
+
+    async def update_pull(self, repo: str, number: int, *, title: str, body: str) -> GhPull:
+        """Set a pull request's title and body."""
+        ...
+
     async def close(self) -> None:
         """Release connections."""
         ...
@@ -251,6 +307,19 @@ def parse_issue(data: Mapping[str, Any]) -> GhIssue:
         milestone_number=int(milestone["number"]) if isinstance(milestone, Mapping) else None,
         html_url=str(data.get("html_url") or ""),
         updated_at=_time(data.get("updated_at")),
+    )
+
+
+def parse_pull(data: Mapping[str, Any]) -> GhPull:
+    head = data.get("head")
+    return GhPull(
+        number=int(data["number"]),
+        title=str(data.get("title") or ""),
+        body=str(data.get("body") or ""),
+        state=str(data.get("state") or "open"),
+        merged=bool(data.get("merged_at")),
+        head=str(head.get("ref") or "") if isinstance(head, Mapping) else "",
+        html_url=str(data.get("html_url") or ""),
     )
 
 
@@ -542,6 +611,73 @@ class PyGithubGateway:
         except NotFoundError:
             return False
         return True
+
+    # ------------------------------------------------------------------ branches, files, pull requests
+
+    @staticmethod
+    def _path(path: str) -> str:
+        return "/".join(quote(part, safe="") for part in path.split("/"))
+
+    async def default_branch(self, repo: str) -> str:
+        """The repository's default branch (`GET /repos/{o}/{r}`)."""
+        data, _, _, _ = await self._run(self._get, self._repo(repo))
+        return str((data or {}).get("default_branch") or "main")
+
+    async def branch_sha(self, repo: str, branch: str) -> str | None:
+        """The commit a branch points at (`GET /git/ref/heads/{branch}`); None when there is no such branch."""
+        try:
+            _, _, data = await self._run(
+                self._request, "GET", f"{self._repo(repo)}/git/ref/heads/{self._path(branch)}"
+            )
+        except NotFoundError:
+            return None
+        return str(data["object"]["sha"])
+
+    async def create_branch(self, repo: str, branch: str, sha: str) -> None:
+        """`POST /git/refs` (422 "Reference already exists" when it does)."""
+        body = {"ref": f"refs/heads/{branch}", "sha": sha}
+        await self._run(self._request, "POST", f"{self._repo(repo)}/git/refs", body=body)
+
+    async def get_file(self, repo: str, path: str, *, ref: str) -> GhFile | None:
+        """A file on `ref`; None when it is not there."""
+        try:
+            _, _, data = await self._run(
+                self._request, "GET", f"{self._repo(repo)}/contents/{self._path(path)}", params={"ref": ref}
+            )
+        except NotFoundError:
+            return None
+        if not isinstance(data, Mapping) or data.get("type") != "file":
+            return None
+        raw = base64.b64decode(str(data.get("content") or "")) if data.get("encoding") == "base64" else b""
+        return GhFile(sha=str(data["sha"]), text=raw.decode("utf-8", errors="replace"))
+
+    async def put_file(
+        self, repo: str, path: str, *, branch: str, message: str, text: str, sha: str | None
+    ) -> str:
+        """Create (sha None) or replace a file on `branch` in one commit; returns the new blob sha."""
+        body: Json = {"message": message, "content": base64.b64encode(text.encode()).decode(), "branch": branch}
+        if sha is not None:
+            body["sha"] = sha
+        _, _, data = await self._run(self._request, "PUT", f"{self._repo(repo)}/contents/{self._path(path)}", body=body)
+        return str(data["content"]["sha"])
+
+    async def list_pulls(self, repo: str, *, head: str) -> list[GhPull]:
+        """Pull requests (open and closed) whose head is `owner:branch`."""
+        params = {"state": "all", "head": head}
+        read: Read[list[Json]] = await self._run(self._get_all, f"{self._repo(repo)}/pulls", params)
+        return [parse_pull(p) for p in read.value]
+
+    async def create_pull(self, repo: str, *, title: str, body: str, head: str, base: str) -> GhPull:
+        """Open a pull request (422 "A pull request already exists" for the same head and base)."""
+        payload = {"title": title, "body": body, "head": head, "base": base}
+        _, _, data = await self._run(self._request, "POST", f"{self._repo(repo)}/pulls", body=payload)
+        return parse_pull(data)
+
+    async def update_pull(self, repo: str, number: int, *, title: str, body: str) -> GhPull:
+        """Set a pull request's title and body."""
+        payload = {"title": title, "body": body}
+        _, _, data = await self._run(self._request, "PATCH", f"{self._repo(repo)}/pulls/{number}", body=payload)
+        return parse_pull(data)
 
     async def close(self) -> None:
         """Release connections."""

@@ -526,6 +526,10 @@ class SyncEngine:
                 await self._sync_milestone(project, Phase(ref), item_id)
             elif kind == "issue":
                 return await self._sync_issue(project, ref, item_id)
+            elif kind == "decision_record":
+                from bot.github.record_sync import sync_decision_record  # reads the project report
+
+                return await sync_decision_record(self, project, ref, item_id)
             else:
                 async with self.db.session() as s:
                     if (it := await s.get(OutboxItem, item_id)) is not None:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
 from bot.clock import Clock
-from bot.db.models import Decision, Meeting, Member, Project, Task
+from bot.db.models import Decision, DecisionRecordSettings, Meeting, Member, Project, Task
 from bot.db.session import Database
 from bot.errors import Conflict, InvalidInput
 from bot.messaging import Messenger
@@ -20,9 +20,15 @@ from bot.rendering import render_message, slack_escape
 from bot.services.base import Actor, project_members
 from bot.services.meetings import COMMAND, OPEN_STATUSES, MeetingService, MeetingView, RitualBase, kind_of, view_of
 from bot.services.proposals import ProposalService, ProposalView, candidates
-from bot.services.tasks import MAX_TITLE, new_task
+from bot.services.tasks import MAX_TITLE, enqueue_sync, new_task
 
 MAX_RATIONALE = 3000
+
+
+async def records_on(s: AsyncSession, project_id: int) -> bool:
+    """Decision records in the repository are opt-in per project (off by default)."""
+    row = await s.get(DecisionRecordSettings, project_id)
+    return row is not None and row.enabled
 MAX_TASKS = 20
 
 
@@ -194,6 +200,8 @@ class DecisionService(RitualBase):
                         decision_id=decision.id,
                     )
                 )
+            if project.repo and await records_on(s, project.id):  # `settings decision_records=on`
+                await enqueue_sync(s, project=project, kind="decision_record", ref=str(decision.id), now=now)
             meeting.status, meeting.updated_at = "decided", now
             s.add(meeting)
             await self.audit(
@@ -238,3 +246,44 @@ class DecisionService(RitualBase):
         async with self.db.session() as s:
             meeting, project = await self.meeting_and_project(s, actor, meeting_id)
             return await view_of(s, meeting, project), (await candidates(s, meeting)).ranked
+
+
+async def configure_records(
+    service: DecisionService, *, actor: Actor, project_id: int, enabled: bool | None, path: str | None
+) -> DecisionRecordSettings:
+    """`settings decision_records=on|off path=<folder>` (lead or admin); off by default."""
+    from bot.github.decision_records import DEFAULT_PATH, check_path
+
+    folder = check_path(path) if path is not None else None
+    if path is not None and folder is None:
+        raise InvalidInput(
+            f"`{path[:60]}` is not a folder for decision records: give a folder of up to three plain names, "
+            "e.g. path=docs/decisions.",
+            field="path",
+        )
+    async with service.db.session() as s:
+        project = await service.project_by_id(s, actor, project_id)
+        await service.require_lead(s, actor, project, "change project settings")
+        row = await s.get(DecisionRecordSettings, project_id)
+        if row is None:
+            row = DecisionRecordSettings(project_id=project_id, team_id=project.team_id, path=DEFAULT_PATH)
+        if enabled is not None:
+            row.enabled = enabled
+        if folder is not None:
+            row.path = folder
+        row.updated_by, row.updated_at = actor.user_id, service.clock.now()
+        s.add(row)
+        await service.audit(
+            s, actor=actor, action="project.decision_records", project_id=project_id, on=row.enabled, path=row.path
+        )
+        return row
+
+
+async def records_settings(service: DecisionService, *, actor: Actor, project_id: int) -> DecisionRecordSettings:
+    """The project's decision-record settings (off, docs/decisions when never set)."""
+    from bot.github.decision_records import DEFAULT_PATH
+
+    async with service.db.session() as s:
+        project = await service.project_by_id(s, actor, project_id)
+        row = await s.get(DecisionRecordSettings, project_id)
+        return row or DecisionRecordSettings(project_id=project_id, team_id=project.team_id, path=DEFAULT_PATH)

@@ -21,6 +21,7 @@ from sqlmodel import col, select
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.db.models import (
+    Decision,
     GitHubIssue,
     GitHubIssueVersion,
     GitHubMilestone,
@@ -51,6 +52,7 @@ from bot.outbox import Outbox
 from bot.process import PHASE_ORDER, Phase, evaluate_gate
 from bot.rendering import Message, render_message
 from bot.services.base import Actor, ServiceBase
+from bot.services.decisions import records_on
 from bot.services.gates import gather_facts
 from bot.services.repos import check_allowed, check_claim, claim, parse_allowlist
 from bot.services.tasks import enqueue_sync
@@ -269,6 +271,12 @@ class SyncService(ServiceBase):
         ).scalars()
         for task_id in task_ids:
             await enqueue_sync(s, project=project, kind="issue", ref=task_id, now=now)
+        if await records_on(s, project.id or 0):  # after the issues: records link to them
+            decision_ids = (
+                await s.execute(select(Decision.id).where(Decision.project_id == project.id).order_by(col(Decision.id)))
+            ).scalars()
+            for decision_id in decision_ids:
+                await enqueue_sync(s, project=project, kind="decision_record", ref=str(decision_id), now=now)
         await self.audit(s, actor=actor, action="github.sync", project_id=project.id, repo=project.repo)
 
     async def request(self, *, actor: Actor, project_id: int) -> SyncPlan:

@@ -27,6 +27,8 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
+from tests.fakes.github_git import GIT_ROUTES, GitMixin
+
 Json = dict[str, Any]
 T = TypeVar("T")
 
@@ -320,7 +322,7 @@ _QUERY_TOKEN = re.compile(r'(?P<key>[A-Za-z_]+):(?P<val>"[^"]*"|\S+)|"(?P<phrase
 _QUALIFIERS = frozenset({"repo", "is", "state", "in", "label", "milestone", "assignee", "author", "no", "type"})
 
 
-class FakeGitHub:
+class FakeGitHub(GitMixin):
     """An aiohttp server speaking the subset of GitHub's REST API the bot uses, with inspectable state.
 
     Tests mutate state directly through the helpers (`add_repo`, `close_issue`, …: a human in GitHub's
@@ -441,6 +443,7 @@ class FakeGitHub:
         self._rng = random.Random(0)
         self._hooks: list[tuple[str, str]] = []
         self.deliveries = []
+        self._reset_git()
         self.reset_stats()
 
     def reset_stats(self) -> None:
@@ -685,6 +688,9 @@ class FakeGitHub:
     # ------------------------------------------------------------------ request pipeline
 
     def _match(self, method: str, path: str) -> tuple[Route | None, dict[str, str]]:
+        for verb, template, handler, regex in GIT_ROUTES:
+            if verb == method and (m := regex.match(path)):
+                return Route(verb, template, handler, DOCS, regex), {k: unquote(v) for k, v in m.groupdict().items()}
         for route in ROUTES:
             if route.method == method and (m := route.regex.match(path)):
                 return route, {k: unquote(v) for k, v in m.groupdict().items()}

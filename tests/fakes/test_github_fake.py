@@ -250,7 +250,7 @@ def test_etag_304_is_free(fake: FakeGitHub, gh: GH) -> None:
 
 
 def test_headers_unknown_route_and_auth(fake: FakeGitHub, gh: GH) -> None:
-    r = raw(fake, "GET", "/repos/acme/vision/pulls")
+    r = raw(fake, "GET", "/repos/acme/vision/releases")
     assert r.status_code == 404 and r.json()["message"] == "Not Found" and "documentation_url" in r.json()
     for name in ("limit", "remaining", "reset", "used", "resource"):
         assert f"x-ratelimit-{name}" in r.headers
