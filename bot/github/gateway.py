@@ -330,6 +330,7 @@ class PyGithubGateway:
             lazy=True,
         )
         self._requester = self._github.requester
+        self._auth = auth
         self._per_page = per_page
         self._cache: OrderedDict[str, tuple[str, Any, str | None]] = OrderedDict()
         self._cache_size = cache_size if conditional else 0
@@ -351,6 +352,20 @@ class PyGithubGateway:
     # ------------------------------------------------------------------ plumbing (worker threads)
 
     def _request(
+        self, verb: str, url: str, *, params: Mapping[str, Any] | None = None, body: Any = None, etag: str | None = None
+    ) -> tuple[int, dict[str, str], Any]:
+        try:
+            return self._request_once(verb, url, params=params, body=body, etag=etag)
+        except AuthError as exc:
+            # An App installation token that expired early (or was revoked): GitHub answered 401 before doing
+            # anything, so the request is sent once more with a freshly minted token.
+            invalidate = getattr(self._auth, "invalidate", None)
+            if exc.status != 401 or invalidate is None:
+                raise
+            invalidate()
+            return self._request_once(verb, url, params=params, body=body, etag=etag)
+
+    def _request_once(
         self, verb: str, url: str, *, params: Mapping[str, Any] | None = None, body: Any = None, etag: str | None = None
     ) -> tuple[int, dict[str, str], Any]:
         headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
