@@ -6,13 +6,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from functools import cache
+from urllib.parse import unquote
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.clock import FakeClock
+from bot.db.session import Database
 from bot.github.installations import REFRESH_BEFORE, GitHubApp
+from bot.github.setup_state import SetupStateSigner
+from bot.services.base import Actor
+from bot.services.github_connect import GitHubConnectService
 from tests.fakes.github import FakeGitHub
 
 APP_ID = 4242
@@ -90,3 +95,28 @@ async def test_tokens_are_refreshed_before_expiry_and_after_an_early_expiry(
     titles = [i.title for i in (await gw.list_issues("acme/web")).value]
     assert sorted(titles) == ["one", "three", "two"]  # nothing lost, nothing duplicated
     assert app.auth(22).minted == 0
+
+
+async def test_setup_links_an_installation_and_projects_may_name_only_covered_repositories(
+    app_github: FakeGitHub, clock: FakeClock, db: Database
+) -> None:
+    service = GitHubConnectService(db, clock, make_app(app_github, clock), SetupStateSigner(b"secret", clock))
+    lead = Actor(team_id="TA000001", user_id="U1")
+    answer = await service.connect(lead)
+    assert "https://github.com/apps/phasegate-test/installations/new?state=" in answer
+    state = unquote(answer.split("state=")[1].split("|")[0])
+    refused, why = await service.installation_for_project(lead, "acme/web")
+    assert refused is None and why is not None and "not connected to this workspace" in why
+    assert "installations/new?state=" in why
+    done = await service.setup("11", "install", state)
+    assert done.ok and done.team_id == "TA000001" and done.installation_id == 11
+    again = await service.setup("22", "install", state)  # a reused state links nothing
+    assert not again.ok and "already been used" in again.message and "/phasegate github connect" in again.message
+    forged = await service.setup("22", "install", SetupStateSigner(b"other", clock).issue("TA000001", "U1"))
+    assert not forged.ok and "not made by Phasegate" in forged.message
+    assert await service.linked("TA000001") == [11]
+    assert await service.installation_for_project(lead, "acme/web") == (11, None)
+    none, why = await service.installation_for_project(lead, "initech/tps")
+    assert none is None and why is not None and "not installed on `initech`" in why
+    other = Actor(team_id="TB000002", user_id="U2")  # installation 11 is not linked to another workspace
+    assert (await service.installation_for_project(other, "acme/web"))[0] is None
