@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHMARKS = ["ack_latency", "db_statements", "github_sync", "scheduler", "outbox"]
+BENCHMARKS = ["ack_latency", "db_statements", "github_sync", "scheduler", "outbox", "github_installations"]
 
 
 def main() -> None:
