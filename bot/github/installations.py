@@ -5,9 +5,10 @@ before expiry, on our clock) behind its own gateway."""
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -15,9 +16,10 @@ from github import Auth, GithubException, GithubIntegration
 from github.Consts import DEFAULT_BASE_URL
 
 from bot.clock import Clock
-from bot.github.gateway import PyGithubGateway
+from bot.github.gateway import GhIssue, GhLabel, GhMilestone, NotFoundError, PyGithubGateway, Read
 
 REFRESH_BEFORE = timedelta(minutes=5)  # mint a new token this long before the old one expires
+_REPO_QUALIFIER = re.compile(r"\brepo:([\w.-]+/[\w.-]+)")
 
 
 class InstallationTokenAuth(Auth.Auth):
@@ -126,3 +128,100 @@ class GitHubApp:
     def identity(installation_id: int) -> str:
         """The pacing / write-lock key of an installation."""
         return f"installation:{installation_id}"
+
+
+class InstallationRoutingGateway:
+    """A `GitHubGateway` for the many-installations mode: each call goes to the gateway of the installation
+    covering its repository (looked up once per repository with `GET /repos/{o}/{r}/installation`), so every
+    read and write for a repository carries that installation's own token. A repository that no installation
+    covers raises `NotFoundError` (the project refusal, with the install link, is GitHubConnectService's)."""
+
+    def __init__(self, app: GitHubApp) -> None:
+        self.app = app
+        self._routes: dict[str, int] = {}
+
+    async def installation(self, repo: str) -> int:
+        key = repo.lower()
+        if key not in self._routes:
+            found = await self.app.installation_for(repo)
+            if found is None:
+                raise NotFoundError(f"no installation of the GitHub App covers {repo}", status=404)
+            self._routes[key] = found[0]
+        return self._routes[key]
+
+    async def _for(self, repo: str) -> PyGithubGateway:
+        return self.app.gateway(await self.installation(repo))
+
+    async def list_milestones(self, repo: str) -> Read[list[GhMilestone]]:
+        return await (await self._for(repo)).list_milestones(repo)
+
+    async def create_milestone(
+        self, repo: str, *, title: str, description: str, due_on: date | None, state: str
+    ) -> GhMilestone:
+        gw = await self._for(repo)
+        return await gw.create_milestone(repo, title=title, description=description, due_on=due_on, state=state)
+
+    async def update_milestone(
+        self, repo: str, number: int, *, title: str, description: str, due_on: date | None, state: str
+    ) -> GhMilestone:
+        gw = await self._for(repo)
+        return await gw.update_milestone(
+            repo, number, title=title, description=description, due_on=due_on, state=state
+        )
+
+    async def list_labels(self, repo: str) -> Read[list[GhLabel]]:
+        return await (await self._for(repo)).list_labels(repo)
+
+    async def create_label(self, repo: str, *, name: str, color: str, description: str) -> GhLabel:
+        return await (await self._for(repo)).create_label(repo, name=name, color=color, description=description)
+
+    async def list_issues(
+        self, repo: str, *, milestone: int | None = None, since: datetime | None = None, sort: str = "created"
+    ) -> Read[list[GhIssue]]:
+        return await (await self._for(repo)).list_issues(repo, milestone=milestone, since=since, sort=sort)
+
+    async def search_issues(self, query: str) -> list[GhIssue]:
+        match = _REPO_QUALIFIER.search(query)
+        if match is None:
+            raise NotFoundError("a search needs a repo: qualifier to know which installation to use", status=404)
+        return await (await self._for(match.group(1))).search_issues(query)
+
+    async def create_issue(
+        self,
+        repo: str,
+        *,
+        title: str,
+        body: str,
+        milestone: int | None,
+        labels: Sequence[str],
+        assignees: Sequence[str],
+    ) -> GhIssue:
+        gw = await self._for(repo)
+        return await gw.create_issue(
+            repo, title=title, body=body, milestone=milestone, labels=labels, assignees=assignees
+        )
+
+    async def update_issue(
+        self,
+        repo: str,
+        number: int,
+        *,
+        title: str | None = None,
+        body: str | None = None,
+        state: str | None = None,
+        milestone: int | None = None,
+        labels: Sequence[str] | None = None,
+        assignees: Sequence[str] | None = None,
+    ) -> GhIssue:
+        gw = await self._for(repo)
+        return await gw.update_issue(
+            repo, number, title=title, body=body, state=state, milestone=milestone, labels=labels,
+            assignees=assignees,
+        )
+
+    async def is_assignable(self, repo: str, login: str) -> bool:
+        return await (await self._for(repo)).is_assignable(repo, login)
+
+    async def close(self) -> None:
+        for gateway in self.app._gateways.values():
+            await gateway.close()

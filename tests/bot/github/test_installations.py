@@ -3,7 +3,7 @@ token of the installation that covers it, uncovered repositories answered with t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from functools import cache
 from urllib.parse import unquote
@@ -14,10 +14,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.clock import FakeClock
 from bot.db.session import Database
-from bot.github.installations import REFRESH_BEFORE, GitHubApp
+from bot.github.installations import REFRESH_BEFORE, GitHubApp, InstallationRoutingGateway
 from bot.github.setup_state import SetupStateSigner
+from bot.messaging import RecordingMessenger
+from bot.services import Services
 from bot.services.base import Actor
 from bot.services.github_connect import GitHubConnectService
+from bot.services.sync import SyncService
+from tests.bot.github.conftest import LEAD, add_tasks, new_project
 from tests.fakes.github import FakeGitHub
 
 APP_ID = 4242
@@ -120,3 +124,30 @@ async def test_setup_links_an_installation_and_projects_may_name_only_covered_re
     assert none is None and why is not None and "not installed on `initech`" in why
     other = Actor(team_id="TB000002", user_id="U2")  # installation 11 is not linked to another workspace
     assert (await service.installation_for_project(other, "acme/web"))[0] is None
+
+
+async def test_a_full_sync_writes_each_projects_issues_with_its_own_installations_token(
+    app_github: FakeGitHub, clock: FakeClock, db: Database, services: Services,
+    fake_sleep: Callable[[float], Awaitable[None]],
+) -> None:
+    app = make_app(app_github, clock)
+    sync = SyncService(db, clock, InstallationRoutingGateway(app), RecordingMessenger(), sleep=fake_sleep)
+    try:
+        web, api = await new_project(services, "web", "acme/web"), await new_project(services, "api", "globex/api")
+        await add_tasks(services, web, 4)
+        await add_tasks(services, api, 3)
+        await sync.run(actor=LEAD, project_id=web)
+        await sync.run(actor=LEAD, project_id=api)
+        await add_tasks(services, web, 2)
+        await add_tasks(services, api, 2)
+        app_github.expire_tokens()  # both tokens die early: each sync's first request gets 401 and is re-sent
+        await sync.run(actor=LEAD, project_id=web)
+        await sync.run(actor=LEAD, project_id=api)
+    finally:
+        await sync.aclose()
+    writes = [(i, p.split("/")[2]) for i, _, p in app_github.write_log if p.startswith("/repos/")]
+    assert writes and {i for i, o in writes if o == "acme"} == {11} and {i for i, o in writes if o == "globex"} == {22}
+    for repo, inst, tasks in (("acme/web", 11, 4 + 2 + 2), ("globex/api", 22, 3 + 2 + 2)):  # + Discovery's two defaults
+        titles = [i.title for i in (await app.gateway(inst).list_issues(repo)).value]
+        assert len(titles) == tasks  # one issue per task: none lost, none written twice
+    assert app.auth(22).minted == 2 and app.auth(11).minted == 2
