@@ -76,3 +76,21 @@ async def test_write_locks_are_per_identity_key(tmp_path: Path) -> None:
 async def _hold(lock: SyncLock, key: str, order: list[str]) -> None:
     async with lock.hold(key):
         order.append(key.split(":")[1])
+
+
+async def test_two_processes_wait_only_for_the_same_identity(database_url: str) -> None:
+    """Two SyncLock objects stand for two processes (serve and `phasegate sync`): advisory lock / flock per key."""
+    first, second = SyncLock(database_url, poll=0.005), SyncLock(database_url, poll=0.005)
+    async with first.hold("installation:1"):
+        async with asyncio.timeout(5):
+            async with second.hold("installation:2"):
+                pass
+        blocked = asyncio.create_task(_enter(second, "installation:1"))
+        await asyncio.sleep(0.1)
+        assert not blocked.done()
+    await asyncio.wait_for(blocked, 5)
+
+
+async def _enter(lock: SyncLock, key: str) -> None:
+    async with lock.hold(key):
+        pass
