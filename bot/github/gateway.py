@@ -557,5 +557,18 @@ class PyGithubGateway:
 
 
 def build_gateway(settings: Settings) -> GitHubGateway | None:
-    """The app's gateway from Settings; None (preview mode) without GitHub credentials."""
+    """The app's gateway from Settings; None (preview mode) without GitHub credentials. With an App of many
+    installations, each repository's calls go to the installation that covers it."""
+    if settings.github_app_many_installations and settings.github_app_id and settings.github_app_private_key:
+        from bot.clock import SystemClock
+        from bot.github.installations import GitHubApp, InstallationRoutingGateway  # it builds on this module
+
+        app = GitHubApp(
+            settings.github_app_id,
+            settings.github_app_private_key.get_secret_value(),
+            SystemClock(),
+            base_url=settings.github_api_url,
+            slug=settings.github_app_slug,
+        )
+        return InstallationRoutingGateway(app)
     return PyGithubGateway.from_settings(settings)
