@@ -7,7 +7,9 @@ import importlib
 
 from bench import readme_table
 
-BENCHMARKS = ["ack_latency", "db_statements", "github_sync", "scheduler", "outbox", "workers"]
+BENCHMARKS = [
+    "ack_latency", "db_statements", "github_sync", "scheduler", "outbox", "workers", "github_installations",
+]
 
 
 def main() -> None:

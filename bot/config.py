@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     github_app_id: str | None = Field(default=None, alias="GITHUB_APP_ID")
     github_app_private_key: SecretStr | None = Field(default=None, alias="GITHUB_APP_PRIVATE_KEY")
     github_app_installation_id: int | None = Field(default=None, alias="GITHUB_APP_INSTALLATION_ID")
+    # Many installations (App id and key without an installation id): workspaces install the App themselves.
+    github_app_slug: str | None = Field(default=None, alias="GITHUB_APP_SLUG")  # else asked of GET /app
+    github_app_state_secret: SecretStr | None = Field(default=None, alias="GITHUB_APP_STATE_SECRET")
     github_api_url: str = Field(default="https://api.github.com", alias="GITHUB_API_URL")
     github_webhook_secret: SecretStr | None = Field(default=None, alias="GITHUB_WEBHOOK_SECRET")
     # Single-token mode: the repositories any project may name (comma-separated owner/repo or owner/*; empty = any).
@@ -83,20 +86,35 @@ class Settings(BaseSettings):
     @property
     def github_configured(self) -> bool:
         """True when GitHub credentials (a token or a complete App) are present."""
-        app = self.github_app_id and self.github_app_private_key and self.github_app_installation_id
+        app = self.github_app_id and self.github_app_private_key
         return bool(self.github_token or app)
+
+    @property
+    def github_app_many_installations(self) -> bool:
+        """The App without GITHUB_APP_INSTALLATION_ID (and no GITHUB_TOKEN): each workspace installs it."""
+        token = self.github_token is not None and self.github_token.get_secret_value()
+        return bool(self.github_app_id and self.github_app_private_key and not self.github_app_installation_id
+                    and not token)
 
     def check_github_app(self) -> None:
         """Refuse a half-configured GitHub App, naming what is missing."""
         parts = {
             "GITHUB_APP_ID": self.github_app_id,
             "GITHUB_APP_PRIVATE_KEY": self.github_app_private_key,
-            "GITHUB_APP_INSTALLATION_ID": self.github_app_installation_id,
         }
-        given = [k for k, v in parts.items() if v]
-        if given and len(given) < len(parts):
+        given = [k for k, v in parts.items() if v] + (["id"] if self.github_app_installation_id else [])
+        if given and not all(parts.values()):
             missing = ", ".join(k for k, v in parts.items() if not v)
-            raise ConfigError(f"GitHub App settings are incomplete: set {missing} as well (or use GITHUB_TOKEN).")
+            raise ConfigError(
+                f"GitHub App settings are incomplete: set {missing} as well (with GITHUB_APP_INSTALLATION_ID for "
+                "one installation, or without it to let each workspace install the App), or use GITHUB_TOKEN."
+            )
+        secret = self.github_app_state_secret
+        if self.github_app_many_installations and (secret is None or len(secret.get_secret_value()) < 16):
+            raise ConfigError(
+                "GITHUB_APP_STATE_SECRET: set a random string of at least 16 characters; it signs the install "
+                "links that `github connect` gives (or set GITHUB_APP_INSTALLATION_ID for one installation)."
+            )
 
 
 _HINTS = {

@@ -546,3 +546,27 @@ class DecisionRecordFile(SQLModel, table=True):
     synced_at: datetime | None = _ts(nullable=True)
     last_error: str | None = Field(default=None, max_length=1000)
     created_at: datetime = _ts()
+
+# --- github installations --- (wt-ghapp, 0017_github_installations)
+
+
+class GitHubInstallation(SQLModel, table=True):
+    """A GitHub App installation linked to a workspace through the setup redirect (`github connect`)."""
+
+    __tablename__ = "github_installations"
+    __table_args__ = (UniqueConstraint("team_id", "installation_id", name="uq_github_installation"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
+    installation_id: int = Field(index=True)
+    account_login: str = Field(default="", max_length=100)  # the user or organization it is installed on
+    linked_by: str = Field(default="", max_length=32)
+    linked_at: datetime = _ts()
+
+
+class GitHubSetupNonce(SQLModel, table=True):
+    """A used `github connect` state: its nonce, so that one link links at most one installation."""
+
+    __tablename__ = "github_setup_nonces"
+    nonce: str = Field(primary_key=True, max_length=64)
+    team_id: str = Field(max_length=32)
+    used_at: datetime = _ts()

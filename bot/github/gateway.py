@@ -401,6 +401,7 @@ class PyGithubGateway:
             lazy=True,
         )
         self._requester = self._github.requester
+        self._auth = auth
         self._per_page = per_page
         self._cache: OrderedDict[str, tuple[str, Any, str | None]] = OrderedDict()
         self._cache_size = cache_size if conditional else 0
@@ -424,6 +425,20 @@ class PyGithubGateway:
     # ------------------------------------------------------------------ plumbing (worker threads)
 
     def _request(
+        self, verb: str, url: str, *, params: Mapping[str, Any] | None = None, body: Any = None, etag: str | None = None
+    ) -> tuple[int, dict[str, str], Any]:
+        try:
+            return self._request_once(verb, url, params=params, body=body, etag=etag)
+        except AuthError as exc:
+            # An App installation token that expired early (or was revoked): GitHub answered 401 before doing
+            # anything, so the request is sent once more with a freshly minted token.
+            invalidate = getattr(self._auth, "invalidate", None)
+            if exc.status != 401 or invalidate is None:
+                raise
+            invalidate()
+            return self._request_once(verb, url, params=params, body=body, etag=etag)
+
+    def _request_once(
         self, verb: str, url: str, *, params: Mapping[str, Any] | None = None, body: Any = None, etag: str | None = None
     ) -> tuple[int, dict[str, str], Any]:
         import requests
@@ -685,5 +700,18 @@ class PyGithubGateway:
 
 
 def build_gateway(settings: Settings) -> GitHubGateway | None:
-    """The app's gateway from Settings; None (preview mode) without GitHub credentials."""
+    """The app's gateway from Settings; None (preview mode) without GitHub credentials. With an App of many
+    installations, each repository's calls go to the installation that covers it."""
+    if settings.github_app_many_installations and settings.github_app_id and settings.github_app_private_key:
+        from bot.clock import SystemClock
+        from bot.github.installations import GitHubApp, InstallationRoutingGateway  # it builds on this module
+
+        app = GitHubApp(
+            settings.github_app_id,
+            settings.github_app_private_key.get_secret_value(),
+            SystemClock(),
+            base_url=settings.github_api_url,
+            slug=settings.github_app_slug,
+        )
+        return InstallationRoutingGateway(app)
     return PyGithubGateway.from_settings(settings)

@@ -91,3 +91,41 @@ def backoff_seconds(attempts: int, *, base: float = 2.0, cap: float = 900.0, rng
     raw = min(cap, base * 2.0 ** max(attempts - 1, 0))
     jitter: float = (rng or random).random()
     return raw * (0.5 + jitter / 2)
+
+
+class PacerPool:
+    """One `Pacer` per GitHub identity (a token or an App installation), since GitHub's secondary limits apply
+    per token: writes for one identity stay serial, different identities write concurrently, and a pause
+    (Retry-After) on one identity holds back that identity only.
+
+    Every pacer shares the clock, the sleep and the budgets given here; `pacer(key)` makes one on first use.
+    """
+
+    def __init__(
+        self, clock: Clock, sleep: Sleep = asyncio.sleep, *, per_minute: int = 80, per_hour: int = 500
+    ) -> None:
+        if per_minute < 1 or per_hour < 1:
+            raise ValueError("write budgets must be at least 1")
+        self.clock = clock
+        self.sleep = sleep
+        self.per_minute = per_minute
+        self.per_hour = per_hour
+        self._pacers: dict[str, Pacer] = {}
+
+    def pacer(self, key: str) -> Pacer:
+        """The pacer of identity `key` (e.g. "installation:42" or "token"), made on first use."""
+        found = self._pacers.get(key)
+        if found is None:
+            found = Pacer(self.clock, self.sleep, per_minute=self.per_minute, per_hour=self.per_hour)
+            self._pacers[key] = found
+        return found
+
+    def keys(self) -> list[str]:
+        return sorted(self._pacers)
+
+    def paused(self) -> dict[str, datetime]:
+        """Identities under a pause that has not ended yet, with its end."""
+        now = self.clock.now()
+        return {
+            k: p.paused_until for k, p in self._pacers.items() if p.paused_until is not None and p.paused_until > now
+        }

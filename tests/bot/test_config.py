@@ -51,7 +51,8 @@ def test_dotenv_is_read(tmp_path: object) -> None:
         ("SLACK_BOT_TOKEN", "xoxp-user", "xoxb-"),
         ("SLACK_APP_TOKEN", "xoxb-1", "xapp-"),
         ("PHASEGATE_SLASH_COMMAND", "phasegate", "starting with /"),
-        ("GITHUB_APP_ID", "123", "GITHUB_APP_PRIVATE_KEY, GITHUB_APP_INSTALLATION_ID"),
+        ("GITHUB_APP_ID", "123", "set GITHUB_APP_PRIVATE_KEY as well"),
+        ("GITHUB_APP_INSTALLATION_ID", "9", "set GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY as well"),
     ],
 )
 def test_bad_values_are_named_with_what_to_set(
@@ -61,3 +62,15 @@ def test_bad_values_are_named_with_what_to_set(
     with pytest.raises(ConfigError) as exc:
         load_settings()
     assert words in str(exc.value) and "Traceback" not in str(exc.value)
+
+
+def test_an_app_without_installation_id_lets_workspaces_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_APP_ID", "123")
+    monkeypatch.setenv("GITHUB_APP_PRIVATE_KEY", "-----BEGIN PRIVATE KEY-----")
+    with pytest.raises(ConfigError, match="GITHUB_APP_STATE_SECRET"):
+        load_settings()
+    monkeypatch.setenv("GITHUB_APP_STATE_SECRET", "0123456789abcdef-long-enough")
+    settings = load_settings()
+    assert settings.github_app_many_installations and settings.github_configured
+    monkeypatch.setenv("GITHUB_APP_INSTALLATION_ID", "42")
+    assert not load_settings().github_app_many_installations  # one installation, as before

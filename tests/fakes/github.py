@@ -262,6 +262,7 @@ class Call:
     query: dict[str, str]
     body: Json
     actor: str
+    installation: int | None = None  # the App installation whose token made the request
 
 
 @dataclass
@@ -314,6 +315,10 @@ ROUTES: tuple[Route, ...] = tuple(
         ("GET", "/search/issues", "search_issues", "search/search#search-issues-and-pull-requests"),
         ("GET", "/rate_limit", "rate_limit", "rate-limit/rate-limit#get-rate-limit-status-for-the-authenticated-user"),
         ("GET", "/user", "get_user", "users/users#get-the-authenticated-user"),
+        ("GET", "/app", "get_app", "apps/apps#get-the-authenticated-app"),
+        ("POST", "/app/installations/{id}/access_tokens", "create_installation_token",
+         "apps/apps#create-an-installation-access-token-for-an-app"),
+        ("GET", _R + "/installation", "get_repo_installation", "apps/apps#get-a-repository-installation-for-the-authenticated-app"),
     )
 )
 
@@ -439,6 +444,13 @@ class FakeGitHub(GitMixin):
         self._buckets = {"core": _Bucket(self._limits[0], 3600.0), "search": _Bucket(self._limits[1], 60.0)}
         self._secondary: _Secondary | None = None
         self._writes: deque[float] = deque()
+        self._writes_by: dict[str, deque[float]] = {}  # per-token secondary limits (enforce_secondary(per_token=True))
+        self._per_token = False
+        self._app: Json | None = None  # {"id", "slug", "public_key"} once add_app() is called
+        self._installations: dict[int, str] = {}  # installation id -> account login it is installed on
+        self._install_tokens: dict[str, tuple[int, float]] = {}  # token -> (installation id, expires at)
+        self.token_ttl = 3600.0
+        self.write_log: list[tuple[int | None, str, str]] = []  # (installation, method, path) of every write
         self._faults: list[Fault] = []
         self._rng = random.Random(0)
         self._hooks: list[tuple[str, str]] = []
@@ -509,12 +521,36 @@ class FakeGitHub(GitMixin):
         self._on_loop(apply)
 
     def enforce_secondary(
-        self, per_minute: int | None = 80, per_hour: int | None = 500, concurrent: int | None = None
+        self, per_minute: int | None = 80, per_hour: int | None = 500, concurrent: int | None = None,
+        *, per_token: bool = False
     ) -> None:
         """Refuse content-creating requests (POST/PATCH/PUT/DELETE) beyond these rates with 403 +
-        Retry-After (and any request beyond `concurrent` in flight); all None switches it off."""
+        Retry-After (and any request beyond `concurrent` in flight); all None switches it off.
+        `per_token`: the write rates are counted per token (as GitHub does), not over all requests."""
         on = any(v is not None for v in (per_minute, per_hour, concurrent))
         self._secondary = _Secondary(per_minute, per_hour, concurrent) if on else None
+        self._per_token = per_token
+
+    # ------------------------------------------------------------------ GitHub App
+
+    def add_app(self, app_id: int, slug: str, public_key_pem: str) -> None:
+        """Register the GitHub App: its JWTs (RS256, `iss` = app id) are checked with `public_key_pem`."""
+        self._on_loop(lambda: setattr(self, "_app", {"id": app_id, "slug": slug, "public_key": public_key_pem}))
+
+    def add_installation(self, installation_id: int, account: str) -> None:
+        """Install the App on `account` (a user or organization): it covers all of that owner's repositories."""
+        self._on_loop(lambda: self._installations.__setitem__(installation_id, account))
+
+    def expire_tokens(self) -> None:
+        """Every installation token minted so far expires now (answers 401 Bad credentials from here on)."""
+        def apply() -> None:
+            now = self.clock()
+            self._install_tokens = {t: (i, min(e, now)) for t, (i, e) in self._install_tokens.items()}
+        self._on_loop(apply)
+
+    def installation_of_token(self, token: str) -> int | None:
+        found = self._install_tokens.get(token)
+        return found[0] if found else None
 
     def add_fault(
         self,
@@ -712,13 +748,13 @@ class FakeGitHub(GitMixin):
         chargeable = False
         self._inflight += 1
         try:
-            actor = self._authenticate(request.headers.get("Authorization"))
+            actor, installation, token = self._identify(request.headers.get("Authorization"), template, now)
             fault = self._pick_fault(method, template, path)
             if fault and fault.delay:
                 await asyncio.sleep(fault.delay)
             if fault and fault.kind not in ("slow", "drop_after_commit"):
                 raise self._fault_error(fault, rid)
-            self._check_secondary(method, now, rid)
+            self._check_secondary(method, now, rid, token)
             chargeable = route is None or route.handler != "rate_limit"
             if chargeable and bucket.remaining == 0:
                 chargeable = False
@@ -734,8 +770,15 @@ class FakeGitHub(GitMixin):
                     raise ApiError(403, "Repository was archived so is read-only.")
                 if locked.integration_denied:
                     raise ApiError(403, "Resource not accessible by integration")
+            if installation is not None and params.get("owner") and template != _R + "/installation" and (
+                    self._installations.get(installation, "").lower() != params["owner"].lower()):
+                raise ApiError(403 if method in WRITES else 404,
+                               "Resource not accessible by integration" if method in WRITES else "Not Found")
             query = dict(request.rel_url.query.items())
-            reply: Reply = getattr(self, f"_h_{route.handler}")(Call(method, path, params, query, body, actor))
+            if method in WRITES:
+                self.write_log.append((installation, method, path))
+            reply: Reply = getattr(self, f"_h_{route.handler}")(
+                Call(method, path, params, query, body, actor, installation))
         except ApiError as e:
             reply = Reply(e.status, {"message": e.message, **({"errors": e.errors} if e.errors else {}),
                                      "documentation_url": e.docs or (route.docs if route else DOCS),
@@ -767,6 +810,73 @@ class FakeGitHub(GitMixin):
         return web.Response(status=reply.status, body=raw, headers=headers, content_type="application/json",
                             charset="utf-8")
 
+    def _identify(self, header: str | None, template: str, now: float) -> tuple[str, int | None, str]:
+        """(actor, installation, token) of a request: a token, an App installation token or the App's JWT
+        (which GitHub accepts only on the App's own endpoints)."""
+        _, _, token = (header or "").partition(" ")
+        token = token.strip()
+        app_route = template.startswith("/app") or template == _R + "/installation"
+        if self._app is not None and token.count(".") == 2:
+            import jwt  # PyJWT, a PyGithub dependency
+
+            try:
+                claims = jwt.decode(token, self._app["public_key"], algorithms=["RS256"],
+                                    options={"verify_exp": False, "verify_iat": False})
+            except jwt.PyJWTError as exc:
+                raise ApiError(401, "A JSON web token could not be decoded", docs=AUTH_DOCS) from exc
+            if str(claims.get("iss")) != str(self._app["id"]):
+                raise ApiError(401, "'Issuer' claim ('iss') must be an Integer", docs=AUTH_DOCS)
+            exp, iat = float(claims.get("exp", 0)), float(claims.get("iat", 0))
+            if exp <= now or exp - iat > 600 + 60:
+                raise ApiError(401, "'Expiration time' claim ('exp') is too far in the future"
+                               if exp > now else "'Expiration time' claim ('exp') must be a numeric value "
+                               "representing the future time at which the assertion expires", docs=AUTH_DOCS)
+            if not app_route:
+                raise ApiError(401, "A JSON web token could not be decoded", docs=AUTH_DOCS)
+            return f"{self._app['slug']}[bot]", None, token
+        if token in self._install_tokens:
+            installation, expires = self._install_tokens[token]
+            if now >= expires or installation not in self._installations:
+                raise ApiError(401, "Bad credentials", docs=AUTH_DOCS)
+            if app_route:
+                raise ApiError(401, "A JSON web token could not be decoded", docs=AUTH_DOCS)
+            return self.bot_login, installation, token
+        return self._authenticate(header), None, token
+
+    def _h_get_app(self, c: Call) -> Reply:
+        assert self._app is not None
+        return Reply(body={"id": self._app["id"], "slug": self._app["slug"], "name": self._app["slug"],
+                           "node_id": f"A_{self._app['id']}", "owner": self._user_json("phasegate"),
+                           "permissions": {"issues": "write", "metadata": "read"}, "events": ["issues"],
+                           "installations_count": len(self._installations),
+                           "html_url": f"https://github.com/apps/{self._app['slug']}"})
+
+    def _installation_json(self, installation: int) -> Json:
+        account = self._installations[installation]
+        return {"id": installation, "account": self._user_json(account), "app_id": self._app["id"] if self._app
+                else None, "app_slug": self._app["slug"] if self._app else None, "target_type": "Organization",
+                "repository_selection": "all", "permissions": {"issues": "write", "metadata": "read"},
+                "access_tokens_url": f"{self.base_url}/app/installations/{installation}/access_tokens",
+                "html_url": f"https://github.com/settings/installations/{installation}"}
+
+    def _h_create_installation_token(self, c: Call) -> Reply:
+        installation = int(c.params["id"]) if c.params["id"].isdecimal() else -1
+        if installation not in self._installations:
+            raise ApiError(404, "Not Found")
+        token = f"ghs_{uuid.uuid4().hex}"
+        expires = self.clock() + self.token_ttl
+        self._install_tokens[token] = (installation, expires)
+        return Reply(201, {"token": token, "expires_at": _iso(expires),
+                           "permissions": {"issues": "write", "metadata": "read"}, "repository_selection": "all"})
+
+    def _h_get_repo_installation(self, c: Call) -> Reply:
+        owner = c.params["owner"].lower()
+        if f"{owner}/{c.params['repo'].lower()}" in self._repos:
+            for installation, account in sorted(self._installations.items()):
+                if account.lower() == owner:
+                    return Reply(body=self._installation_json(installation))
+        raise ApiError(404, "Not Found")
+
     def _authenticate(self, header: str | None) -> str:
         scheme, _, token = (header or "").partition(" ")
         token = token.strip()
@@ -797,16 +907,17 @@ class FakeGitHub(GitMixin):
             "429": ApiError(429, SECONDARY_MESSAGE.format(rid=rid), headers=retry, docs=RATE_DOCS),
         }[fault.kind]
 
-    def _check_secondary(self, method: str, now: float, rid: str) -> None:
+    def _check_secondary(self, method: str, now: float, rid: str, token: str = "") -> None:
         limits = self._secondary
         if limits is None:
             return
+        writes = self._writes_by.setdefault(token, deque()) if self._per_token else self._writes
         wait = 60 if limits.concurrent is not None and self._inflight > limits.concurrent else 0
         if method in WRITES:
-            while self._writes and self._writes[0] <= now - 3600:
-                self._writes.popleft()
+            while writes and writes[0] <= now - 3600:
+                writes.popleft()
             for limit, span in ((limits.per_minute, 60), (limits.per_hour, 3600)):
-                recent = [t for t in self._writes if t > now - span]
+                recent = [t for t in writes if t > now - span]
                 if limit is not None and len(recent) >= limit:
                     wait = max(wait, math.ceil(recent[0] + span - now), 1)
         if wait:
@@ -814,7 +925,7 @@ class FakeGitHub(GitMixin):
             raise ApiError(403, SECONDARY_MESSAGE.format(rid=rid), headers={"Retry-After": str(wait)},
                            docs=RATE_DOCS)
         if method in WRITES:
-            self._writes.append(now)
+            writes.append(now)
 
     @staticmethod
     def _etag_matches(header: str | None, etag: str) -> bool:
