@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -242,8 +243,18 @@ def sender(call: dict[str, Any]) -> str:
 
 
 def healthy(proc: Proc) -> bool:
-    answer = http_json("GET", f"{proc.url}/healthz", timeout=5)
+    """`/healthz` answers ok; a 503 (a replica still starting on a loaded machine: its probe runs on a busy loop) is
+    what a load balancer would see as "not yet", so the checks below wait for it rather than sample it once."""
+    try:
+        answer = http_json("GET", f"{proc.url}/healthz", timeout=5)
+    except urllib.error.HTTPError as exc:
+        print(f"/healthz of replica {proc.pid}: {exc.code} {exc.read()[:200]!r}")
+        return False
     return bool(answer and answer.get("ok"))
+
+
+def becomes_healthy(proc: Proc) -> bool:
+    return wait_until(lambda: healthy(proc), timeout=20, interval=0.25, what=f"replica {proc.pid} to be healthy")
 
 
 def serves_slack(proc: Proc) -> bool:
@@ -308,7 +319,7 @@ async def test_two_replicas_send_a_thousand_reminders_once_each_across_a_kill_9_
         await asyncio.to_thread(leader.wait_for_log, LEADS, timeout=30)  # alone, A takes the lock at once
         follower = await asyncio.to_thread(replica, "xoxb-replica-b")
         for proc in (leader, follower):
-            assert healthy(proc) and serves_slack(proc)  # requests are served by every replica
+            assert becomes_healthy(proc) and serves_slack(proc)  # requests are served by every replica
         assert leads(leader) and not leads(follower), "exactly one replica leads"
 
         # The first batch is sent by the leader alone.
@@ -326,12 +337,12 @@ async def test_two_replicas_send_a_thousand_reminders_once_each_across_a_kill_9_
         assert {sender(c) for c in before} == {"xoxb-replica-a"}
 
         # kill -9 the leader; the follower must take over within 30 s and send the second batch.
-        assert healthy(follower) and not leads(follower)
+        assert becomes_healthy(follower) and not leads(follower)
         leader.kill9()
         killed = time.monotonic()
         await asyncio.to_thread(follower.wait_for_log, LEADS, timeout=30)
         takeover = time.monotonic() - killed
-        assert healthy(follower)
+        assert becomes_healthy(follower)
         await asyncio.to_thread(
             wait_until,
             lambda: len(agenda_calls(slack.url)) >= MEETINGS,
@@ -341,7 +352,7 @@ async def test_two_replicas_send_a_thousand_reminders_once_each_across_a_kill_9_
         )
         await asyncio.sleep(2.0)  # anything sent twice would show up now
         calls = agenda_calls(slack.url)
-        assert healthy(follower) and serves_slack(follower)
+        assert becomes_healthy(follower) and serves_slack(follower)
 
     counts = Counter(agenda_ids(calls))
     duplicates = sorted(mid for mid, n in counts.items() if n > 1)
