@@ -32,15 +32,22 @@ def _logging(settings: Settings) -> None:
     )
 
 
-def _upgrade(settings: Settings) -> None:
-    from bot.db.migrate import upgrade
+def _upgrade(settings: Settings, *, apart: bool = False) -> None:
+    """Apply migrations; `apart`: in a forked child, so a long-running server never loads Alembic."""
+    from bot.db.migrate import upgrade, upgrade_in_child
 
-    try:
-        upgrade(settings.database_url)
-    except Exception as exc:  # a database that does not answer is a configuration problem for the user
-        typer.echo(f"Could not apply migrations to DATABASE_URL ({exc.__class__.__name__}: {exc}).", err=True)
+    why: str | None = None
+    if apart:
+        why = upgrade_in_child(settings.database_url)
+    else:
+        try:
+            upgrade(settings.database_url)
+        except Exception as exc:
+            why = f"{exc.__class__.__name__}: {exc}"
+    if why:  # a database that does not answer is a configuration problem for the user
+        typer.echo(f"Could not apply migrations to DATABASE_URL ({why}).", err=True)
         typer.echo("Check DATABASE_URL and that the database server is running.", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(2)
 
 
 @db_app.command("upgrade")
@@ -113,7 +120,7 @@ def serve(
             )
             raise typer.Exit(2)
     if migrate:
-        _upgrade(settings)
+        _upgrade(settings, apart=True)
     if workers > 1:
         from bot.workers import supervise, worker_command
 

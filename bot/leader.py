@@ -12,12 +12,13 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import psycopg
-from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    import psycopg  # imported where PostgreSQL is used: a SQLite deployment never loads it
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,9 @@ class Leadership:
                 await self.on_deposed()
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        import psycopg
+        from psycopg.conninfo import make_conninfo
+
         conninfo = make_conninfo(
             libpq_url(self.database_url),
             application_name="phasegate-leader",  # shows the lock's session in pg_stat_activity
@@ -161,6 +165,8 @@ class Leadership:
         return bool(row and row[0])
 
     async def _campaign(self) -> None:
+        import psycopg
+
         while True:
             try:
                 # A session that hangs (network gone) must not keep a leader that can no longer prove it leads;
@@ -181,6 +187,8 @@ class Leadership:
 
     async def _beat(self) -> None:
         """The heartbeat row `phasegate shell` checks; failing to write it never costs the lead."""
+        import psycopg
+
         try:
             if self._conn is not None:
                 await asyncio.wait_for(self._conn.execute(_PG_BEAT, {"r": self.name}), self.timeout)
@@ -224,6 +232,8 @@ def recent_leader(database_url: str, *, within: float = LEADER_RECENT) -> Leader
 
 
 def _recent_pg(database_url: str, within: float) -> LeaderSeen | None:
+    import psycopg
+
     with psycopg.connect(libpq_url(database_url), connect_timeout=5, autocommit=True) as conn:
         row = conn.execute("SELECT current_schema()").fetchone()
         key = lock_key_for(row[0] if row else None)

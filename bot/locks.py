@@ -10,12 +10,14 @@ import fcntl
 import hashlib
 import os
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
 from sqlalchemy.engine import make_url
 
 from bot.leader import libpq_url
+
+if TYPE_CHECKING:
+    import psycopg  # imported by `_pg` only: a SQLite deployment never loads it
 
 
 class SyncLock:
@@ -56,6 +58,8 @@ class SyncLock:
 
     @contextlib.asynccontextmanager
     async def _pg(self, key: str = "") -> AsyncIterator[None]:
+        import psycopg
+
         conn: psycopg.AsyncConnection[Any] = await psycopg.AsyncConnection.connect(
             libpq_url(self.database_url), autocommit=True, application_name="phasegate-sync-lock"
         )

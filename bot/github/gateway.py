@@ -8,7 +8,7 @@ import json
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 from bot.config import Settings
 
-if TYPE_CHECKING:  # PyGithub (and requests, cryptography…) load only when a gateway is made: ~25 MB less idle
-    from github import Auth
+if TYPE_CHECKING:  # PyGithub (and requests, cryptography…) load with a gateway's first request: ~25 MB less idle
+    from github import Auth, Github
 
 T = TypeVar("T")
 Json = dict[str, Any]
@@ -379,7 +379,7 @@ class PyGithubGateway:
     def __init__(
         self,
         *,
-        auth: Auth.Auth,
+        auth: Auth.Auth | Callable[[], Auth.Auth],
         base_url: str = "https://api.github.com",
         seconds_between_requests: float = 0.0,
         seconds_between_writes: float = 0.0,
@@ -388,38 +388,54 @@ class PyGithubGateway:
         cache_size: int = 2048,
         conditional: bool = True,
     ) -> None:
-        from github import Github
-
-        self._github = Github(
-            base_url=base_url,
-            auth=auth,
-            retry=None,
-            seconds_between_requests=seconds_between_requests,
-            seconds_between_writes=seconds_between_writes,
-            timeout=timeout,
-            per_page=per_page,
-            lazy=True,
-        )
-        self._requester = self._github.requester
-        self._auth = auth
+        """`auth` may be a function that makes it: PyGithub (~25 MB with requests and its crypto) is then imported
+        by the first request, not when the server starts."""
+        self._auth_source = auth
+        self._options: dict[str, Any] = {
+            "base_url": base_url,
+            "seconds_between_requests": seconds_between_requests,
+            "seconds_between_writes": seconds_between_writes,
+            "timeout": timeout,
+            "per_page": per_page,
+        }
+        self._connected: tuple[Github, Auth.Auth] | None = None
         self._per_page = per_page
         self._cache: OrderedDict[str, tuple[str, Any, str | None]] = OrderedDict()
         self._cache_size = cache_size if conditional else 0
         self._lock = threading.Lock()
+        self._connect_lock = threading.Lock()
+
+    def _connection(self) -> tuple[Github, Auth.Auth]:
+        """PyGithub's client and the auth it uses, made on first use (from a worker thread)."""
+        with self._connect_lock:
+            if self._connected is None:
+                from github import Auth, Github
+
+                source = self._auth_source
+                auth = source if isinstance(source, Auth.Auth) else source()
+                self._connected = (Github(auth=auth, retry=None, lazy=True, **self._options), auth)
+            return self._connected
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> PyGithubGateway | None:
         """A gateway from GITHUB_TOKEN or the GITHUB_APP_* settings; None without credentials (preview mode)."""
-        from github import Auth
+        token = settings.github_token.get_secret_value() if settings.github_token is not None else ""
+        app_id, key, installation = (
+            settings.github_app_id,
+            settings.github_app_private_key,
+            settings.github_app_installation_id,
+        )
+        if not token and not (app_id and key and installation):
+            return None  # preview mode
 
-        auth: Auth.Auth
-        if settings.github_token is not None and settings.github_token.get_secret_value():
-            auth = Auth.Token(settings.github_token.get_secret_value())
-        elif settings.github_app_id and settings.github_app_private_key and settings.github_app_installation_id:
-            app = Auth.AppAuth(settings.github_app_id, settings.github_app_private_key.get_secret_value())
-            auth = app.get_installation_auth(settings.github_app_installation_id)
-        else:
-            return None
+        def auth() -> Auth.Auth:
+            from github import Auth
+
+            if token:
+                return Auth.Token(token)
+            assert app_id and key and installation
+            return Auth.AppAuth(app_id, key.get_secret_value()).get_installation_auth(installation)
+
         return cls(auth=auth, base_url=settings.github_api_url, **options)
 
     # ------------------------------------------------------------------ plumbing (worker threads)
@@ -432,7 +448,7 @@ class PyGithubGateway:
         except AuthError as exc:
             # An App installation token that expired early (or was revoked): GitHub answered 401 before doing
             # anything, so the request is sent once more with a freshly minted token.
-            invalidate = getattr(self._auth, "invalidate", None)
+            invalidate = getattr(self._connection()[1], "invalidate", None)
             if exc.status != 401 or invalidate is None:
                 raise
             invalidate()
@@ -448,7 +464,7 @@ class PyGithubGateway:
         if etag:
             headers["If-None-Match"] = etag
         try:
-            status, raw_headers, output = self._requester.requestJson(
+            status, raw_headers, output = self._connection()[0].requester.requestJson(
                 verb, url, parameters=dict(params) if params else None, headers=headers, input=body
             )
         except GithubException as exc:  # e.g. fetching a GitHub App installation token failed
@@ -696,7 +712,8 @@ class PyGithubGateway:
 
     async def close(self) -> None:
         """Release connections."""
-        await asyncio.to_thread(self._github.close)
+        if self._connected is not None:
+            await asyncio.to_thread(self._connected[0].close)
 
 
 def build_gateway(settings: Settings) -> GitHubGateway | None:
