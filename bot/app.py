@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.signature import SignatureVerifier
 
 from bot.clock import Clock, SystemClock
@@ -24,7 +25,17 @@ from bot.scheduler import ReminderScheduler, bind
 from bot.services import Services
 from bot.services.sync import SyncService, SyncWorker
 from bot.slack_client import SlackMessenger, make_client
-from handlers import actions, commands, events, home, views
+from bot.slack_oauth import (
+    BOT_SCOPES,
+    INSTALL_PATH,
+    REDIRECT_PATH,
+    ROTATE_BEFORE,
+    DbInstallationStore,
+    DbOAuthStateStore,
+    Installations,
+    WorkspaceTokens,
+)
+from handlers import actions, commands, events, home, views, workspaces
 from handlers.oversized import MAX_BODY, oversized, refuse_oversized
 
 if TYPE_CHECKING:
@@ -102,6 +113,21 @@ class PhasegateApp:
         bolt_response = await self.bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
+    async def slack_oauth(self, request: web.Request) -> web.StreamResponse:
+        """GET /slack/install (the "Add to Slack" page, setting the state cookie) and /slack/oauth_redirect
+        (state and cookie checked, oauth.v2.access, the installation saved): Bolt's OAuth flow."""
+        if self.draining:
+            return web.json_response({"error": "shutting down"}, status=503)
+        flow = self.bolt.oauth_flow
+        if flow is None:
+            return web.Response(status=404)
+        bolt_request = await to_bolt_request(request)
+        if request.path == flow.install_path:
+            bolt_response = await flow.handle_installation(bolt_request)
+        else:
+            bolt_response = await flow.handle_callback(bolt_request)
+        return await to_aiohttp_response(bolt_response)
+
     async def _replayed(self, request: web.Request, body: str) -> bool:
         """A validly signed slash command or interaction whose signature was already accepted (a replay).
 
@@ -158,30 +184,68 @@ def create_app(
     messenger: Messenger | None = None,
     db: Database | None = None,
 ) -> PhasegateApp:
-    """Build the bot from settings. Tests pass a fake clock and may pass their own messenger."""
+    """Build the bot from settings. Tests pass a fake clock and may pass their own messenger.
+
+    With SLACK_CLIENT_ID + SLACK_CLIENT_SECRET (no SLACK_BOT_TOKEN) it serves many workspaces: Bolt's OAuth flow
+    on /slack/install and /slack/oauth_redirect, installations and states in the database, every Web API call
+    made with the token of the workspace it is for."""
+    clock = clock or SystemClock()
+    many = settings.slack_many_workspaces
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else "xoxb-not-configured"
-    client = make_client(token, settings.slack_api_url)
-    database = db or Database(settings.database_url)
+    client = make_client(None if many else token, settings.slack_api_url)
     # The outbox sender retries by itself (Retry-After included), so its client does not wait out 429s inline.
-    slack = SlackMessenger(client, strict_client=make_client(token, settings.slack_api_url, rate_limit_retries=0, connection_retries=0))
-    core = build_core(settings, db=database, clock=clock or SystemClock(), messenger=messenger or slack)
+    strict_client = make_client(
+        None if many else token, settings.slack_api_url, rate_limit_retries=0, connection_retries=0
+    )
+    database = db or Database(settings.database_url)
+    signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    oauth: AsyncOAuthSettings | None = None
+    store: DbInstallationStore | None = None
+    tokens: WorkspaceTokens | None = None
+    if many:
+        assert settings.slack_client_id is not None and settings.slack_client_secret is not None
+        secret = settings.slack_client_secret.get_secret_value()
+        store = DbInstallationStore(database, clock)
+        states = DbOAuthStateStore(database, clock)
+        tokens = WorkspaceTokens(store, clock, client_id=settings.slack_client_id, client_secret=secret, client=client)
+        oauth = AsyncOAuthSettings(
+            client_id=settings.slack_client_id,
+            client_secret=secret,
+            scopes=list(BOT_SCOPES),
+            install_path=INSTALL_PATH,
+            redirect_uri_path=REDIRECT_PATH,
+            installation_store=store,
+            installation_store_bot_only=True,
+            state_store=states,
+            state_expiration_seconds=states.expiration_seconds,
+            token_rotation_expiration_minutes=int(ROTATE_BEFORE.total_seconds() // 60),
+        )
+    slack = SlackMessenger(client, strict_client=strict_client, tokens=tokens)
+    core = build_core(settings, db=database, clock=clock, messenger=messenger or slack)
     services = core.services
     assert services.outbox is not None
     services.outbox.inline = False  # delivered by the leader's sender, woken on every commit
     sender = OutboxSender(services.outbox)
     bolt = AsyncApp(
         client=client,
-        signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
+        signing_secret=signing_secret,
         # HTTP requests must be signed (Bolt answers 401 otherwise), even when an app token is also set;
         # Bolt itself skips the check for Socket Mode requests, which are not signed.
         request_verification_enabled=True,
         raise_error_for_unhandled_request=False,
+        oauth_settings=oauth,
+        installation_store=store,
     )
     command = settings.phasegate_slash_command
     services.use(command=command)
+    installations = Installations(database, clock, store) if many else None
+    workspaces.register(bolt, installations, command=command)
     for module in (commands, actions, views, events, home):
         module.register(bolt, services, command=command)
     app = PhasegateApp(settings=settings, db=database, core=core, bolt=bolt)
+    if many:
+        app.extra_routes.append(("GET", INSTALL_PATH, app.slack_oauth))
+        app.extra_routes.append(("GET", REDIRECT_PATH, app.slack_oauth))
     if settings.github_webhook_secret is not None:
         from bot.github.webhooks import make_webhook_handler
 

@@ -58,8 +58,19 @@ def _serve(settings: Settings, mode: str, *, reuse_port: bool = False) -> None:
 
     from bot.app import create_app, run_forever
 
-    if settings.slack_bot_token is None:
-        typer.echo("SLACK_BOT_TOKEN is not set: Slack modes need the bot token (xoxb-…).", err=True)
+    if settings.slack_many_workspaces and mode != "http":
+        typer.echo(
+            "Many workspaces (SLACK_CLIENT_ID and SLACK_CLIENT_SECRET) need --mode http: workspaces install "
+            "Phasegate through its public /slack/install page.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if settings.slack_bot_token is None and not settings.slack_many_workspaces:
+        typer.echo(
+            "SLACK_BOT_TOKEN is not set: Slack modes need the bot token (xoxb-…), or SLACK_CLIENT_ID and "
+            "SLACK_CLIENT_SECRET to serve many workspaces.",
+            err=True,
+        )
         raise typer.Exit(2)
     if mode == "socket" and settings.slack_app_token is None:
         typer.echo("Socket Mode needs SLACK_APP_TOKEN (an app-level xapp-… token with connections:write).", err=True)
@@ -127,7 +138,9 @@ def run() -> None:
     settings = _settings()
     _logging(settings)
     _upgrade(settings)
-    if settings.slack_bot_token is not None and settings.slack_app_token is not None:
+    if settings.slack_many_workspaces:
+        _serve(settings, "http")
+    elif settings.slack_bot_token is not None and settings.slack_app_token is not None:
         _serve(settings, "socket")
     elif settings.slack_bot_token is not None and settings.slack_signing_secret is not None:
         _serve(settings, "http")
