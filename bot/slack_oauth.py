@@ -296,9 +296,14 @@ class Installations:
         """app_uninstalled, or the bot token revoked: delete the workspace's tokens; its reminders and GitHub
         sync stop (projects paused as uninstalled) and its queued Slack messages are dropped. Its data is kept
         until `phasegate purge` runs after the retention period."""
-        await self.store.async_delete_all(enterprise_id=enterprise_id, team_id=team_id)
         now = self.clock.now()
-        async with self.db.session() as s:
+        async with self.db.session() as s:  # one transaction: tokens gone and the workspace stopped together
+            await s.execute(
+                delete(SlackInstallation).where(
+                    col(SlackInstallation.enterprise_id) == (enterprise_id or ""),
+                    col(SlackInstallation.team_id) == team_id,
+                )
+            )
             ws = await s.get(Workspace, team_id)
             if ws is None:
                 return
