@@ -326,3 +326,35 @@ class Installations:
         async with self.db.session() as s:
             ws = await s.get(Workspace, team_id)
             return ws is not None and ws.uninstalled_at is not None
+
+
+async def purge(db: Database, clock: Clock, *, retention: timedelta, dry_run: bool = False) -> list[str]:
+    """Delete every row of the workspaces that uninstalled Phasegate more than `retention` ago (all tables with
+    a team_id, and rows that only point at their projects); returns their team ids. Nothing else is touched."""
+    from sqlalchemy import Table
+    from sqlmodel import SQLModel
+
+    cutoff = clock.now() - retention
+    async with db.session() as s:
+        teams = list(
+            (
+                await s.execute(
+                    select(Workspace.team_id).where(
+                        col(Workspace.uninstalled_at).is_not(None), col(Workspace.uninstalled_at) <= cutoff
+                    )
+                )
+            ).scalars()
+        )
+        if not teams or dry_run:
+            return teams
+        projects = select(Project.id).where(col(Project.team_id).in_(teams))
+        for table in reversed(SQLModel.metadata.sorted_tables):
+            assert isinstance(table, Table)
+            if "team_id" in table.c:
+                await s.execute(table.delete().where(table.c.team_id.in_(teams)))
+                continue
+            for fk in table.foreign_keys:
+                if fk.target_fullname == "projects.id":
+                    await s.execute(table.delete().where(fk.parent.in_(projects)))
+    log.info("purged %d uninstalled workspace(s): %s", len(teams), ", ".join(teams))
+    return teams
