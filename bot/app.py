@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from bot.messaging import Messenger
 from bot.outbox import OutboxSender
 from bot.scheduler import ReminderScheduler, bind
 from bot.services import Services
+from bot.services.github_connect import GitHubConnectService
 from bot.services.sync import SyncService, SyncWorker
 from bot.slack_client import SlackMessenger, make_client
 from bot.slack_oauth import (
@@ -67,6 +69,7 @@ def build_core(
     services = Services.build(db, clock, messenger)
     sync = SyncService.from_settings(db, sync_clock or clock, messenger, settings)
     services.sync = sync
+    services.github_connect = github_connect(settings, db=db, clock=clock, gateway=sync.gateway)
     services.projects.allowed_repos = sync.allowed_repos
     sync.outbox = services.outbox
     services.preview_mode = sync.preview_mode
@@ -74,6 +77,21 @@ def build_core(
     scheduler = ReminderScheduler(database_url=settings.database_url, clock=clock, realtime=False)
     bind(services, scheduler)
     return Core(services, scheduler, sync)
+
+
+def github_connect(
+    settings: Settings, *, db: Database, clock: Clock, gateway: object
+) -> GitHubConnectService | None:
+    """With a GitHub App of many installations: the `github connect` service, its links signed with
+    GITHUB_APP_STATE_SECRET (bound to the workspace and the person, single use, expiring)."""
+    from bot.github.installations import InstallationRoutingGateway
+    from bot.github.setup_state import SetupStateSigner
+
+    secret = settings.github_app_state_secret
+    if not isinstance(gateway, InstallationRoutingGateway) or secret is None:
+        return None
+    signer = SetupStateSigner(secret.get_secret_value().encode(), clock)
+    return GitHubConnectService(db, clock, gateway.app, signer)
 
 
 @dataclass
@@ -127,6 +145,20 @@ class PhasegateApp:
         else:
             bolt_response = await flow.handle_callback(bolt_request)
         return await to_aiohttp_response(bolt_response)
+
+    async def github_setup(self, request: web.Request) -> web.Response:
+        """GET /github/setup: GitHub's redirect after someone installed the App from a `github connect` link."""
+        connect = self.services.github_connect
+        if self.draining or connect is None:
+            return web.Response(status=503 if self.draining else 404)
+        q = request.query
+        result = await connect.setup(q.get("installation_id", ""), q.get("setup_action", ""), q.get("state", ""))
+        title = "Phasegate is connected to GitHub" if result.ok else "Phasegate could not connect GitHub"
+        page = (
+            f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title></head>"
+            f"<body><h1>{html.escape(title)}</h1><p>{html.escape(result.message)}</p></body></html>"
+        )
+        return web.Response(text=page, content_type="text/html", status=200 if result.ok else 400)
 
     async def _replayed(self, request: web.Request, body: str) -> bool:
         """A validly signed slash command or interaction whose signature was already accepted (a replay).
@@ -243,6 +275,8 @@ def create_app(
     for module in (commands, actions, views, events, home):
         module.register(bolt, services, command=command)
     app = PhasegateApp(settings=settings, db=database, core=core, bolt=bolt)
+    if services.github_connect is not None:
+        app.extra_routes.append(("GET", "/github/setup", app.github_setup))
     if many:
         app.extra_routes.append(("GET", INSTALL_PATH, app.slack_oauth))
         app.extra_routes.append(("GET", REDIRECT_PATH, app.slack_oauth))
