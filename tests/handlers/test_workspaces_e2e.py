@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,7 +39,9 @@ async def many_workspaces(url: str, *, rotation: bool = False) -> AsyncIterator[
     fake = FakeSlack(team_id=TEAM_A)
     fake.oauth_client = (CLIENT_ID, CLIENT_SECRET)
     fake.token_rotation = rotation
-    api_url = await fake.start()
+    oracle_url = os.environ.get("ORACLE_SLACK_URL")  # under the oracle: Prism in front of the fake on 8091
+    api_url = await fake.start(port=8091 if oracle_url else 0)
+    api_url = oracle_url or api_url
     fake.add_user(USER_A, "ana", tz="Europe/Berlin")
     fake.add_user(USER_B, "ben", tz="America/New_York")
     fake.add_channel(CHAN_A, "proj-a", members=[USER_A])
@@ -139,7 +142,9 @@ async def test_two_workspaces_install_and_each_is_answered_with_its_own_token(da
         token_b = await install(h, TEAM_B, USER_B)
         assert token_a != token_b
         exchanges = h.fake.calls_to("oauth.v2.access")
-        assert len(exchanges) == 2 and all(c.headers.get("Authorization", "").startswith("Basic ") for c in exchanges)
+        assert len(exchanges) == 2
+        for call in exchanges:  # the client credentials by HTTP Basic auth (Slack's preferred way), no token
+            assert call.headers.get("Authorization", "").startswith("Basic ")
 
         before = len(h.fake.calls)
         ra = await command(h, TEAM_A, USER_A, CHAN_A, "help")
@@ -232,7 +237,7 @@ async def test_tokens_revoked_for_the_bot_uninstalls_but_a_user_token_alone_does
     async with many_workspaces(database_url) as h:
         await install(h, TEAM_A, USER_A)
         await event(h, TEAM_A, {"type": "tokens_revoked", "tokens": {"oauth": [USER_A]}}, "Ev0REVOKE01")
-        await event(h, TEAM_A, {"type": "app_mention", "text": "hi", "channel": CHAN_A, "ts": "1.1"}, "Ev0MENTION1")
+        await event(h, TEAM_A, {"type": "app_mention", "text": "hi", "channel": CHAN_A, "ts": "1700000000.000100"}, "Ev0MENTION1")
         await h.wait_for(lambda: h.fake.calls_to("chat.postMessage"))  # events are handled in order of arrival
         assert await installed_teams(h) == [TEAM_A]
         await event(h, TEAM_A, {"type": "tokens_revoked", "tokens": {"bot": ["U0BOT0001"]}}, "Ev0REVOKE02")
@@ -243,6 +248,11 @@ async def test_tokens_revoked_for_the_bot_uninstalls_but_a_user_token_alone_does
         await until(none_left)
 
 
+@pytest.mark.skipif(
+    bool(os.environ.get("ORACLE_SLACK_URL")),
+    reason="Slack's published description (2021) predates token rotation: it requires `code`, which a refresh "
+    "(grant_type=refresh_token) does not send",
+)
 async def test_a_rotating_token_is_refreshed_before_it_expires(database_url: str) -> None:
     async with many_workspaces(database_url, rotation=True) as h:
         h.fake.token_ttl = 300  # inside the refresh margin: the next use refreshes it
