@@ -68,6 +68,11 @@ class Settings(BaseSettings):
             raise ValueError("must be an app-level token starting with xapp-")
         return value or None
 
+    @field_validator("slack_client_id", "github_app_slug")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
     @field_validator("phasegate_slash_command")
     @classmethod
     def _slash(cls, value: str) -> str:
