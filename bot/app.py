@@ -23,7 +23,7 @@ from bot.leader import Leadership
 from bot.messaging import Messenger
 from bot.outbox import OutboxSender
 from bot.scheduler import ReminderScheduler, bind
-from bot.services import Services
+from bot.services import Actor, Services
 from bot.services.github_connect import GitHubConnectService
 from bot.services.sync import SyncService, SyncWorker
 from bot.slack_client import SlackMessenger, make_client
@@ -69,7 +69,13 @@ def build_core(
     services = Services.build(db, clock, messenger)
     sync = SyncService.from_settings(db, sync_clock or clock, messenger, settings)
     services.sync = sync
-    services.github_connect = github_connect(settings, db=db, clock=clock, gateway=sync.gateway)
+    services.github_connect = connect = github_connect(settings, db=db, clock=clock, gateway=sync.gateway)
+    if connect is not None:  # a project names only repositories an installation linked to its workspace covers
+
+        async def repo_check(actor: Actor, repo: str) -> str | None:
+            return (await connect.installation_for_project(actor, repo))[1]
+
+        services.projects.repo_check = repo_check
     services.projects.allowed_repos = sync.allowed_repos
     sync.outbox = services.outbox
     services.preview_mode = sync.preview_mode

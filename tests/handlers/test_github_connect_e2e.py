@@ -9,7 +9,7 @@ from urllib.parse import unquote, urlencode
 from sqlmodel import select
 
 from bot.clock import FakeClock
-from bot.db.models import GitHubInstallation
+from bot.db.models import GitHubInstallation, Project
 from bot.github.setup_state import STATE_TTL
 from tests.bot.github.test_installations import keypair
 from tests.handlers.harness import TEAM, SlackHarness, running_app
@@ -80,3 +80,36 @@ async def test_connect_without_an_app_of_many_installations_says_there_is_nothin
         assert "nothing to connect" in answer and "/phasegate init" in answer
         async with h.session.get(f"{h.url}/github/setup?installation_id=1&state=x") as resp:
             assert resp.status == 404
+
+
+async def test_a_project_names_only_repositories_a_linked_installation_covers(
+    database_url: str, clock: FakeClock
+) -> None:
+    from tests.bot.github.test_installations import APP_ID
+    from tests.fakes.github import FakeGitHub
+
+    github = FakeGitHub(clock=lambda: clock.now().timestamp())
+    await github.start()
+    try:
+        github.add_app(APP_ID, "phasegate-test", keypair()[1])
+        github.add_installation(11, "acme")
+        github.add_repo("acme/web")
+        github.add_repo("initech/tps")
+        assert github._own_url is not None
+        async with running_app(
+            database_url, clock=clock, GITHUB_APP_ID=str(APP_ID), GITHUB_APP_PRIVATE_KEY=keypair()[0],
+            GITHUB_APP_SLUG="phasegate-test", GITHUB_APP_STATE_SECRET=APP_ENV["GITHUB_APP_STATE_SECRET"],
+            GITHUB_API_URL=github._own_url,
+        ) as h:
+            before = h.text_of(await h.answer(await h.command("init web repo=acme/web")))
+            assert "not connected to this workspace" in before and "installations/new?state=" in before
+            state = await connect_link(h)
+            assert (await setup(h, installation_id="11", setup_action="install", state=state))[0] == 200
+            uncovered = h.text_of(await h.answer(await h.command("init tps repo=initech/tps")))
+            assert "not installed on `initech`" in uncovered
+            created = h.text_of(await h.answer(await h.command("init web repo=acme/web")))
+            assert "Created *web*" in created and "not connected" not in created
+            async with h.app.db.session() as s:
+                assert [p.repo for p in (await s.execute(select(Project))).scalars()] == ["acme/web"]
+    finally:
+        await github.stop()
