@@ -56,3 +56,22 @@ async def test_purge_deletes_only_workspaces_uninstalled_longer_than_the_retenti
         assert await purge(db, clock, retention=timedelta(days=30)) == []  # again: nothing left to do
     finally:
         await db.dispose()
+
+
+async def test_phasegate_sync_skips_the_projects_of_an_uninstalled_workspace(
+    database_url: str, clock: FakeClock
+) -> None:
+    from bot.config import load_settings
+    from bot.services.sync import cli_sync
+
+    db = Database(database_url)
+    try:
+        services = Services.build(db, clock)
+        for actor in (A, B):
+            await services.projects.create(actor=actor, name=f"p{actor.user_id[-1].lower()}", channel_id="C1")
+        await Installations(db, clock).uninstalled(A.team_id)
+    finally:
+        await db.dispose()
+    text = await cli_sync(load_settings(DATABASE_URL=database_url), None, False)
+    assert "pa: skipped, its workspace removed Phasegate from Slack." in text
+    assert "pb: skipped" not in text
