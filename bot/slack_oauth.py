@@ -15,6 +15,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from slack_sdk.errors import SlackTokenRotationError
 from slack_sdk.oauth.installation_store import Bot, Installation
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
@@ -276,9 +277,16 @@ class WorkspaceTokens:
         if bot is None:
             return None
         if bot.bot_refresh_token and bot.bot_token_expires_at is not None:
-            refreshed = await self.rotator.perform_bot_token_rotation(
-                bot=bot, minutes_before_expiration=int(ROTATE_BEFORE.total_seconds() // 60)
-            )
+            try:
+                refreshed = await self.rotator.perform_bot_token_rotation(
+                    bot=bot, minutes_before_expiration=int(ROTATE_BEFORE.total_seconds() // 60)
+                )
+            except SlackTokenRotationError:
+                # Most likely another replica refreshed it a moment ago (its refresh token is spent): use what
+                # that one saved. Refreshes start ROTATE_BEFORE early, so the old token still works meanwhile.
+                log.warning("refreshing the bot token of %s failed; using the stored one", team_id, exc_info=True)
+                again = await self.store.async_find_bot(enterprise_id=None, team_id=team_id)
+                return again.bot_token if again is not None else None
             if refreshed is not None:
                 await self.store.async_save_bot(refreshed)
                 bot = refreshed

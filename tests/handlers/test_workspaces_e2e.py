@@ -269,6 +269,31 @@ async def test_a_rotating_token_is_refreshed_before_it_expires(database_url: str
         assert row.bot_token == used[-1] and row.bot_refresh_token and row.bot_token_expires_at is not None
 
 
+@pytest.mark.skipif(bool(os.environ.get("ORACLE_SLACK_URL")), reason="a refresh sends no `code` (see above)")
+async def test_two_replicas_refreshing_at_once_both_end_with_a_working_token(database_url: str) -> None:
+    from bot.clock import SystemClock
+    from bot.slack_client import make_client
+    from bot.slack_oauth import DbInstallationStore, WorkspaceTokens
+
+    async with many_workspaces(database_url, rotation=True) as h:
+        h.fake.token_ttl = 300
+        await install(h, TEAM_A, USER_A)
+        replicas = [
+            WorkspaceTokens(
+                DbInstallationStore(h.app.db, SystemClock()), SystemClock(), client_id=CLIENT_ID,
+                client_secret=CLIENT_SECRET, client=make_client(None, h.fake.api_url),
+            )
+            for _ in range(2)
+        ]
+        got = await asyncio.gather(*(r.token(TEAM_A) for r in replicas))
+        assert all(t is not None and h.fake.team_of(t) == TEAM_A for t in got)
+        assert all(t not in h.fake.revoked_tokens for t in got if t is not None)
+        # Both raced to refresh with the one refresh token: Slack refused the second, which fell back to the
+        # stored token (still valid: refreshes start 10 minutes before expiry) instead of failing the send.
+        refreshes = [c.response for c in h.fake.calls_to("oauth.v2.access") if c.params.get("grant_type")]
+        assert sum(1 for r in refreshes if isinstance(r, dict) and r.get("ok")) >= 1
+
+
 def test_oauth_settings_must_be_complete_and_not_next_to_a_bot_token() -> None:
     with pytest.raises(ConfigError, match="SLACK_CLIENT_SECRET"):
         load_settings(SLACK_CLIENT_ID=CLIENT_ID)
