@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.signature import SignatureVerifier
 
 from bot.clock import Clock, SystemClock
@@ -21,10 +23,21 @@ from bot.leader import Leadership
 from bot.messaging import Messenger
 from bot.outbox import OutboxSender
 from bot.scheduler import ReminderScheduler, bind
-from bot.services import Services
+from bot.services import Actor, Services
+from bot.services.github_connect import GitHubConnectService
 from bot.services.sync import SyncService, SyncWorker
 from bot.slack_client import SlackMessenger, make_client
-from handlers import actions, commands, events, home, views
+from bot.slack_oauth import (
+    BOT_SCOPES,
+    INSTALL_PATH,
+    REDIRECT_PATH,
+    ROTATE_BEFORE,
+    DbInstallationStore,
+    DbOAuthStateStore,
+    Installations,
+    WorkspaceTokens,
+)
+from handlers import actions, commands, events, home, views, workspaces
 from handlers.oversized import MAX_BODY, oversized, refuse_oversized
 
 if TYPE_CHECKING:
@@ -56,6 +69,13 @@ def build_core(
     services = Services.build(db, clock, messenger)
     sync = SyncService.from_settings(db, sync_clock or clock, messenger, settings)
     services.sync = sync
+    services.github_connect = connect = github_connect(settings, db=db, clock=clock, gateway=sync.gateway)
+    if connect is not None:  # a project names only repositories an installation linked to its workspace covers
+
+        async def repo_check(actor: Actor, repo: str) -> str | None:
+            return (await connect.installation_for_project(actor, repo))[1]
+
+        services.projects.repo_check = repo_check
     services.projects.allowed_repos = sync.allowed_repos
     sync.outbox = services.outbox
     services.preview_mode = sync.preview_mode
@@ -63,6 +83,21 @@ def build_core(
     scheduler = ReminderScheduler(database_url=settings.database_url, clock=clock, realtime=False)
     bind(services, scheduler)
     return Core(services, scheduler, sync)
+
+
+def github_connect(
+    settings: Settings, *, db: Database, clock: Clock, gateway: object
+) -> GitHubConnectService | None:
+    """With a GitHub App of many installations: the `github connect` service, its links signed with
+    GITHUB_APP_STATE_SECRET (bound to the workspace and the person, single use, expiring)."""
+    from bot.github.installations import InstallationRoutingGateway
+    from bot.github.setup_state import SetupStateSigner
+
+    secret = settings.github_app_state_secret
+    if not isinstance(gateway, InstallationRoutingGateway) or secret is None:
+        return None
+    signer = SetupStateSigner(secret.get_secret_value().encode(), clock)
+    return GitHubConnectService(db, clock, gateway.app, signer)
 
 
 @dataclass
@@ -101,6 +136,35 @@ class PhasegateApp:
             return web.Response(status=200)  # accepted once already: nothing is done twice
         bolt_response = await self.bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
+
+    async def slack_oauth(self, request: web.Request) -> web.StreamResponse:
+        """GET /slack/install (the "Add to Slack" page, setting the state cookie) and /slack/oauth_redirect
+        (state and cookie checked, oauth.v2.access, the installation saved): Bolt's OAuth flow."""
+        if self.draining:
+            return web.json_response({"error": "shutting down"}, status=503)
+        flow = self.bolt.oauth_flow
+        if flow is None:
+            return web.Response(status=404)
+        bolt_request = await to_bolt_request(request)
+        if request.path == flow.install_path:
+            bolt_response = await flow.handle_installation(bolt_request)
+        else:
+            bolt_response = await flow.handle_callback(bolt_request)
+        return await to_aiohttp_response(bolt_response)
+
+    async def github_setup(self, request: web.Request) -> web.Response:
+        """GET /github/setup: GitHub's redirect after someone installed the App from a `github connect` link."""
+        connect = self.services.github_connect
+        if self.draining or connect is None:
+            return web.Response(status=503 if self.draining else 404)
+        q = request.query
+        result = await connect.setup(q.get("installation_id", ""), q.get("setup_action", ""), q.get("state", ""))
+        title = "Phasegate is connected to GitHub" if result.ok else "Phasegate could not connect GitHub"
+        page = (
+            f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title></head>"
+            f"<body><h1>{html.escape(title)}</h1><p>{html.escape(result.message)}</p></body></html>"
+        )
+        return web.Response(text=page, content_type="text/html", status=200 if result.ok else 400)
 
     async def _replayed(self, request: web.Request, body: str) -> bool:
         """A validly signed slash command or interaction whose signature was already accepted (a replay).
@@ -158,30 +222,70 @@ def create_app(
     messenger: Messenger | None = None,
     db: Database | None = None,
 ) -> PhasegateApp:
-    """Build the bot from settings. Tests pass a fake clock and may pass their own messenger."""
+    """Build the bot from settings. Tests pass a fake clock and may pass their own messenger.
+
+    With SLACK_CLIENT_ID + SLACK_CLIENT_SECRET (no SLACK_BOT_TOKEN) it serves many workspaces: Bolt's OAuth flow
+    on /slack/install and /slack/oauth_redirect, installations and states in the database, every Web API call
+    made with the token of the workspace it is for."""
+    clock = clock or SystemClock()
+    many = settings.slack_many_workspaces
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else "xoxb-not-configured"
-    client = make_client(token, settings.slack_api_url)
-    database = db or Database(settings.database_url)
+    client = make_client(None if many else token, settings.slack_api_url)
     # The outbox sender retries by itself (Retry-After included), so its client does not wait out 429s inline.
-    slack = SlackMessenger(client, strict_client=make_client(token, settings.slack_api_url, rate_limit_retries=0, connection_retries=0))
-    core = build_core(settings, db=database, clock=clock or SystemClock(), messenger=messenger or slack)
+    strict_client = make_client(
+        None if many else token, settings.slack_api_url, rate_limit_retries=0, connection_retries=0
+    )
+    database = db or Database(settings.database_url)
+    signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    oauth: AsyncOAuthSettings | None = None
+    store: DbInstallationStore | None = None
+    tokens: WorkspaceTokens | None = None
+    if many:
+        assert settings.slack_client_id is not None and settings.slack_client_secret is not None
+        secret = settings.slack_client_secret.get_secret_value()
+        store = DbInstallationStore(database, clock)
+        states = DbOAuthStateStore(database, clock)
+        tokens = WorkspaceTokens(store, clock, client_id=settings.slack_client_id, client_secret=secret, client=client)
+        oauth = AsyncOAuthSettings(
+            client_id=settings.slack_client_id,
+            client_secret=secret,
+            scopes=list(BOT_SCOPES),
+            install_path=INSTALL_PATH,
+            redirect_uri_path=REDIRECT_PATH,
+            installation_store=store,
+            installation_store_bot_only=True,
+            state_store=states,
+            state_expiration_seconds=states.expiration_seconds,
+            token_rotation_expiration_minutes=int(ROTATE_BEFORE.total_seconds() // 60),
+        )
+    slack = SlackMessenger(client, strict_client=strict_client, tokens=tokens)
+    core = build_core(settings, db=database, clock=clock, messenger=messenger or slack)
     services = core.services
     assert services.outbox is not None
     services.outbox.inline = False  # delivered by the leader's sender, woken on every commit
     sender = OutboxSender(services.outbox)
     bolt = AsyncApp(
         client=client,
-        signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
+        signing_secret=signing_secret,
         # HTTP requests must be signed (Bolt answers 401 otherwise), even when an app token is also set;
         # Bolt itself skips the check for Socket Mode requests, which are not signed.
         request_verification_enabled=True,
         raise_error_for_unhandled_request=False,
+        oauth_settings=oauth,
+        installation_store=store,
     )
     command = settings.phasegate_slash_command
     services.use(command=command)
+    installations = Installations(database, clock, store) if many else None
+    workspaces.register(bolt, installations, command=command)
     for module in (commands, actions, views, events, home):
         module.register(bolt, services, command=command)
     app = PhasegateApp(settings=settings, db=database, core=core, bolt=bolt)
+    if services.github_connect is not None:
+        app.extra_routes.append(("GET", "/github/setup", app.github_setup))
+    if many:
+        app.extra_routes.append(("GET", INSTALL_PATH, app.slack_oauth))
+        app.extra_routes.append(("GET", REDIRECT_PATH, app.slack_oauth))
     if settings.github_webhook_secret is not None:
         from bot.github.webhooks import make_webhook_handler
 

@@ -65,8 +65,19 @@ def _serve(settings: Settings, mode: str, *, reuse_port: bool = False) -> None:
 
     from bot.app import create_app, run_forever
 
-    if settings.slack_bot_token is None:
-        typer.echo("SLACK_BOT_TOKEN is not set: Slack modes need the bot token (xoxb-…).", err=True)
+    if settings.slack_many_workspaces and mode != "http":
+        typer.echo(
+            "Many workspaces (SLACK_CLIENT_ID and SLACK_CLIENT_SECRET) need --mode http: workspaces install "
+            "Phasegate through its public /slack/install page.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if settings.slack_bot_token is None and not settings.slack_many_workspaces:
+        typer.echo(
+            "SLACK_BOT_TOKEN is not set: Slack modes need the bot token (xoxb-…), or SLACK_CLIENT_ID and "
+            "SLACK_CLIENT_SECRET to serve many workspaces.",
+            err=True,
+        )
         raise typer.Exit(2)
     if mode == "socket" and settings.slack_app_token is None:
         typer.echo("Socket Mode needs SLACK_APP_TOKEN (an app-level xapp-… token with connections:write).", err=True)
@@ -134,7 +145,9 @@ def run() -> None:
     settings = _settings()
     _logging(settings)
     _upgrade(settings)
-    if settings.slack_bot_token is not None and settings.slack_app_token is not None:
+    if settings.slack_many_workspaces:
+        _serve(settings, "http")
+    elif settings.slack_bot_token is not None and settings.slack_app_token is not None:
         _serve(settings, "socket")
     elif settings.slack_bot_token is not None and settings.slack_signing_secret is not None:
         _serve(settings, "http")
@@ -244,16 +257,40 @@ def shell(
 def manifest(
     socket: bool = typer.Option(False, "--socket", help="Socket Mode (no public URL)"),
     url: str = typer.Option("", "--url", help="Public base URL for HTTP mode, e.g. https://phasegate.example.com"),
+    many_workspaces: bool = typer.Option(
+        False, "--many-workspaces", help="For SLACK_CLIENT_ID/SECRET: the OAuth redirect URL and uninstall events"
+    ),
+    token_rotation: bool = typer.Option(
+        False, "--token-rotation", help="Many workspaces: expiring bot tokens with refresh tokens (cannot be undone)"
+    ),
 ) -> None:
     """Print the Slack app manifest (v1) to paste at api.slack.com/apps → Create New App → From a manifest."""
     from bot.rendering import render_text
+    from bot.slack_oauth import BOT_SCOPES
 
+    settings = _settings()
+    oauth = many_workspaces or settings.slack_many_workspaces
     if not socket and not url.startswith("https://"):
         typer.echo("HTTP mode needs the public HTTPS base URL: --url https://… (or use --socket).", err=True)
         raise typer.Exit(2)
-    command = _settings().phasegate_slash_command
+    if oauth and socket:
+        typer.echo("Many workspaces install through the public /slack/install page: use --url https://…, not "
+                   "--socket.", err=True)
+        raise typer.Exit(2)
+    if token_rotation and not oauth:
+        typer.echo("--token-rotation needs --many-workspaces: one workspace's SLACK_BOT_TOKEN does not rotate.",
+                   err=True)
+        raise typer.Exit(2)
     typer.echo(
-        render_text("slack/manifest.yml.j2", command=command, url=url.rstrip("/") if not socket else "", socket=socket),
+        render_text(
+            "slack/manifest.yml.j2",
+            command=settings.phasegate_slash_command,
+            url=url.rstrip("/") if not socket else "",
+            socket=socket,
+            oauth=oauth,
+            rotation=token_rotation,
+            scopes=BOT_SCOPES,
+        ),
         nl=False,
     )
 
@@ -324,6 +361,43 @@ def audit_export(
 ) -> None:
     """The project's whole audit trail as CSV (UTC times, people by name)."""
     _write_report(project, "csv", out, audit_csv=True)
+
+
+@app.command()
+def purge(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list the workspaces whose data would be deleted"),
+) -> None:
+    """Delete the data of workspaces that uninstalled Phasegate more than PHASEGATE_RETENTION_DAYS ago."""
+    import asyncio
+    from datetime import timedelta
+
+    from bot.clock import SystemClock
+    from bot.db.session import Database
+    from bot.slack_oauth import purge as purge_workspaces
+
+    settings = _settings()
+    logging.basicConfig(level="WARNING", stream=sys.stderr)
+    _upgrade(settings)
+
+    async def main() -> list[str]:
+        db = Database(settings.database_url)
+        try:
+            return await purge_workspaces(
+                db, SystemClock(), retention=timedelta(days=settings.retention_days), dry_run=dry_run
+            )
+        finally:
+            await db.dispose()
+
+    teams = asyncio.run(main())
+    days = settings.retention_days
+    if not teams:
+        typer.echo(f"No workspace uninstalled Phasegate more than {days} days ago: nothing to delete.")
+    elif dry_run:
+        typer.echo(f"Would delete the data of {len(teams)} workspace(s) uninstalled over {days} days ago: "
+                   + ", ".join(teams))
+    else:
+        typer.echo(f"Deleted the data of {len(teams)} workspace(s) uninstalled over {days} days ago: "
+                   + ", ".join(teams))
 
 
 def main() -> None:

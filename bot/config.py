@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+    # Many workspaces (Slack OAuth distribution): client id + secret, no SLACK_BOT_TOKEN; each workspace installs
+    # the app through /slack/install and its bot token is kept in the database.
+    slack_client_id: str | None = Field(default=None, alias="SLACK_CLIENT_ID")
+    slack_client_secret: SecretStr | None = Field(default=None, alias="SLACK_CLIENT_SECRET")
+    # Days the data of a workspace that uninstalled Phasegate is kept before `phasegate purge` deletes it.
+    retention_days: int = Field(default=30, ge=0, alias="PHASEGATE_RETENTION_DAYS")
     github_token: SecretStr | None = Field(default=None, alias="GITHUB_TOKEN")
     github_app_id: str | None = Field(default=None, alias="GITHUB_APP_ID")
     github_app_private_key: SecretStr | None = Field(default=None, alias="GITHUB_APP_PRIVATE_KEY")
@@ -62,6 +68,11 @@ class Settings(BaseSettings):
             raise ValueError("must be an app-level token starting with xapp-")
         return value or None
 
+    @field_validator("slack_client_id", "github_app_slug")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
     @field_validator("phasegate_slash_command")
     @classmethod
     def _slash(cls, value: str) -> str:
@@ -82,6 +93,27 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
+
+    @property
+    def slack_many_workspaces(self) -> bool:
+        """SLACK_CLIENT_ID + SLACK_CLIENT_SECRET without SLACK_BOT_TOKEN: workspaces install through OAuth."""
+        secret = self.slack_client_secret is not None and self.slack_client_secret.get_secret_value()
+        return bool(self.slack_client_id and secret and self.slack_bot_token is None)
+
+    def check_slack_oauth(self) -> None:
+        """Refuse half of the OAuth settings, or OAuth settings next to a bot token, naming what to change."""
+        secret = self.slack_client_secret is not None and self.slack_client_secret.get_secret_value()
+        if bool(self.slack_client_id) != bool(secret):
+            missing = "SLACK_CLIENT_SECRET" if self.slack_client_id else "SLACK_CLIENT_ID"
+            raise ConfigError(
+                f"Slack OAuth settings are incomplete: set {missing} as well (Basic Information → App Credentials) "
+                "to let many workspaces install Phasegate, or remove the other one."
+            )
+        if self.slack_client_id and self.slack_bot_token is not None:
+            raise ConfigError(
+                "SLACK_BOT_TOKEN and SLACK_CLIENT_ID are both set: keep SLACK_BOT_TOKEN for one workspace, or "
+                "remove it to let many workspaces install Phasegate through /slack/install."
+            )
 
     @property
     def github_configured(self) -> bool:
@@ -137,4 +169,5 @@ def load_settings(**overrides: Any) -> Settings:
             lines.append(f"{name}: {msg}" + (f" ({hint})" if hint else ""))
         raise ConfigError("Invalid configuration:\n  " + "\n  ".join(lines)) from None
     settings.check_github_app()
+    settings.check_slack_oauth()
     return settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, Protocol
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
@@ -15,7 +15,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.messaging import Person
-from bot.outbox.errors import classify
+from bot.outbox.errors import DeliveryError, classify
 from bot.rendering import Message
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ AWAY_WORDS = re.compile(r"\b(vacation|holiday|away|ooo|out of (the )?office|sick
 
 
 def make_client(
-    token: str, base_url: str, *, rate_limit_retries: int = 3, connection_retries: int = 1
+    token: str | None, base_url: str, *, rate_limit_retries: int = 3, connection_retries: int = 1
 ) -> AsyncWebClient:
     """A Web API client that waits out 429s (Retry-After) and retries dropped connections (once by default).
     The outbox's client does neither: the outbox retries on its own backoff, without sleeping in the call."""
@@ -50,17 +50,42 @@ def person_from_user(user: dict[str, Any]) -> Person:
     )
 
 
+class TokenSource(Protocol):
+    async def token(self, team_id: str) -> str | None:
+        """The workspace's bot token, or None when it has not installed the app (or uninstalled it)."""
+        ...
+
+
+class NotInstalled(SlackApiError):
+    """No bot token for the workspace: it never installed the app, or uninstalled it (logged like a refusal)."""
+
+    def __init__(self, team_id: str) -> None:
+        super().__init__(  # type: ignore[no-untyped-call]
+            f"workspace {team_id} has no installation", {"ok": False, "error": "app_uninstalled"}
+        )
+
+
 class SlackMessenger:
     """Sends what the core asks for to Slack. Direct callers (interactive replies) get failures logged; the
-    outbox uses `strict()`, whose calls raise a DeliveryError (transient or permanent) instead."""
+    outbox uses `strict()`, whose calls raise a DeliveryError (transient or permanent) instead.
+
+    With `tokens` (many-workspaces mode) every call is made with the bot token of the workspace it is for;
+    without, `client`'s one token (SLACK_BOT_TOKEN) serves the one workspace."""
 
     def __init__(
-        self, client: AsyncWebClient, *, raise_errors: bool = False, strict_client: AsyncWebClient | None = None
+        self,
+        client: AsyncWebClient,
+        *,
+        raise_errors: bool = False,
+        strict_client: AsyncWebClient | None = None,
+        tokens: TokenSource | None = None,
     ) -> None:
         self.client = client
         self.strict_client = strict_client
         self.raise_errors = raise_errors
-        self._dm_channels: dict[str, str] = {}
+        self.tokens = tokens
+        self._dm_channels: dict[tuple[str, str], str] = {}
+        self._clients: dict[str, AsyncWebClient] = {}
         self._strict: SlackMessenger | None = None
 
     def strict(self) -> SlackMessenger:
@@ -68,9 +93,27 @@ class SlackMessenger:
         if self.raise_errors:
             return self
         if self._strict is None:
-            self._strict = SlackMessenger(self.strict_client or self.client, raise_errors=True)
+            self._strict = SlackMessenger(self.strict_client or self.client, raise_errors=True, tokens=self.tokens)
             self._strict._dm_channels = self._dm_channels
         return self._strict
+
+    async def _for(self, team_id: str) -> AsyncWebClient:
+        """The client holding `team_id`'s bot token (the one client in single-workspace mode)."""
+        if self.tokens is None:
+            return self.client
+        token = await self.tokens.token(team_id)
+        if token is None:
+            if self.raise_errors:
+                raise DeliveryError("app_uninstalled", permanent=True)
+            raise NotInstalled(team_id)
+        client = self._clients.get(token)
+        if client is None:
+            if len(self._clients) > 1000:  # rotated tokens pile up: start over now and then
+                self._clients.clear()
+            retry = self.client.retry_handlers
+            client = AsyncWebClient(token=token, base_url=self.client.base_url, retry_handlers=retry)
+            self._clients[token] = client
+        return client
 
     def _refused(self, exc: SlackApiError) -> None:
         if self.raise_errors:
@@ -80,7 +123,7 @@ class SlackMessenger:
         self, *, team_id: str, channel_id: str, message: Message, thread_ts: str | None = None
     ) -> str | None:
         try:
-            resp = await self.client.chat_postMessage(
+            resp = await (await self._for(team_id)).chat_postMessage(
                 channel=channel_id, text=message.text, blocks=message.blocks or None, thread_ts=thread_ts
             )
         except SlackApiError as exc:
@@ -91,18 +134,18 @@ class SlackMessenger:
 
     async def update(self, *, team_id: str, channel_id: str, ts: str, message: Message) -> None:
         try:
-            await self.client.chat_update(channel=channel_id, ts=ts, text=message.text, blocks=message.blocks or None)
+            await (await self._for(team_id)).chat_update(channel=channel_id, ts=ts, text=message.text, blocks=message.blocks or None)
         except SlackApiError as exc:
             self._refused(exc)
             log.warning("chat.update of %s failed: %s", ts, exc.response.get("error"))
 
     async def dm(self, *, team_id: str, user_id: str, message: Message) -> str | None:
-        channel = self._dm_channels.get(user_id)
+        channel = self._dm_channels.get((team_id, user_id))
         try:
             if channel is None:
-                opened = await self.client.conversations_open(users=user_id)
+                opened = await (await self._for(team_id)).conversations_open(users=user_id)
                 channel = str((opened.get("channel") or {}).get("id"))
-                self._dm_channels[user_id] = channel
+                self._dm_channels[(team_id, user_id)] = channel
         except SlackApiError as exc:
             self._refused(exc)
             log.warning("conversations.open with %s failed: %s", user_id, exc.response.get("error"))
@@ -111,7 +154,7 @@ class SlackMessenger:
 
     async def ephemeral(self, *, team_id: str, channel_id: str, user_id: str, message: Message) -> None:
         try:
-            await self.client.chat_postEphemeral(
+            await (await self._for(team_id)).chat_postEphemeral(
                 channel=channel_id, user=user_id, text=message.text, blocks=message.blocks or None
             )
         except SlackApiError as exc:  # e.g. not in channel: fall back to a DM so nothing is lost
@@ -133,7 +176,7 @@ class SlackMessenger:
             kwargs: dict[str, Any] = {"initial_comment": comment} if comment else {}
             if thread_ts:
                 kwargs["thread_ts"] = thread_ts
-            await self.client.files_upload_v2(
+            await (await self._for(team_id)).files_upload_v2(
                 channel=channel_id, content=content, filename=filename, title=title, **kwargs
             )
         except SlackApiError as exc:
@@ -142,7 +185,7 @@ class SlackMessenger:
 
     async def person(self, *, team_id: str, user_id: str) -> Person | None:
         try:
-            resp = await self.client.users_info(user=user_id)
+            resp = await (await self._for(team_id)).users_info(user=user_id)
         except SlackApiError as exc:
             log.info("users.info %s failed: %s", user_id, exc.response.get("error"))
             return None
@@ -151,6 +194,6 @@ class SlackMessenger:
 
     async def publish_home(self, *, team_id: str, user_id: str, view: dict[str, Any]) -> None:
         try:
-            await self.client.views_publish(user_id=user_id, view=view)
+            await (await self._for(team_id)).views_publish(user_id=user_id, view=view)
         except SlackApiError as exc:
             log.warning("views.publish for %s failed: %s", user_id, exc.response.get("error"))

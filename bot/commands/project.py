@@ -197,11 +197,13 @@ async def role(ctx: Context, args: Args) -> Reply:
 
 @subcommand(
     "github",
-    usage="github @user <login>",
-    summary="Link a Slack user to a GitHub login (for assigning issues).",
-    examples=("github @me octocat",),
+    usage="github @user <login> | github connect",
+    summary="Link a Slack user to a GitHub login (for assigning issues), or connect this workspace's GitHub.",
+    examples=("github @me octocat", "github connect"),
 )
 async def github(ctx: Context, args: Args) -> Reply:
+    if args.positional and args.positional[0].lower() == "connect":
+        return await github_connect(ctx)
     if len(args.positional) < 2:
         raise UsageError("Say who and which login: `github @user octocat`.")
     who_word = args.positional[0]
@@ -218,6 +220,19 @@ async def github(ctx: Context, args: Args) -> Reply:
             f"{mention(who)} is `{member.github_login}` on GitHub; their tasks will be assigned to them there."
         )
     )
+
+
+async def github_connect(ctx: Context) -> Reply:
+    """The install link of the Phasegate GitHub App, for this person and workspace (many installations)."""
+    connect = ctx.services.github_connect
+    if connect is None:
+        return Reply(
+            message=notice(
+                "This Phasegate uses one GitHub identity set up by whoever runs it, so there is nothing to "
+                f"connect here: name your repository with `{ctx.command} init <name> repo=<owner/repo>`."
+            )
+        )
+    return Reply(message=notice(await connect.connect(ctx.actor)))
 
 
 @subcommand(

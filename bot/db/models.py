@@ -57,6 +57,9 @@ class Workspace(SQLModel, table=True):
     name: str = Field(default="", max_length=200)
     admin_user_ids: list[str] = _json(list)
     created_at: datetime = _ts()
+    # Many-workspaces mode (0018_slack_installations): set by app_uninstalled / tokens_revoked, cleared by a new
+    # install; `phasegate purge` deletes the workspace's data once this is older than the retention period.
+    uninstalled_at: datetime | None = _ts(nullable=True)
 
 
 class Project(SQLModel, table=True):
@@ -570,3 +573,34 @@ class GitHubSetupNonce(SQLModel, table=True):
     nonce: str = Field(primary_key=True, max_length=64)
     team_id: str = Field(max_length=32)
     used_at: datetime = _ts()
+
+
+class SlackInstallation(SQLModel, table=True):
+    """A workspace's installation of the Slack app through /slack/install (many-workspaces mode): its bot token,
+    and with token rotation its refresh token and expiry. One row per workspace (the latest install)."""
+
+    __tablename__ = "slack_installations"
+    __table_args__ = (UniqueConstraint("enterprise_id", "team_id", name="uq_slack_installation"),)
+    id: int | None = Field(default=None, primary_key=True)
+    enterprise_id: str = Field(default="", max_length=32)
+    team_id: str = Field(default="", index=True, max_length=32)
+    team_name: str = Field(default="", max_length=200)
+    app_id: str = Field(default="", max_length=32)
+    is_enterprise_install: bool = Field(default=False)
+    installer_user_id: str = Field(default="", max_length=32)
+    bot_id: str = Field(default="", max_length=32)
+    bot_user_id: str = Field(default="", max_length=32)
+    bot_token: str = Field(max_length=255)
+    bot_scopes: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    bot_refresh_token: str | None = Field(default=None, max_length=255)
+    bot_token_expires_at: datetime | None = _ts(nullable=True)
+    token_type: str = Field(default="bot", max_length=20)
+    installed_at: datetime = _ts()
+
+
+class SlackOAuthState(SQLModel, table=True):
+    """An `Add to Slack` state issued by /slack/install; consumed (deleted) by the one redirect that uses it."""
+
+    __tablename__ = "slack_oauth_states"
+    state: str = Field(primary_key=True, max_length=64)
+    expires_at: datetime = _ts()

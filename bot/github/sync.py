@@ -361,6 +361,10 @@ async def compute_plan(
 # --------------------------------------------------------------------------- applying the outbox
 
 PAUSE_REASONS = {
+    "uninstalled": (
+        "this workspace removed Phasegate from Slack, so nothing is synced to {repo}",
+        "add Phasegate to Slack again (the install link of whoever runs it); the sync resumes by itself",
+    ),
     "archived": (
         "GitHub says {repo} is archived, so it is read-only",
         "unarchive {repo} in GitHub (Settings → General → Danger Zone), or point the project at another "

@@ -22,6 +22,7 @@ FIXES = {
     "token_revoked": "the bot's token was revoked: reinstall the app",
     "missing_scope": "the app lacks a permission: reinstall it with the scopes in the README",
     "cannot_dm_bot": "that user is a bot and cannot get direct messages",
+    "app_uninstalled": "the workspace uninstalled Phasegate: add it to Slack again",
     "msg_too_long": "the message is too long for Slack",
     "restricted_action": "a workspace setting stops the bot from posting there",
 }

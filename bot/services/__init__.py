@@ -15,6 +15,7 @@ from bot.services.base import Actor, AdminCheck, ServiceBase
 from bot.services.decisions import DecisionService
 from bot.services.deliveries import DeliveryService
 from bot.services.gates import GateService
+from bot.services.github_connect import GitHubConnectService
 from bot.services.hours import HoursService
 from bot.services.meetings import MeetingService
 from bot.services.projects import ProjectService
@@ -49,6 +50,8 @@ class Services:
     sync: SyncService | None = None  # set by the composition (it needs settings and a GitHub gateway)
     preview_mode: bool = True  # no GitHub credentials: sync only shows its plan
     outbox: Outbox | None = None  # every message the bot sends on its own (set by build)
+    # A GitHub App of many installations: `github connect` and GitHub's setup redirect (set by the composition).
+    github_connect: GitHubConnectService | None = None
 
     def changed(self) -> None:
         """Something may need syncing: wake the GitHub sync worker now rather than at its next interval."""

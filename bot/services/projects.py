@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import date
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -48,6 +48,13 @@ def check_timezone(name: str) -> str:
 
 class ProjectService(ServiceBase):
     allowed_repos: tuple[str, ...] = ()  # PHASEGATE_GITHUB_REPOS (set by the composition)
+    # A GitHub App of many installations: why `repo` may not be named by this workspace (no linked installation
+    # covers it; the answer carries the install link), or None. Set by the composition.
+    repo_check: Callable[[Actor, str], Awaitable[str | None]] | None = None
+
+    async def _check_covered(self, actor: Actor, repo: str) -> None:
+        if self.repo_check is not None and (why := await self.repo_check(actor, repo)) is not None:
+            raise InvalidInput(why, field="repo")
 
     async def create(
         self,
@@ -71,6 +78,7 @@ class ProjectService(ServiceBase):
         repo = check_repo(repo) if repo else None
         if repo:
             check_allowed(repo, self.allowed_repos)
+            await self._check_covered(actor, repo)
         lead = lead_user_id or actor.user_id
         now = self.clock.now()
         try:
@@ -428,6 +436,7 @@ class ProjectService(ServiceBase):
             await self.require_lead(s, actor, project, "change project settings")
             if repo:
                 check_allowed(check_repo(repo), self.allowed_repos)
+                await self._check_covered(actor, check_repo(repo))
                 await check_claim(s, project, check_repo(repo))
             changes = {
                 "working_hours": working_hours,

@@ -10,10 +10,10 @@ from typing import Literal
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.clock import Clock
-from bot.db.models import Meeting, Project, Proposal, SentMessage
+from bot.db.models import Meeting, Project, Proposal, SentMessage, Workspace
 from bot.db.session import Database
 from bot.errors import Conflict
 from bot.messaging import Messenger
@@ -70,7 +70,11 @@ class RitualService(RitualBase):
     # --- the job entry point -------------------------------------------------------------------
 
     async def run_step(self, *, meeting_id: int, step: str, sequence: int) -> None:
-        """Run one planned step; a step for a cancelled, decided or moved meeting does nothing."""
+        """Run one planned step; a step for a cancelled, decided or moved meeting does nothing, nor one of a
+        workspace that uninstalled Phasegate."""
+        if await self._uninstalled(meeting_id):
+            log.info("skipped step %s of meeting %s: its workspace uninstalled Phasegate", step, meeting_id)
+            return
         name, _, user = step.partition(":")
         if name in ("dm48", "dm24"):
             await self._dm(meeting_id, step, sequence, user)
@@ -84,6 +88,16 @@ class RitualService(RitualBase):
             await self._nudge(meeting_id, sequence)
         else:
             log.error("unknown step %r for meeting %s", step, meeting_id)
+
+    async def _uninstalled(self, meeting_id: int) -> bool:
+        async with self.db.session() as s:
+            gone = await s.execute(
+                select(Workspace.uninstalled_at)
+                .join(Project, col(Project.team_id) == col(Workspace.team_id))
+                .join(Meeting, col(Meeting.project_id) == col(Project.id))
+                .where(Meeting.id == meeting_id)
+            )
+            return gone.scalar_one_or_none() is not None
 
     async def _load(self, s: AsyncSession, meeting_id: int, sequence: int) -> _Due | None:
         meeting = await s.get(Meeting, meeting_id)

@@ -56,6 +56,7 @@ from bot.services.decisions import records_on
 from bot.services.gates import gather_facts
 from bot.services.repos import check_allowed, check_claim, claim, parse_allowlist
 from bot.services.tasks import enqueue_sync
+from bot.slack_oauth import UNINSTALLED
 
 log = logging.getLogger(__name__)
 
@@ -1024,6 +1025,9 @@ async def cli_sync(settings: Settings, project_name: str | None, dry_run: bool) 
         for project in projects:
             assert project.id is not None
             actor = Actor(project.team_id, "cli")
+            if project.sync_paused_reason == UNINSTALLED:  # resumed only by the workspace adding Phasegate again
+                texts.append(f"{project.name}: skipped, its workspace removed Phasegate from Slack.")
+                continue
             if dry_run or service.preview_mode:
                 texts.append(render_plan_text(await service.plan(actor=actor, project_id=project.id)))
             else:

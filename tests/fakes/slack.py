@@ -203,6 +203,16 @@ class FakeSlack:
         self._socket_urls: dict[str, JSON] = {}  # apps.connections.open tickets: id -> {created, used}
         self._envelopes: list[JSON] = []
         self._acks: list[JSON] = []
+        # OAuth (many-workspaces mode): codes issued for an "Add to Slack" click, the bot tokens and refresh
+        # tokens oauth.v2.access handed out (token -> workspace), and the tokens revoked by an uninstall.
+        self.oauth_client: tuple[str, str] | None = None  # (client_id, client_secret) to require; None: any
+        self.token_rotation = False  # oauth.v2.access answers expiring tokens with refresh tokens
+        self.token_ttl = 43200  # seconds an access token lives with rotation
+        self._oauth_codes: dict[str, JSON] = {}
+        self._token = ""  # the token of the call being answered
+        self.bot_tokens: dict[str, JSON] = {}  # access token -> {team_id, team_name, expires_at}
+        self._refresh_tokens: dict[str, JSON] = {}  # refresh token -> its grant
+        self.revoked_tokens: set[str] = set()
         self._sockets = [s for s in self._sockets if s.open]  # live connections survive a reset
         self._seq = itertools.count(1)
         self._last_us = 0
@@ -233,6 +243,25 @@ class FakeSlack:
         the connection is reset before it takes effect)."""
         fault = Fault(status, retry_after, error, drop, before)
         self._faults.setdefault(method, deque()).extend(fault for _ in range(count))
+
+    def new_oauth_code(self, team_id: str, team_name: str = "", user_id: str = "U0INSTALL") -> str:
+        """The `code` Slack puts on the redirect after a person in `team_id` clicks Allow."""
+        code = f"{next(self._seq)}.{secrets.token_hex(12)}"
+        self._oauth_codes[code] = {"team_id": team_id, "team_name": team_name or team_id, "user_id": user_id}
+        return code
+
+    def revoke_team(self, team_id: str) -> None:
+        """The workspace uninstalled the app: its tokens stop working (invalid_auth/token_revoked)."""
+        for token, grant in list(self.bot_tokens.items()):
+            if grant["team_id"] == team_id:
+                self.revoked_tokens.add(token)
+        for refresh, grant in list(self._refresh_tokens.items()):
+            if grant["team_id"] == team_id:
+                del self._refresh_tokens[refresh]
+
+    def team_of(self, token: str) -> str | None:
+        grant = self.bot_tokens.get(token)
+        return str(grant["team_id"]) if grant else None
 
     def new_trigger_id(self, user_id: str | None = None) -> str:
         trigger_id = f"{next(self._seq)}.{int(self.clock())}.{secrets.token_hex(16)}"
@@ -444,6 +473,9 @@ class FakeSlack:
             if problem:
                 raise SlackError(problem)
             # Slack ignores a `token` inside a JSON body: JSON callers must send the Authorization header
+            if method == "oauth.v2.access":  # client credentials (Basic auth or form), not a token
+                body = {"ok": True, **self._oauth_access(request.headers.get("Authorization", ""), dict(params))}
+                return self._finish(request, call, fault, 200, body)
             bearer = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
             token = bearer or (None if is_json else params.pop("token", None))
             body = {"ok": True, **self._dispatch(method, token, dict(params))}
@@ -463,6 +495,12 @@ class FakeSlack:
         valid = self.valid_tokens is None and token.startswith(kinds)
         if not (valid or (self.valid_tokens is not None and token in self.valid_tokens)):
             raise SlackError("invalid_auth")
+        if token in self.revoked_tokens:
+            raise SlackError("token_revoked")
+        grant = self.bot_tokens.get(token)
+        if grant is not None and grant.get("expires_at") is not None and self.clock() >= grant["expires_at"]:
+            raise SlackError("token_expired")
+        self._token = token
         try:
             return handler(self, params)
         except ValueError:  # a number that is not one, e.g. limit=abc
@@ -587,6 +625,17 @@ class FakeSlack:
             return web.json_response(asdict(self.add_user(user_id, name, **body)))
         elif what == "channels":
             return web.json_response(asdict(self.add_channel(body.pop("id"), body.pop("name"), **body)))
+        elif what == "oauth_code":
+            return web.json_response({"code": self.new_oauth_code(body["team_id"], body.get("team_name", ""))})
+        elif what == "revoke_team":
+            self.revoke_team(body["team_id"])
+        elif what == "oauth":
+            if body.get("client_id"):
+                self.oauth_client = (body["client_id"], body["client_secret"])
+            if "token_rotation" in body:
+                self.token_rotation = bool(body["token_rotation"])
+            if "token_ttl" in body:
+                self.token_ttl = int(body["token_ttl"])
         elif what == "trigger":
             return web.json_response({"trigger_id": self.new_trigger_id(body.get("user_id"))})
         elif what == "response_url":
@@ -600,6 +649,44 @@ class FakeSlack:
         else:
             raise web.HTTPNotFound()
         return web.json_response({"ok": True})
+
+    # ---- OAuth -----------------------------------------------------------------------------------------
+    def _oauth_access(self, authorization: str, p: JSON) -> JSON:
+        """oauth.v2.access: exchange a code (or, with rotation, a refresh token) for a bot token."""
+        client_id, client_secret = p.get("client_id"), p.get("client_secret")
+        if authorization.startswith("Basic "):
+            try:
+                client_id, _, client_secret = base64.b64decode(authorization[6:]).decode().partition(":")
+            except ValueError:
+                raise SlackError("invalid_client_id") from None
+        if not client_id:
+            raise SlackError("invalid_client_id")
+        if self.oauth_client is not None and (client_id, client_secret) != self.oauth_client:
+            raise SlackError("bad_client_secret" if client_id == self.oauth_client[0] else "invalid_client_id")
+        if p.get("grant_type") == "refresh_token":
+            grant = self._refresh_tokens.pop(str(p.get("refresh_token") or ""), None)
+            if grant is None:
+                raise SlackError("invalid_refresh_token")
+        else:
+            grant = self._oauth_codes.pop(str(p.get("code") or ""), None)  # a code works once
+            if grant is None:
+                raise SlackError("invalid_code")
+        team_id = str(grant["team_id"])
+        token = f"xoxb-{team_id}-{next(self._seq)}-{secrets.token_hex(8)}"
+        answer: JSON = {
+            "access_token": token, "token_type": "bot", "scope": "commands,chat:write",
+            "bot_user_id": self.bot_user_id, "app_id": self.app_id,
+            "team": {"id": team_id, "name": grant["team_name"]}, "enterprise": None,
+            "is_enterprise_install": False, "authed_user": {"id": grant["user_id"]},
+        }
+        expires_at = None
+        if self.token_rotation:
+            refresh = f"xoxe-1-{secrets.token_hex(12)}"
+            self._refresh_tokens[refresh] = grant
+            expires_at = self.clock() + self.token_ttl
+            answer.update(refresh_token=refresh, expires_in=self.token_ttl)
+        self.bot_tokens[token] = {"team_id": team_id, "team_name": grant["team_name"], "expires_at": expires_at}
+        return answer
 
     # ---- helpers for handlers --------------------------------------------------------------------------
     def _next_id(self, prefix: str) -> str:
@@ -814,8 +901,11 @@ class FakeSlack:
 
     @api("auth.test")
     def _auth_test(self, p: JSON) -> JSON:
-        return {"url": f"https://{self.team_domain}.slack.com/", "team": self.team_name,
-                "user": self.bot_name, "team_id": self.team_id, "user_id": self.bot_user_id,
+        grant = self.bot_tokens.get(getattr(self, "_token", ""))
+        team_id = str(grant["team_id"]) if grant else self.team_id
+        team = str(grant["team_name"]) if grant else self.team_name
+        return {"url": f"https://{self.team_domain}.slack.com/", "team": team,
+                "user": self.bot_name, "team_id": team_id, "user_id": self.bot_user_id,
                 "bot_id": self.bot_id, "is_enterprise_install": False}
 
     @api("chat.postMessage")
