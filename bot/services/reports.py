@@ -59,8 +59,9 @@ class MeetingLine:
 @dataclass(frozen=True)
 class PhaseProgress:
     phase: Phase
-    total: int
+    total: int  # superseded tasks (closed by an iterate) are not counted here
     closed: int
+    superseded: int = 0
 
 
 @dataclass
@@ -208,13 +209,21 @@ class ReportService(ServiceBase):
         record = next((r for r in reversed(records) if r.ended_at is None), None)
         counts = (
             await s.execute(
-                select(Task.phase, func.count(), func.count().filter(col(Task.status) == "closed"))
+                select(
+                    Task.phase,
+                    func.count().filter(col(Task.superseded_at).is_(None)),
+                    func.count().filter(col(Task.status) == "closed", col(Task.superseded_at).is_(None)),
+                    func.count().filter(col(Task.superseded_at).is_not(None)),
+                )
                 .where(Task.project_id == pid)
                 .group_by(col(Task.phase))
             )
         ).all()
-        by_phase = {ph: (int(total), int(closed)) for ph, total, closed in counts}
-        progress = [PhaseProgress(p, *by_phase[p.value]) for p in PHASE_ORDER if p.value in by_phase]
+        by_phase = {ph: (int(total), int(closed)) for ph, total, closed, _ in counts}
+        dropped = {ph: int(n) for ph, _, _, n in counts}
+        progress = [
+            PhaseProgress(p, *by_phase[p.value], dropped[p.value]) for p in PHASE_ORDER if p.value in by_phase
+        ]
         open_q = select(Task, GitHubIssue.html_url, GitHubIssue.failures).where(
             Task.project_id == pid, Task.status == "open"
         )

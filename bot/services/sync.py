@@ -598,6 +598,8 @@ class SyncService(ServiceBase):
         if gh.state != row.state:
             if task.status == row.state and task.status != gh.state:
                 task.status = gh.state
+                if gh.state == "open":  # reopened in GitHub: no longer superseded
+                    task.superseded_at = task.superseded_by_record = task.superseded_note = None
                 changes.append("closed" if gh.state == "closed" else "reopened")
                 actions.append(f"github.issue_{changes[-1]}")
             row.state = gh.state
