@@ -253,17 +253,17 @@ class GateService(ServiceBase):
                             )
                         ).scalars()
                     )
-                    if keep_tasks:
-                        kept = open_deliver
-                    else:
+                    # Deliver's default tasks always go: entering Deliver again adds them anew.
+                    kept = [t for t in open_deliver if t.origin != "default"] if keep_tasks else []
+                    superseded = [t for t in open_deliver if t not in kept]
+                    if superseded:
                         note = ("criteria not met: " + "; ".join(failed)) if failed else "the lead chose to iterate"
-                        for task in open_deliver:
+                        for task in superseded:
                             task.status, task.updated_at = "closed", now
                             task.superseded_at, task.superseded_by_record = now, started.id
                             task.superseded_note = note[:1000]
                             s.add(task)
                             await enqueue_sync(s, project=project, kind="issue", ref=task.id, now=now)
-                        superseded = open_deliver
                 for ph in {Phase.DELIVER, Phase.DEVELOP} if iterate else set():  # their descriptions name it
                     await enqueue_sync(s, project=project, kind="milestone", ref=ph.value, now=now)
                 await enqueue_sync(s, project=project, kind="milestone", ref=target.value, now=now)
