@@ -313,8 +313,9 @@ class SyncPlan:
     @property
     def writes(self) -> int:
         """Content-creating requests the plan needs (at least; a closed new issue needs two)."""
-        extra = ("then close", "as not planned (superseded)")  # the close after a create; the superseded comment
-        return len(self.steps) + sum(1 for x in self.steps if x.kind == "issue" and x.detail in extra)
+        issues = [x.detail for x in self.steps if x.kind == "issue"]
+        # The close after a create, and the one comment a superseded issue gets.
+        return len(self.steps) + sum(d.startswith("then close") for d in issues) + sum("(superseded)" in d for d in issues)
 
 
 async def compute_plan(
@@ -377,10 +378,13 @@ async def compute_plan(
         row_issue = issues.get(task.id)
         label = f"#{task.number} {task.title}"
         if row_issue is None or row_issue.number is None:
-            steps.append(PlanStep("issue", "create", label, None, "then close" if want_issue.state == "closed" else ""))
+            detail = "then close" if want_issue.state == "closed" else ""
+            if want_issue.state_reason == "not_planned":
+                detail += " as not planned (superseded)"
+            steps.append(PlanStep("issue", "create", label, None, detail))
             continue
         if want_issue.comment and row_issue.superseded_comment != "done" and row_issue.state == want_issue.state:
-            steps.append(PlanStep("issue", "comment", label, row_issue.number, "superseded"))
+            steps.append(PlanStep("issue", "comment", label, row_issue.number, "why it was superseded"))
             continue
         ms = rows.get(task.phase)
         same = (

@@ -336,8 +336,13 @@ class ReportService(ServiceBase):
             result = []
             for project in projects:
                 status = await self._status(s, actor, project)
+                # Mine: assigned to me, or to nobody yet but to a role I hold in the project (as `task list mine`).
+                roles = sorted(status.members.get(actor.user_id, set()) - {Role.LEAD.value})
+                mine = col(Task.assignee_user_id) == actor.user_id
+                if roles:
+                    mine = or_(mine, col(Task.assignee_user_id).is_(None) & col(Task.role).in_(roles))
                 mine_q = select(Task, GitHubIssue.html_url, GitHubIssue.failures).where(
-                    Task.project_id == project.id, Task.status == "open", Task.assignee_user_id == actor.user_id
+                    Task.project_id == project.id, Task.status == "open", mine
                 )
                 my_tasks = await _task_lines(s, mine_q, 10)
                 attendee_of = {

@@ -66,7 +66,7 @@ PREVIEW_NOTE = (
     "Preview mode: no GitHub credentials are configured, so nothing is sent to GitHub. Set GITHUB_TOKEN "
     "(or GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY and GITHUB_APP_INSTALLATION_ID) to sync for real."
 )
-ACTIONS = ("create", "adopt", "update", "close", "reopen")
+ACTIONS = ("create", "adopt", "update", "close", "reopen", "comment")
 KINDS = (("label", "Labels"), ("milestone", "Milestones"), ("issue", "Issues"))
 
 

@@ -297,3 +297,93 @@ def test_each_persons_own_hours_through_the_shell(tmp_path: Path) -> None:
     before, after = text.split("> :clock 2026-03-09T14:30Z", 1)
     assert "[DM to @raj]" not in before.split("> :clock 2026-03-09T12:00Z", 1)[1]
     assert "-- Mon 09 Mar 2026 14:00 CET --" in after and "[DM to @raj]" in after
+
+
+ITERATE_SCRIPT = """\
+:user lena tz=Europe/Berlin
+:user raj tz=Europe/Berlin
+:user mia tz=Europe/Berlin
+:user ana tz=Europe/Berlin
+:user bo tz=Europe/Berlin
+:user dan tz=Europe/Berlin
+:as lena
+/phasegate init genres repo=acme/genres
+:user raj role=ml-engineer
+:user mia role=ml-engineer
+:user ana role=ml-engineer
+:user dan role=data-engineer
+/phasegate role @bo business-owner
+:as bo
+/phasegate brief problem="Tag songs by genre" criterion="skip rate < 20%; A/B test"
+/phasegate brief ack
+:as lena
+/phasegate advance
+/phasegate baseline metric=f1 value=0.61 pipeline=https://ci.example.com/eval
+/phasegate advance
+/phasegate meeting schedule kind=model-decision at=2026-03-04T10:00 attendees=@raj,@mia,@ana
+:as ana
+/phasegate away until=2026-03-06
+:as raj
+/phasegate propose meeting=1 title="AST" approach=transformer refs=arXiv:2104.01778 why="strong" benefit=4 cost=5 risk=2
+/phasegate propose meeting=1 title="Tiny CNN" approach=cnn refs=arXiv:1609.09430 why="small" benefit=2 cost=10 risk=4
+:as mia
+/phasegate propose meeting=1 title="Boosting" approach="gradient boosting" refs=https://arxiv.org/abs/2002.06705 why="cheap" benefit=3 cost=1 risk=1
+/phasegate meeting list
+:clock 2026-03-04T09:05Z
+:as lena
+/phasegate decide meeting=1 proposal=1 rationale="strongest" tasks="Build cache role=data-engineer phase=deliver; @raj Prototype AST; Label songs role=data-engineer"
+:as dan
+:home
+:as lena
+/phasegate advance
+/phasegate evaluate metric="skip rate" value=24 check="A/B test on 5%"
+/phasegate advance outcome=ship
+/phasegate advance outcome=iterate keep=everything
+/phasegate advance outcome=iterate
+/phasegate status
+/phasegate sync dry-run
+/phasegate meeting schedule kind=model-decision at=2026-03-09T10:00 attendees=@raj,@mia
+:as raj
+/phasegate propose meeting=2 title="AST v2" approach=transformer refs=arXiv:2104.01778 why="again" benefit=5 cost=2 risk=1
+:as mia
+/phasegate propose meeting=2 title="Linear probe" approach=linear refs=arXiv:1609.09430 why="cheapest" benefit=1 cost=5 risk=1
+:clock 2026-03-09T09:05Z
+:as lena
+/phasegate decide meeting=2 proposal=5 rationale="cheapest to try"
+:quit
+"""
+
+
+def test_iterations_leave_a_clean_record_through_the_shell(tmp_path: Path) -> None:
+    out = run_cli(["shell", "--now", "2026-03-02T08:00Z"], ITERATE_SCRIPT, tmp_path)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    text = out.stdout
+    seen = seen_by(text)
+    lena = [" ".join(m.split()) for m in seen.get("only @lena sees this", [])]
+    channel = [" ".join(m.split()) for m in seen["#project"]]
+    # meeting list agrees with the verdict: Ana, away, is excused, not listed as owing.
+    listed = next(m for m in seen["only @mia sees this"] if "Proposals due" in m)
+    listed = " ".join(listed.split())
+    assert "excused (away): @ana" in listed and "still owed by" not in listed, listed
+    assert any("Excused (away):" in m and "@ana" in m for m in channel)
+    # Task lines: @person, role= and phase= wherever they appear; the title keeps only the words.
+    record = next(m for m in channel if "Decision · Model decision #1" in m or "Chosen:* #1" in m)
+    assert "Build cache" in record and "Prototype AST" in record and "role=" not in record and "phase=" not in record
+    # Runner-ups in score order: #3 (3.00) before #2 (0.08).
+    assert record.index("#3 Boosting") < record.index("#2 Tiny CNN")
+    # A role's task shows on the Home tab of the person holding that role.
+    home = text.split("[App Home of @dan]", 1)[1].split("\n> ", 1)[0]
+    assert "Build cache" in home and "Label songs" in home and "Prototype AST" not in home
+    # A missed criterion blocks ship with its numbers; iterate names it and closes the Deliver tasks as superseded.
+    assert any("skip rate 24% — target < 20%" in m and "outcome=ship override" in m for m in lena)
+    assert any("keep=everything is not understood" in m and "keep=tasks" in m for m in lena)
+    iterate = next(m for m in channel if "Deliver → Develop" in m)
+    assert "Criteria not met:* skip rate 24% — target < 20%" in iterate
+    assert "Closed as superseded" in iterate and "Iteration 2" in iterate
+    status = next(m for m in lena if "genres · Develop" in m and "iteration 2" in m)
+    assert "superseded" in status
+    plan = next(m for m in lena if "GitHub sync plan · genres" in m)
+    assert "as not planned (superseded)" in plan and "Build cache" in plan
+    # After the iterate the record ranks every runner-up by score (carried ones included): 3.00, 2.50, 0.08.
+    second = next(m for m in channel if "Chosen:* #5" in m)
+    assert second.index("#3 Boosting") < second.index("#4 AST v2") < second.index("#2 Tiny CNN"), second
