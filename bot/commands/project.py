@@ -593,6 +593,8 @@ async def advance(ctx: Context, args: Args) -> Reply:
 )
 async def settings(ctx: Context, args: Args) -> Reply:
     pid = await project_id(ctx, args)
+    if "deadline_hours" in args.options and "deadline" not in args.options:  # what people also type for it
+        args.options["deadline"] = args.options.pop("deadline_hours")
     known = {"hours", "tz", "deadline", "min_proposals", "policy", "postpone_days", "max_postpones", "repo"}
     known |= {"decision_records", "path"}
     unknown = sorted(set(args.options) - known)

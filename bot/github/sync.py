@@ -173,6 +173,10 @@ async def desired_milestone(s: AsyncSession, project: Project, phase: Phase) -> 
     )
 
 
+def _due_text(day: date | None) -> str:
+    return f"due {day.isoformat()}" if day else ""
+
+
 def _drifted(there: GhMilestone | None, want: DesiredMilestone) -> bool:
     """GitHub's copy of our milestone was closed, reopened or renamed by someone else."""
     return there is not None and (there.title, there.state) != (want.title, want.state)
@@ -358,7 +362,11 @@ async def compute_plan(
                     "adopt" if ours else "create",
                     want.title if ours or found is None else want.title + OWN_SUFFIX,
                     found.number if ours and found else None,
-                    "closed" if want.state == "closed" else "",
+                    ", ".join(
+                        x
+                        for x in ("closed" if want.state == "closed" else "", _due_text(want.due_on))
+                        if x
+                    ),
                 )
             )
         elif row.synced_hash == want.hash() and not _drifted(by_number.get(row.number), want):
@@ -366,7 +374,7 @@ async def compute_plan(
         elif row.state != want.state:
             steps.append(PlanStep("milestone", "close" if want.state == "closed" else "reopen", want.title, row.number))
         else:
-            steps.append(PlanStep("milestone", "update", want.title, row.number))
+            steps.append(PlanStep("milestone", "update", want.title, row.number, _due_text(want.due_on)))
     ctx = IssueContext(s, project)
     issues = {
         r.task_id: r

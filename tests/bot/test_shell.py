@@ -169,6 +169,10 @@ def test_the_demo_walks_a_project_from_discovery_to_deployment(tmp_path: Path) -
     assert "playlist skip rate 24% — target < 20% ❌ missed" in text
     assert "Criteria not met:* playlist skip rate 24%" in text or "Criteria not met: playlist skip rate 24%" in text
     assert "playlist skip rate 17% — target < 20% ✅" in text
+    # The iterate closes the first iteration's Deliver tasks as superseded; status counts them apart.
+    flat = " ".join(text.split())
+    assert "*Closed as superseded* (their GitHub issues: closed as not planned, with a comment): Deliver tasks #7, #8" in flat
+    assert "*Deliver*: 0/5 tasks closed · 5 superseded" in text
 
 
 METHOD_SCRIPT = """\
@@ -313,6 +317,7 @@ ITERATE_SCRIPT = """\
 :user ana role=ml-engineer
 :user dan role=data-engineer
 /phasegate role @bo business-owner
+/phasegate settings deadline_hours=999
 :as bo
 /phasegate brief problem="Tag songs by genre" criterion="skip rate < 20%; A/B test"
 /phasegate brief ack
@@ -361,6 +366,8 @@ def test_iterations_leave_a_clean_record_through_the_shell(tmp_path: Path) -> No
     seen = seen_by(text)
     lena = [" ".join(m.split()) for m in seen.get("only @lena sees this", [])]
     channel = [" ".join(m.split()) for m in seen["#project"]]
+    # deadline_hours= is understood as deadline=, and the refusal uses the words people type.
+    assert any("deadline=999 (hours before the meeting) is out of range" in m for m in lena), lena
     # meeting list agrees with the verdict: Ana, away, is excused, not listed as owing.
     listed = next(m for m in seen["only @mia sees this"] if "Proposals due" in m)
     listed = " ".join(listed.split())
@@ -387,3 +394,40 @@ def test_iterations_leave_a_clean_record_through_the_shell(tmp_path: Path) -> No
     # After the iterate the record ranks every runner-up by score (carried ones included): 3.00, 2.50, 0.08.
     second = next(m for m in channel if "Chosen:* #5" in m)
     assert second.index("#3 Boosting") < second.index("#4 AST v2") < second.index("#2 Tiny CNN"), second
+
+
+ESCALATION_SCRIPT = """\
+:user lena tz=Europe/Berlin
+:user raj tz=Europe/Berlin
+:user mia tz=Europe/Berlin
+:as lena
+/phasegate init genres repo=acme/genres
+:user raj role=ml-engineer
+:user mia role=ml-engineer
+/phasegate plan discovery due=2026-03-03
+/phasegate sync dry-run
+/phasegate meeting schedule kind=model-decision at=2026-03-05T10:00 attendees=@raj,@mia
+:as raj
+/phasegate propose meeting=1 title="AST" approach=transformer refs=arXiv:2104.01778 why="strong" benefit=4 cost=5 risk=2
+:clock 2026-03-20T12:00Z
+:as lena
+/phasegate status
+:quit
+"""
+
+
+def test_an_unanswered_escalation_and_a_planned_date_through_the_shell(tmp_path: Path) -> None:
+    out = run_cli(["shell", "--now", "2026-03-02T08:00Z"], ESCALATION_SCRIPT, tmp_path)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    seen = seen_by(out.stdout)
+    lena = [" ".join(m.split()) for m in seen.get("only @lena sees this", [])]
+    channel = [" ".join(m.split()) for m in seen["#project"]]
+    # plan sets the milestone's due date (shown in the sync plan) and status says when the phase is overdue.
+    assert any("Discovery is due 2026-03-03; its GitHub milestone gets that due date" in m for m in lena)
+    assert any("genres · Discovery _(due 2026-03-03)_" in m for m in lena), lena
+    assert any("Discovery is overdue* by 17 days (target 2026-03-03)" in m for m in lena)
+    # Nobody answers the escalation: the meeting is postponed once at its start, then cancelled, in the channel.
+    postponed = [m for m in channel if "Model decision #1 — postponed" in m and "nobody answered the escalation" in m]
+    assert len(postponed) == 1
+    assert any("Model decision #1 was cancelled" in m and "nobody answered the escalation" in m for m in channel)
+    assert not any("will hold" in m for m in channel)  # never held without the lead's "Hold anyway"
