@@ -3,10 +3,13 @@ linking the iterate, kept tasks left alone, the iteration in milestones, issue b
 
 from __future__ import annotations
 
+import pytest
 from sqlmodel import select
 
 from bot.clock import FakeClock
-from bot.db.models import Decision, GitHubIssue, Meeting, PhaseRecord, Proposal, Task
+from bot.db.models import Decision, GitHubIssue, Meeting, OutboxMessage, PhaseRecord, Proposal, Task
+from bot.db.session import Database
+from bot.errors import InvalidInput, NotAllowed
 from bot.messaging import RecordingMessenger
 from bot.process import Outcome, Phase
 from bot.rendering import Message
@@ -15,8 +18,11 @@ from bot.services.base import Announce
 from bot.services.gates import AdvanceResult
 from bot.services.sync import SyncService
 from bot.services.tasks import new_task
+from bot.slack_client import SlackMessenger, make_client
 from tests.bot.github.conftest import LEAD, REPO, new_project
+from tests.conftest import actor
 from tests.fakes.github import FakeGitHub
+from tests.fakes.slack import FakeSlack
 
 COMMENTS_ROUTE = "/repos/{owner}/{repo}/issues/{number}/comments"
 
@@ -221,3 +227,57 @@ async def test_the_iterate_announcement_keeps_its_permalink(services: Services) 
         ).scalars().first()
     assert record is not None and record.phase == "develop" and record.iteration == 1
     assert record.channel_ts and record.permalink and record.permalink.startswith("https://")
+
+
+async def test_keep_tasks_is_only_for_an_iterate_and_only_for_the_lead(services: Services) -> None:
+    pid = await new_project(services, repo=None)
+    await to_deliver_with_tasks(services, pid, ("Prototype the CNN",))
+    with pytest.raises(InvalidInput, match="keep=tasks only applies to `advance outcome=iterate`"):
+        await services.gates.advance(
+            actor=LEAD, project_id=pid, outcome=Outcome.SHIP, override_reason="x", keep_tasks=True
+        )
+    with pytest.raises(NotAllowed):
+        await services.gates.advance(actor=actor("UOTHER"), project_id=pid, outcome=Outcome.ITERATE)
+    async with services.db.session() as s:
+        still = (await s.execute(select(Task).where(Task.project_id == pid, Task.status == "open"))).scalars()
+        assert all(t.superseded_at is None for t in still)  # nothing was closed by the refused attempts
+    await services.gates.advance(actor=LEAD, project_id=pid, outcome=Outcome.ITERATE)
+    with pytest.raises(InvalidInput, match="outcome= only applies when leaving Deliver"):  # the same request twice
+        await services.gates.advance(actor=LEAD, project_id=pid, outcome=Outcome.ITERATE)
+
+
+async def test_the_permalink_comes_from_chat_get_permalink_and_its_failure_loses_nothing(
+    db: Database, clock: FakeClock
+) -> None:
+    """Against the fake Slack with the real SlackMessenger: the iterate's announcement is posted, then its
+    permalink asked for with chat.getPermalink; when Slack refuses that, the post still counts as delivered."""
+    slack = FakeSlack(team_id=LEAD.team_id)
+    await slack.start()
+    try:
+        slack.add_user("ULEAD", "lena")
+        slack.add_channel("C1", "proj", members=["ULEAD", slack.bot_user_id])
+        services = Services.build(db, clock, SlackMessenger(make_client("xoxb-test", slack.api_url, rate_limit_retries=0)))
+        links = []
+        for attempt in range(2):
+            pid = await new_project(services, name=f"genres{attempt}", repo=None)
+            for _ in range(3):
+                await services.gates.advance(actor=LEAD, project_id=pid, override_reason="test")
+            if attempt:
+                slack.add_fault("chat.getPermalink", status=500, count=5)
+            await services.gates.advance(actor=LEAD, project_id=pid, outcome=Outcome.ITERATE, announce=announced())
+            async with services.db.session() as s:
+                record = (
+                    await s.execute(
+                        select(PhaseRecord).where(PhaseRecord.project_id == pid, PhaseRecord.iteration == 1)
+                    )
+                ).scalar_one()
+                links.append((record.channel_ts, record.permalink))
+        asked = slack.calls_to("chat.getPermalink")
+        assert len(asked) >= 2 and asked[0].params["channel"] == "C1"
+        assert links[0][0] and links[0][1] and links[0][1].startswith("https://") and links[0][0].replace(".", "") in links[0][1]
+        assert links[1][0] and links[1][1] is None  # posted (ts kept), no permalink: issues link to the channel
+        async with services.db.session() as s:
+            statuses = {m.status for m in (await s.execute(select(OutboxMessage))).scalars()}
+        assert statuses == {"sent"}
+    finally:
+        await slack.stop()
