@@ -431,3 +431,64 @@ def test_an_unanswered_escalation_and_a_planned_date_through_the_shell(tmp_path:
     assert len(postponed) == 1
     assert any("Model decision #1 was cancelled" in m and "nobody answered the escalation" in m for m in channel)
     assert not any("will hold" in m for m in channel)  # never held without the lead's "Hold anyway"
+
+
+SUPERSEDE_SCRIPT = """\
+:user lena tz=Europe/Berlin
+:user raj tz=Europe/Berlin
+:as lena
+/phasegate init genres repo=acme/genres
+:user raj role=ml-engineer github=raj-gh
+/phasegate advance override="skip"
+/phasegate advance override="skip"
+/phasegate advance override="skip"
+/phasegate task add "Prototype the CNN" @raj
+/phasegate task add "Write the model card" @raj
+/phasegate task done 11
+/phasegate sync
+/phasegate advance outcome=iterate
+/phasegate sync
+/phasegate sync
+/phasegate status
+:quit
+"""
+
+
+def test_superseded_deliver_tasks_close_their_issues_through_the_shell(tmp_path: Path) -> None:
+    """The shell syncing for real (GITHUB_TOKEN, GITHUB_API_URL) against the fake GitHub."""
+    from tests.fakes.github import FakeGitHub
+
+    fake = FakeGitHub()
+    fake.add_repo("acme/genres", collaborators=["raj-gh"], push=True)
+    url = fake.run_in_thread()
+    try:
+        out = run_cli(
+            ["shell", "--now", "2026-03-02T08:00Z"],
+            SUPERSEDE_SCRIPT,
+            tmp_path,
+            GITHUB_TOKEN="test",
+            GITHUB_API_URL=url,
+            PHASEGATE_GITHUB_WRITES_PER_MINUTE="6000",  # the fake enforces no limit here: pace loosely
+            PHASEGATE_GITHUB_WRITES_PER_HOUR="60000",
+        )
+        state = fake.state()["acme/genres"]
+    finally:
+        fake.stop_thread()
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    issues = {i["title"]: i for i in state["issues"]}
+    comments = {}
+    for c in state["comments"]:
+        comments.setdefault(int(c["issue_url"].rsplit("/", 1)[1]), []).append(c["body"])
+    prototype, card = issues["Prototype the CNN"], issues["Write the model card"]
+    assert (prototype["state"], prototype["state_reason"]) == ("closed", "not_planned")
+    assert [b.split("\n", 1)[0] for b in comments[prototype["number"]]] == [
+        "**Superseded.** genres went back from Deliver to Develop (iteration 2) on 2026-03-02: criteria not met: "
+        "Evaluation result against the success criteria; Real-conditions check (A/B test, demo or focus group)."
+    ]
+    assert "[The decision to iterate, in Slack](https://slack.example/archives/" in comments[prototype["number"]][0]
+    assert (card["state"], card["state_reason"]) == ("closed", "completed") and card["number"] not in comments
+    closed_as_superseded = [i for i in state["issues"] if i["state_reason"] == "not_planned"]
+    assert len(closed_as_superseded) == 4  # Deliver's three defaults and the open hand-added task, once each
+    assert all(len(comments[i["number"]]) == 1 for i in closed_as_superseded)
+    flat = " ".join(out.stdout.split())
+    assert "*Deliver*: 1/1 tasks closed · 4 superseded" in flat
