@@ -476,7 +476,7 @@ def test_superseded_deliver_tasks_close_their_issues_through_the_shell(tmp_path:
         fake.stop_thread()
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     issues = {i["title"]: i for i in state["issues"]}
-    comments = {}
+    comments: dict[int, list[str]] = {}
     for c in state["comments"]:
         comments.setdefault(int(c["issue_url"].rsplit("/", 1)[1]), []).append(c["body"])
     prototype, card = issues["Prototype the CNN"], issues["Write the model card"]
