@@ -41,6 +41,7 @@ class TaskLine:
     role: str | None
     issue_url: str | None
     sync_failing: bool
+    superseded: bool = False  # closed by an iterate back to Develop
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ async def _task_lines(
             t.role,
             url,
             bool(failures),
+            t.superseded_at is not None,
         )
         for t, url, failures in rows
     ]

@@ -450,6 +450,7 @@ SUPERSEDE_SCRIPT = """\
 /phasegate sync
 /phasegate sync
 /phasegate status
+/phasegate task list all phase=deliver
 :quit
 """
 
@@ -492,3 +493,4 @@ def test_superseded_deliver_tasks_close_their_issues_through_the_shell(tmp_path:
     assert all(len(comments[i["number"]]) == 1 for i in closed_as_superseded)
     flat = " ".join(out.stdout.split())
     assert "*Deliver*: 1/1 tasks closed · 4 superseded" in flat
+    assert re.search(r"~#10 Prototype the CNN~ · @raj · issue \(\S+/issues/\d+\) · Deliver · superseded", flat)
