@@ -494,3 +494,54 @@ def test_superseded_deliver_tasks_close_their_issues_through_the_shell(tmp_path:
     flat = " ".join(out.stdout.split())
     assert "*Deliver*: 1/1 tasks closed · 4 superseded" in flat
     assert re.search(r"~#10 Prototype the CNN~ · @raj · issue \(\S+/issues/\d+\) · Deliver · superseded", flat)
+
+
+DECISION_LINK_SCRIPT = """\
+:user lena tz=Europe/Berlin
+:user raj tz=Europe/Berlin
+:user mia tz=Europe/Berlin
+:as lena
+/phasegate init genres repo=acme/genres
+:user raj role=ml-engineer github=raj-gh
+:user mia role=ml-engineer
+/phasegate advance override="skip"
+/phasegate advance override="skip"
+/phasegate meeting schedule kind=model-decision at=2026-03-04T10:00 attendees=@raj,@mia
+:as raj
+/phasegate propose meeting=1 title="CNN" approach=cnn refs=arXiv:1609.09430 why="cheap" benefit=3 cost=3 risk=1
+:as mia
+/phasegate propose meeting=1 title="Boosting" approach="gradient boosting" refs=https://arxiv.org/abs/2002.06705 why="cheaper" benefit=2 cost=1 risk=1
+:as lena
+:clock 2026-03-04T09:05Z
+/phasegate decide meeting=1 proposal=1 rationale="cheapest" tasks="Prototype the CNN @raj"
+/phasegate sync
+:quit
+"""
+
+
+def test_a_decided_tasks_issue_links_the_decisions_thread_through_the_shell(tmp_path: Path) -> None:
+    """The decision record's permalink (chat.getPermalink in Slack; the shell's stand-in here) is in the issue."""
+    from tests.fakes.github import FakeGitHub
+
+    fake = FakeGitHub()
+    fake.add_repo("acme/genres", collaborators=["raj-gh"], push=True)
+    url = fake.run_in_thread()
+    try:
+        out = run_cli(
+            ["shell", "--now", "2026-03-02T08:00Z"],
+            DECISION_LINK_SCRIPT,
+            tmp_path,
+            GITHUB_TOKEN="test",
+            GITHUB_API_URL=url,
+            PHASEGATE_GITHUB_WRITES_PER_MINUTE="6000",
+            PHASEGATE_GITHUB_WRITES_PER_HOUR="60000",
+        )
+        issues = {i["title"]: i for i in fake.state()["acme/genres"]["issues"]}
+    finally:
+        fake.stop_thread()
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    body = issues["Prototype the CNN"]["body"]
+    assert re.search(r"\[Discussed in Slack\]\(https://slack\.example/archives/\w+/p\d+\)", body), body
+    assert "app_redirect" not in body
+    # Other tasks have no decision: they still link to the channel.
+    assert "app_redirect" in issues["Write the project brief"]["body"]
