@@ -316,9 +316,9 @@ class SyncPlan:
 
     @property
     def writes(self) -> int:
-        """Content-creating requests the plan needs (at least; a closed new issue needs two)."""
+        """Content-creating requests the plan needs (at least): a closed new issue needs two, and a superseded
+        close one more for its comment."""
         issues = [x.detail for x in self.steps if x.kind == "issue"]
-        # The close after a create, and the one comment a superseded issue gets.
         return len(self.steps) + sum(d.startswith("then close") for d in issues) + sum("(superseded)" in d for d in issues)
 
 
