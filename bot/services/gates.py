@@ -264,8 +264,6 @@ class GateService(ServiceBase):
                             task.superseded_note = note[:1000]
                             s.add(task)
                             await enqueue_sync(s, project=project, kind="issue", ref=task.id, now=now)
-                for ph in {Phase.DELIVER, Phase.DEVELOP} if iterate else set():  # their descriptions name it
-                    await enqueue_sync(s, project=project, kind="milestone", ref=ph.value, now=now)
                 await enqueue_sync(s, project=project, kind="milestone", ref=target.value, now=now)
                 new_tasks = await add_default_tasks(s, project=project, phase=target, actor=actor, now=now)
             await self.audit(
