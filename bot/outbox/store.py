@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from bot.clock import Clock
-from bot.db.models import AuditEntry, Decision, Meeting, OutboxMessage, PhaseRecord, Task
+from bot.db.models import AuditEntry, Decision, Meeting, OutboxMessage, PhaseRecord, Project, Task
 from bot.db.session import Database
 from bot.messaging import Messenger
 from bot.outbox.errors import DeliveryError, classify
@@ -487,8 +487,7 @@ async def _record_ts(s: AsyncSession, ts_for: str, ts: str, permalink: str | Non
 
 
 async def _resync_tasks(s: AsyncSession, project_id: int, where: Any, now: datetime) -> None:
-    from bot.db.models import Project
-    from bot.services.tasks import enqueue_sync
+    from bot.services.tasks import enqueue_sync  # the GitHub queue's one writer (imported late: it is above us)
 
     project = await s.get(Project, project_id)
     if project is None or not project.repo:
