@@ -101,6 +101,10 @@ class RecordingMessenger:
     async def update(self, *, team_id: str, channel_id: str, ts: str, message: Message) -> None:
         self.record(Delivery("update", team_id, channel_id, message, ts=ts))
 
+    async def permalink(self, *, team_id: str, channel_id: str, ts: str) -> str | None:
+        """What chat.getPermalink would answer for a message posted here."""
+        return f"https://slack.example/archives/{channel_id}/p{ts.replace('.', '')}"
+
     async def dm(self, *, team_id: str, user_id: str, message: Message) -> str | None:
         ts = self._ts()
         self.record(Delivery("dm", team_id, user_id, message, user_id=user_id, ts=ts))

@@ -132,6 +132,16 @@ class SlackMessenger:
             return None
         return str(resp.get("ts")) if resp.get("ts") else None
 
+    async def permalink(self, *, team_id: str, channel_id: str, ts: str) -> str | None:
+        """`chat.getPermalink`: the link to one posted message (a decision's thread), or None when Slack refuses."""
+        try:
+            resp = await self.client.chat_getPermalink(channel=channel_id, message_ts=ts)
+        except SlackApiError as exc:
+            log.warning("chat.getPermalink of %s failed: %s", ts, exc.response.get("error"))
+            return None
+        link = resp.get("permalink")
+        return str(link) if isinstance(link, str) and link.startswith("https://") else None
+
     async def update(self, *, team_id: str, channel_id: str, ts: str, message: Message) -> None:
         try:
             await (await self._for(team_id)).chat_update(channel=channel_id, ts=ts, text=message.text, blocks=message.blocks or None)

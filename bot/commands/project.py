@@ -549,9 +549,15 @@ async def plan(ctx: Context, args: Args) -> Reply:
 
 @subcommand(
     "advance",
-    usage='advance [outcome=ship|iterate] [override="reason"]',
-    summary="Leave the current phase when its gate is met (lead); override an unmet gate with a kept reason.",
-    examples=("advance", "advance outcome=iterate", 'advance override="brief agreed by email with the CEO"'),
+    usage='advance [outcome=ship|iterate [keep=tasks]] [override="reason"]',
+    summary="Leave the current phase when its gate is met (lead); override an unmet gate with a kept reason. "
+    "Iterating closes the open Deliver tasks as superseded unless keep=tasks.",
+    examples=(
+        "advance",
+        "advance outcome=iterate",
+        "advance outcome=iterate keep=tasks",
+        'advance override="brief agreed by email with the CEO"',
+    ),
 )
 async def advance(ctx: Context, args: Args) -> Reply:
     pid = await project_id(ctx, args)
@@ -561,6 +567,13 @@ async def advance(ctx: Context, args: Args) -> Reply:
             outcome = Outcome(args.options["outcome"].strip().lower())
         except ValueError:
             raise InvalidInput("outcome must be `ship` or `iterate`.", field="outcome") from None
+    keep = (args.get("keep") or "").strip().lower()
+    if keep and keep != "tasks":
+        raise InvalidInput(
+            f"keep={keep[:30]} is not understood: `advance outcome=iterate keep=tasks` keeps the open Deliver "
+            "tasks open; without it they are closed as superseded.",
+            field="keep",
+        )
     announce: Announce[AdvanceResult] = Announce(
         lambda result: render_message(
             "blocks/phase_advanced.json.j2",
@@ -572,7 +585,12 @@ async def advance(ctx: Context, args: Args) -> Reply:
         )
     )
     await ctx.services.gates.advance(
-        actor=ctx.actor, project_id=pid, outcome=outcome, override_reason=args.get("override"), announce=announce
+        actor=ctx.actor,
+        project_id=pid,
+        outcome=outcome,
+        override_reason=args.get("override"),
+        keep_tasks=bool(keep),
+        announce=announce,
     )
     return Reply(
         message=notice("Done — the channel has been told."),
@@ -590,6 +608,8 @@ async def advance(ctx: Context, args: Args) -> Reply:
 )
 async def settings(ctx: Context, args: Args) -> Reply:
     pid = await project_id(ctx, args)
+    if "deadline_hours" in args.options and "deadline" not in args.options:  # what people also type for it
+        args.options["deadline"] = args.options.pop("deadline_hours")
     known = {"hours", "tz", "deadline", "min_proposals", "policy", "postpone_days", "max_postpones", "repo"}
     known |= {"decision_records", "path"}
     unknown = sorted(set(args.options) - known)

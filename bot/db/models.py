@@ -131,6 +131,9 @@ class PhaseRecord(SQLModel, table=True):
     override_reason: str | None = Field(default=None, max_length=2000)
     override_by: str | None = Field(default=None, max_length=32)
     override_at: datetime | None = _ts(nullable=True)
+    # The channel announcement of entering this phase (an iterate's is what superseded tasks link to).
+    channel_ts: str | None = Field(default=None, max_length=32)
+    permalink: str | None = Field(default=None, max_length=500)
 
 
 class Brief(SQLModel, table=True):
@@ -260,6 +263,7 @@ class Decision(SQLModel, table=True):
     decided_by: str = Field(max_length=32)
     decided_at: datetime = _ts()
     channel_ts: str | None = Field(default=None, max_length=32)
+    permalink: str | None = Field(default=None, max_length=500)  # chat.getPermalink of the record: issue bodies link it
 
 
 class Task(SQLModel, table=True):
@@ -281,6 +285,10 @@ class Task(SQLModel, table=True):
     created_by: str = Field(default="", max_length=32)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
+    # Closed because Deliver iterated back to Develop (GitHub: closed as not planned, with a comment).
+    superseded_at: datetime | None = _ts(nullable=True)
+    superseded_by_record: int | None = Field(default=None)  # the phase record of the Develop it went back to
+    superseded_note: str | None = Field(default=None, max_length=1000)
 
 
 class GitHubMilestone(SQLModel, table=True):
@@ -314,6 +322,7 @@ class GitHubIssue(SQLModel, table=True):
     assignees: list[str] = _json(list)
     failures: int = Field(default=0)
     last_error: str | None = Field(default=None, max_length=1000)
+    superseded_comment: str | None = Field(default=None, max_length=10)  # None | sending | done
 
 
 class OutboxItem(SQLModel, table=True):

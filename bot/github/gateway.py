@@ -60,6 +60,13 @@ class GhIssue:
 
 
 @dataclass(frozen=True)
+class GhComment:
+    id: int
+    body: str
+    html_url: str = ""
+
+
+@dataclass(frozen=True)
 class GhPull:
     """A pull request (a decision record's): `merged` from `merged_at`, `head` the branch name."""
 
@@ -223,8 +230,17 @@ class GitHubGateway(Protocol):
         milestone: int | None = None,
         labels: Sequence[str] | None = None,
         assignees: Sequence[str] | None = None,
+        state_reason: str | None = None,
     ) -> GhIssue:
-        """PATCH the given fields of an issue (None = leave as is)."""
+        """PATCH the given fields of an issue (None = leave as is); a close is `completed` unless `state_reason`."""
+        ...
+
+    async def list_comments(self, repo: str, number: int) -> list[GhComment]:
+        """`GET /repos/{o}/{r}/issues/{number}/comments`, every page."""
+        ...
+
+    async def create_comment(self, repo: str, number: int, *, body: str) -> GhComment:
+        """`POST /repos/{o}/{r}/issues/{number}/comments`. Not idempotent: a lost response may still have made it."""
         ...
 
     async def is_assignable(self, repo: str, login: str) -> bool:
@@ -620,20 +636,33 @@ class PyGithubGateway:
         milestone: int | None = None,
         labels: Sequence[str] | None = None,
         assignees: Sequence[str] | None = None,
+        state_reason: str | None = None,
     ) -> GhIssue:
-        """PATCH the given fields of an issue (None = leave as is)."""
+        """PATCH the given fields of an issue (None = leave as is); a close is `completed` unless `state_reason`."""
         payload: Json = {}
         for key, value in (("title", title), ("body", body), ("state", state), ("milestone", milestone)):
             if value is not None:
                 payload[key] = value
         if state == "closed":
-            payload["state_reason"] = "completed"
+            payload["state_reason"] = state_reason or "completed"
         if labels is not None:
             payload["labels"] = list(labels)
         if assignees is not None:
             payload["assignees"] = list(assignees)
         _, _, data = await self._run(self._request, "PATCH", f"{self._repo(repo)}/issues/{number}", body=payload)
         return parse_issue(data)
+
+    async def list_comments(self, repo: str, number: int) -> list[GhComment]:
+        """`GET /repos/{o}/{r}/issues/{number}/comments`, every page."""
+        read: Read[list[Json]] = await self._run(self._get_all, f"{self._repo(repo)}/issues/{number}/comments", {})
+        return [GhComment(int(c["id"]), str(c.get("body") or ""), str(c.get("html_url") or "")) for c in read.value]
+
+    async def create_comment(self, repo: str, number: int, *, body: str) -> GhComment:
+        """`POST /repos/{o}/{r}/issues/{number}/comments`. Not idempotent: a lost response may still have made it."""
+        _, _, data = await self._run(
+            self._request, "POST", f"{self._repo(repo)}/issues/{number}/comments", body={"body": body}
+        )
+        return GhComment(int(data["id"]), str(data.get("body") or ""), str(data.get("html_url") or ""))
 
     async def is_assignable(self, repo: str, login: str) -> bool:
         """`GET /repos/{o}/{r}/assignees/{login}`: 204 yes, 404 no."""

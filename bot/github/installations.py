@@ -16,7 +16,17 @@ from github import Auth, GithubException, GithubIntegration
 from github.Consts import DEFAULT_BASE_URL
 
 from bot.clock import Clock
-from bot.github.gateway import GhFile, GhIssue, GhLabel, GhMilestone, GhPull, NotFoundError, PyGithubGateway, Read
+from bot.github.gateway import (
+    GhComment,
+    GhFile,
+    GhIssue,
+    GhLabel,
+    GhMilestone,
+    GhPull,
+    NotFoundError,
+    PyGithubGateway,
+    Read,
+)
 
 REFRESH_BEFORE = timedelta(minutes=5)  # mint a new token this long before the old one expires
 _REPO_QUALIFIER = re.compile(r"\brepo:([\w.-]+/[\w.-]+)")
@@ -212,12 +222,19 @@ class InstallationRoutingGateway:
         milestone: int | None = None,
         labels: Sequence[str] | None = None,
         assignees: Sequence[str] | None = None,
+        state_reason: str | None = None,
     ) -> GhIssue:
         gw = await self._for(repo)
         return await gw.update_issue(
             repo, number, title=title, body=body, state=state, milestone=milestone, labels=labels,
-            assignees=assignees,
+            assignees=assignees, state_reason=state_reason,
         )
+
+    async def list_comments(self, repo: str, number: int) -> list[GhComment]:
+        return await (await self._for(repo)).list_comments(repo, number)
+
+    async def create_comment(self, repo: str, number: int, *, body: str) -> GhComment:
+        return await (await self._for(repo)).create_comment(repo, number, body=body)
 
     async def is_assignable(self, repo: str, login: str) -> bool:
         return await (await self._for(repo)).is_assignable(repo, login)

@@ -63,6 +63,11 @@ LABELS: dict[str, tuple[str, str]] = {
 MARKER_RE = re.compile(r"<!-- phasegate:task=([0-9a-fA-F-]{36}) -->")
 
 
+def superseded_marker(task_id: str) -> str:
+    """The hidden comment in the one "superseded" comment of an issue: finds it after a lost response."""
+    return f"<!-- phasegate:superseded={task_id} -->"
+
+
 def marker(task_id: str) -> str:
     """The hidden comment every issue body carries: finds the issue after a crash or a lost response."""
     return f"<!-- phasegate:task={task_id} -->"
@@ -119,6 +124,8 @@ class DesiredIssue:
     state: str
     labels: tuple[str, ...]
     login: str | None  # the assignee's GitHub login when mapped (assignability is checked at write time)
+    state_reason: str | None = None  # not_planned: superseded by an iterate back to Develop
+    comment: str | None = None  # the one comment a superseded issue gets (with its marker), else None
 
     def content_hash(self, milestone: int | None) -> str:
         """Hash of what we write besides title and state (those are compared field by field)."""
@@ -147,7 +154,11 @@ async def desired_milestone(s: AsyncSession, project: Project, phase: Phase) -> 
     ).scalar_one_or_none()
     if used == title + OWN_SUFFIX:  # a person's milestone has the plain title: we keep to ours
         title = used
-    text = render_text("github/milestone.md.j2", spec=PHASES[phase], project_name=project.name).strip()
+    # The iteration shows on the phases an iterate goes round (Develop, Deliver) once there has been one.
+    iteration = project.iteration + 1 if project.iteration and phase in (Phase.DEVELOP, Phase.DELIVER) else None
+    text = render_text(
+        "github/milestone.md.j2", spec=PHASES[phase], project_name=project.name, iteration=iteration
+    ).strip()
     planned = (
         await s.execute(
             select(col(PhaseTarget.due)).where(PhaseTarget.project_id == project.id, PhaseTarget.phase == phase.value)
@@ -160,6 +171,10 @@ async def desired_milestone(s: AsyncSession, project: Project, phase: Phase) -> 
         due_on=planned or (records[-1].target_date if records else None),  # `plan <phase> due=…` wins
         state="closed" if ended else "open",
     )
+
+
+def _due_text(day: date | None) -> str:
+    return f"due {day.isoformat()}" if day else ""
 
 
 def _drifted(there: GhMilestone | None, want: DesiredMilestone) -> bool:
@@ -179,6 +194,12 @@ class IssueContext:
         self.project = project
         self._members: dict[str, Member] | None = None
         self._decisions: dict[int, tuple[Decision, Proposal | None] | None] = {}
+        self._records: dict[int, PhaseRecord | None] = {}
+
+    async def record(self, record_id: int) -> PhaseRecord | None:
+        if record_id not in self._records:
+            self._records[record_id] = await self.s.get(PhaseRecord, record_id)
+        return self._records[record_id]
 
     async def member(self, user_id: str) -> Member | None:
         if self._members is None:
@@ -221,10 +242,12 @@ async def desired_issue(ctx: IssueContext, task: Task) -> DesiredIssue:
     member = await ctx.member(task.assignee_user_id) if task.assignee_user_id else None
     decision = proposal = None
     references: list[dict[str, str | None]] = []
-    slack_url = slack_channel_url(project.team_id, project.channel_id) if project.channel_id else None
+    channel_url = slack_channel_url(project.team_id, project.channel_id) if project.channel_id else None
+    slack_url = channel_url
     if task.decision_id is not None and (found := await ctx.decision(task.decision_id)):
         decision, proposal = found
         references = [_reference(r) for r in (proposal.references if proposal else [])]
+        slack_url = decision.permalink or channel_url  # the decision's thread, once Slack has given its link
     phase = Phase(task.phase)
     body = render_text(
         "github/task_issue.md.j2",
@@ -238,15 +261,31 @@ async def desired_issue(ctx: IssueContext, task: Task) -> DesiredIssue:
         slack_url=slack_url,
     )
     labels = ["phasegate", f"phase/{phase.value}"] + ([f"role/{task.role}"] if task.role else [])
+    closed = task.status == "closed"
+    comment = None
+    if closed and task.superseded_at is not None:
+        record = await ctx.record(task.superseded_by_record) if task.superseded_by_record else None
+        comment = render_text(
+            "github/superseded_comment.md.j2",
+            task=task,
+            project=project,
+            note=task.superseded_note or "",
+            iteration=(record.iteration if record else project.iteration) + 1,
+            when=task.superseded_at,
+            slack_url=(record.permalink if record and record.permalink else channel_url),
+            marker=superseded_marker(task.id),
+        ).strip() + "\n"
     return DesiredIssue(
         task_id=task.id,
         task_number=task.number,
         phase=phase,
         title=task.title,
         body=body.strip() + "\n",
-        state="closed" if task.status == "closed" else "open",
+        state="closed" if closed else "open",
         labels=tuple(labels),
         login=member.github_login if member and member.github_login else None,
+        state_reason="not_planned" if comment else None,
+        comment=comment,
     )
 
 
@@ -277,8 +316,10 @@ class SyncPlan:
 
     @property
     def writes(self) -> int:
-        """Content-creating requests the plan needs (at least; a closed new issue needs two)."""
-        return len(self.steps) + sum(1 for x in self.steps if x.kind == "issue" and x.detail == "then close")
+        """Content-creating requests the plan needs (at least): a closed new issue needs two, and a superseded
+        close one more for its comment."""
+        issues = [x.detail for x in self.steps if x.kind == "issue"]
+        return len(self.steps) + sum(d.startswith("then close") for d in issues) + sum("(superseded)" in d for d in issues)
 
 
 async def compute_plan(
@@ -321,7 +362,11 @@ async def compute_plan(
                     "adopt" if ours else "create",
                     want.title if ours or found is None else want.title + OWN_SUFFIX,
                     found.number if ours and found else None,
-                    "closed" if want.state == "closed" else "",
+                    ", ".join(
+                        x
+                        for x in ("closed" if want.state == "closed" else "", _due_text(want.due_on))
+                        if x
+                    ),
                 )
             )
         elif row.synced_hash == want.hash() and not _drifted(by_number.get(row.number), want):
@@ -329,7 +374,7 @@ async def compute_plan(
         elif row.state != want.state:
             steps.append(PlanStep("milestone", "close" if want.state == "closed" else "reopen", want.title, row.number))
         else:
-            steps.append(PlanStep("milestone", "update", want.title, row.number))
+            steps.append(PlanStep("milestone", "update", want.title, row.number, _due_text(want.due_on)))
     ctx = IssueContext(s, project)
     issues = {
         r.task_id: r
@@ -341,7 +386,13 @@ async def compute_plan(
         row_issue = issues.get(task.id)
         label = f"#{task.number} {task.title}"
         if row_issue is None or row_issue.number is None:
-            steps.append(PlanStep("issue", "create", label, None, "then close" if want_issue.state == "closed" else ""))
+            detail = "then close" if want_issue.state == "closed" else ""
+            if want_issue.state_reason == "not_planned":
+                detail += " as not planned (superseded)"
+            steps.append(PlanStep("issue", "create", label, None, detail))
+            continue
+        if want_issue.comment and row_issue.superseded_comment != "done" and row_issue.state == want_issue.state:
+            steps.append(PlanStep("issue", "comment", label, row_issue.number, "why it was superseded"))
             continue
         ms = rows.get(task.phase)
         same = (
@@ -350,7 +401,8 @@ async def compute_plan(
         )
         if row_issue.state != want_issue.state:
             action = "close" if want_issue.state == "closed" else "reopen"
-            steps.append(PlanStep("issue", action, label, row_issue.number))
+            detail = "as not planned (superseded)" if want_issue.state_reason == "not_planned" else ""
+            steps.append(PlanStep("issue", action, label, row_issue.number, detail))
         elif not same:
             steps.append(PlanStep("issue", "update", label, row_issue.number))
         else:
@@ -813,13 +865,16 @@ class SyncEngine:
                 row = GitHubIssue(task_id=task_id, team_id=project.team_id, project_id=project.id, state="open")
                 s.add(row)
             known = _Known(row.number, row.title, row.state, tuple(row.assignees), row.synced_hash, row.html_url)
+            comment_state = row.superseded_comment
         milestone = await self._milestone_number(project, want.phase)
         content = want.content_hash(milestone)
+        comment_due = want.comment is not None and comment_state != "done"
         if (
             known.number is not None
             and known.content == content
             and known.title == want.title
             and known.state == want.state
+            and not comment_due
         ):
             async with self.db.session() as s:
                 await self._finish(s, item_id, True)
@@ -856,6 +911,8 @@ class SyncEngine:
             changes["title"] = want.title
         if known.state != want.state:
             changes["state"] = want.state
+            if want.state == "closed" and want.state_reason:
+                changes["state_reason"] = want.state_reason
         if known.content != content:
             changes.update(body=want.body, labels=list(want.labels), milestone=milestone)
             if assignees != known.assignees:
@@ -896,9 +953,39 @@ class SyncEngine:
             row.assignees = list(changes.get("assignees", known.assignees))
             row.synced_hash, row.synced_at = content, self.clock.now()
             row.failures, row.last_error = 0, None
+        if comment_due and want.comment is not None and want.state == "closed":
+            # After the close is recorded: a failure here leaves the item queued, and the retry only comments.
+            await self._superseded_comment(repo, task_id, known.number, want.comment, comment_state)
+        async with self.db.session() as s:
+            task = await s.get(Task, task_id)
+            if task is None:
+                return "skipped"
             now_want = await desired_issue(IssueContext(s, project), task)
             await self._finish(s, item_id, now_want == want)
         return "done"
+
+    async def _superseded_comment(
+        self, repo: str, task_id: str, number: int, body: str, state: str | None
+    ) -> None:
+        """The one comment saying why the issue was closed as not planned, exactly once: marked "sending" before
+        the POST, so an attempt after a lost answer looks for the comment's marker before writing again."""
+        needle = superseded_marker(task_id)
+        if state == "sending":
+            await self.pacer.read()
+            if any(needle in c.body for c in await self.gateway.list_comments(repo, number)):
+                await self._comment_state(task_id, "done")
+                self.counts["comment.adopted"] += 1
+                return
+        await self._comment_state(task_id, "sending")
+        async with self.pacer.write():
+            await self.gateway.create_comment(repo, number, body=body)
+        await self._comment_state(task_id, "done")
+        self.counts["comment.created"] += 1
+
+    async def _comment_state(self, task_id: str, state: str | None) -> None:
+        async with self.db.session() as s:
+            if (row := await s.get(GitHubIssue, task_id)) is not None:
+                row.superseded_comment = state
 
     async def _moved_issue(self, repo: str, number: int) -> GhIssue | None:
         """The issue, when `number` was transferred out of `repo` (GitHub answers 301; PyGithub follows it),

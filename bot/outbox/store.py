@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from bot.clock import Clock
-from bot.db.models import AuditEntry, Decision, Meeting, OutboxMessage
+from bot.db.models import AuditEntry, Decision, Meeting, OutboxMessage, PhaseRecord, Project, Task
 from bot.db.session import Database
 from bot.messaging import Messenger
 from bot.outbox.errors import DeliveryError, classify
@@ -253,6 +253,7 @@ class Outbox:
         except Exception as exc:  # classified below: every failure is recorded on the row
             err = classify(exc)
             return await self._failed(row_id, err)
+        link = await self._permalink(snapshot, ts) if ts and snapshot.ts_for else None
         async with self.db.session() as s:
             row = await s.get(OutboxMessage, row_id)
             if row is not None:
@@ -260,7 +261,7 @@ class Outbox:
                 row.last_error = None
                 s.add(row)
                 if ts and row.ts_for:
-                    await _record_ts(s, row.ts_for, ts)
+                    await _record_ts(s, row.ts_for, ts, link, self.clock.now())
             if self._failing:  # Slack answers again: what waits for a retry need not wait out its backoff
                 self._failing = False
                 await s.execute(
@@ -311,6 +312,21 @@ class Outbox:
             )
         ).scalar_one_or_none()
         return due
+
+    async def _permalink(self, m: _Snapshot, ts: str) -> str | None:
+        """A decision's or an iterate's announcement: ask Slack for its permalink (GitHub issues link to it).
+        Slack refusing is not a failed delivery: the issue then links to the channel."""
+        if m.kind != "post" or not (m.ts_for or "").startswith(("decision:", "phase:")):
+            return None
+        ask = getattr(self.messenger, "permalink", None)
+        if ask is None:
+            return None
+        try:
+            link = await ask(team_id=m.team_id, channel_id=m.target, ts=ts)
+        except Exception:  # a permalink is a nicety: never let it fail the message Slack already accepted
+            log.warning("no permalink for %s in %s", ts, m.target, exc_info=True)
+            return None
+        return str(link)[:500] if link else None
 
     async def _send(self, m: _Snapshot) -> str | None:
         messenger = _strict(self.messenger)
@@ -435,28 +451,49 @@ class _Snapshot:
     filename: str | None
     content: bytes | None
     title: str | None
+    ts_for: str | None
 
     def __init__(self, row: OutboxMessage, thread_ts: str | None, update_ts: str | None) -> None:
-        for name in ("team_id", "kind", "target", "text", "filename", "content", "title"):
+        for name in ("team_id", "kind", "target", "text", "filename", "content", "title", "ts_for"):
             object.__setattr__(self, name, getattr(row, name))
         object.__setattr__(self, "blocks", list(row.blocks or []))
         object.__setattr__(self, "thread_ts", thread_ts)
         object.__setattr__(self, "update_ts", update_ts)
 
 
-async def _record_ts(s: AsyncSession, ts_for: str, ts: str) -> None:
-    """Store a sent announcement's ts on what it announces (later thread replies and updates need it)."""
+async def _record_ts(s: AsyncSession, ts_for: str, ts: str, permalink: str | None, now: datetime) -> None:
+    """Store a sent announcement's ts (and permalink) on what it announces: later thread replies and updates need
+    the ts; GitHub issues link to the decision's thread, and superseded ones to the iterate."""
     kind, _, raw = ts_for.partition(":")
     if not raw.isdecimal():
         return
-    target: Meeting | Decision | None = None
+    target: Meeting | Decision | PhaseRecord | None = None
     if kind == "meeting":
         target = await s.get(Meeting, int(raw))
     elif kind == "decision":
         target = await s.get(Decision, int(raw))
-    if target is not None and target.channel_ts is None:
+    elif kind == "phase":
+        target = await s.get(PhaseRecord, int(raw))
+    if target is None:
+        return
+    if target.channel_ts is None:
         target.channel_ts = ts
         s.add(target)
+    if permalink and not isinstance(target, Meeting) and target.permalink is None:
+        target.permalink = permalink
+        s.add(target)
+        if isinstance(target, Decision):  # issue bodies already written link to the channel: update them
+            await _resync_tasks(s, target.project_id, Task.decision_id == target.id, now)
+
+
+async def _resync_tasks(s: AsyncSession, project_id: int, where: Any, now: datetime) -> None:
+    from bot.services.tasks import enqueue_sync  # the GitHub queue's one writer (imported late: it is above us)
+
+    project = await s.get(Project, project_id)
+    if project is None or not project.repo:
+        return
+    for (task_id,) in (await s.execute(select(Task.id).where(Task.project_id == project_id, where))).all():
+        await enqueue_sync(s, project=project, kind="issue", ref=task_id, now=now)
 
 
 def _strict(messenger: Messenger) -> Messenger:

@@ -47,6 +47,9 @@ class AdvanceResult:
     gate: GateResult
     new_tasks: list[Task]
     failed: tuple[str, ...] = ()  # iterate: the criteria missed or not evaluated, with their numbers
+    superseded: tuple[int, ...] = ()  # iterate: numbers of the Deliver tasks closed as superseded
+    kept: tuple[int, ...] = ()  # iterate with keep=tasks: the open Deliver tasks left open
+    iteration: int = 0  # the project's iteration after the advance (0 = the first)
 
 
 async def gather_facts(s: AsyncSession, project: Project) -> GateFacts:
@@ -146,10 +149,12 @@ class GateService(ServiceBase):
         project_id: int,
         outcome: Outcome | None = None,
         override_reason: str | None = None,
+        keep_tasks: bool = False,
         announce: Announce[AdvanceResult] | None = None,
     ) -> AdvanceResult:
         """Leave the current phase when its gate is met, or override it (lead only, reason required and kept);
-        `announce`: the channel post, queued with the change."""
+        `announce`: the channel post, queued with the change. An iterate closes the iteration's open Deliver
+        tasks as superseded (their issues: closed as not planned, with a comment) unless `keep_tasks`."""
         if override_reason is not None:
             override_reason = override_reason.strip()
             if not override_reason:
@@ -174,6 +179,11 @@ class GateService(ServiceBase):
                 raise InvalidInput(
                     f"outcome= only applies when leaving Deliver; {project.name} is in {phase.label}.",
                     field="outcome",
+                )
+            if keep_tasks and outcome is not Outcome.ITERATE:
+                raise InvalidInput(
+                    "keep=tasks only applies to `advance outcome=iterate` (it keeps the open Deliver tasks open).",
+                    field="keep",
                 )
             record = await current_record(s, project)
             if phase is Phase.DEPLOYMENT and record is None:
@@ -209,20 +219,51 @@ class GateService(ServiceBase):
                 s.add(record)
             await enqueue_sync(s, project=project, kind="milestone", ref=phase.value, now=now)
             new_tasks: list[Task] = []
+            superseded: list[Task] = []
+            kept: list[Task] = []
+            failed = tuple(i.label for i in gate.missing) if iterate else ()
+            started: PhaseRecord | None = None
             if target is not None:
+                left_iteration = project.iteration
                 if outcome is Outcome.ITERATE:
                     project.iteration += 1
                 project.phase = target.value
                 s.add(project)
-                s.add(
-                    PhaseRecord(
-                        team_id=project.team_id,
-                        project_id=project_id,
-                        phase=target.value,
-                        iteration=project.iteration,
-                        started_at=now,
-                    )
+                started = PhaseRecord(
+                    team_id=project.team_id,
+                    project_id=project_id,
+                    phase=target.value,
+                    iteration=project.iteration,
+                    started_at=now,
                 )
+                s.add(started)
+                await s.flush()
+                if iterate:
+                    open_deliver = list(
+                        (
+                            await s.execute(
+                                select(Task)
+                                .where(
+                                    Task.project_id == project_id,
+                                    Task.phase == Phase.DELIVER.value,
+                                    Task.iteration == left_iteration,
+                                    Task.status == "open",
+                                )
+                                .order_by(col(Task.number))
+                            )
+                        ).scalars()
+                    )
+                    # Deliver's default tasks always go: entering Deliver again adds them anew.
+                    kept = [t for t in open_deliver if t.origin != "default"] if keep_tasks else []
+                    superseded = [t for t in open_deliver if t not in kept]
+                    if superseded:
+                        note = ("criteria not met: " + "; ".join(failed)) if failed else "the lead chose to iterate"
+                        for task in superseded:
+                            task.status, task.updated_at = "closed", now
+                            task.superseded_at, task.superseded_by_record = now, started.id
+                            task.superseded_note = note[:1000]
+                            s.add(task)
+                            await enqueue_sync(s, project=project, kind="issue", ref=task.id, now=now)
                 await enqueue_sync(s, project=project, kind="milestone", ref=target.value, now=now)
                 new_tasks = await add_default_tasks(s, project=project, phase=target, actor=actor, now=now)
             await self.audit(
@@ -235,10 +276,22 @@ class GateService(ServiceBase):
                 outcome=outcome.value if outcome else None,
                 reason=override_reason if not gate.met else None,
                 missing=[i.label for i in gate.missing] or None,
+                superseded=[t.number for t in superseded] or None,
+                kept=[t.number for t in kept] or None,
             )
-            kept = override_reason if not gate.met else None
-            failed = tuple(i.label for i in gate.missing) if iterate else ()
-            result = AdvanceResult(phase, target, outcome, kept, gate, new_tasks, failed)
+            reason_kept = override_reason if not gate.met else None
+            result = AdvanceResult(
+                phase,
+                target,
+                outcome,
+                reason_kept,
+                gate,
+                new_tasks,
+                failed,
+                tuple(t.number for t in superseded),
+                tuple(t.number for t in kept),
+                project.iteration,
+            )
             if announce is not None:
                 announce.row = await self.say(
                     s,
@@ -249,6 +302,8 @@ class GateService(ServiceBase):
                     topic=f"project:{project_id}:advance",
                     project_id=project_id,
                     notify_user_id=project.lead_user_id,
+                    # Its ts and permalink are kept on the new phase's record: superseded issues link to it.
+                    ts_for=f"phase:{started.id}" if started is not None and iterate else None,
                 )
         await self.said()
         return result

@@ -86,6 +86,10 @@ class MeetingView:
     hold_anyway_by: str | None
     proposals: int = 0
     project_id: int | None = None
+    # `meeting list`: who still owes a proposal now, by the verdict's rules (not authors, not away), and who is
+    # excused as away; None when not worked out.
+    still_owing: tuple[str, ...] | None = None
+    excused: tuple[str, ...] = ()
 
     @property
     def ends_at(self) -> datetime:
@@ -731,7 +735,32 @@ class MeetingService(RitualBase):
                 .order_by(col(Meeting.starts_at))
                 .limit(30)
             )
-            return [await view_of(s, m, project) for m in rows.scalars()]
+            views = []
+            now = self.clock.now()
+            for meeting in rows.scalars():
+                view = await view_of(s, meeting, project)
+                if view.owing:  # the same rules as the readiness verdict: authors and people away do not owe
+                    authors = {
+                        u
+                        for author, co in (
+                            await s.execute(
+                                select(Proposal.author_user_id, Proposal.coauthors).where(
+                                    Proposal.meeting_id == meeting.id
+                                )
+                            )
+                        ).all()
+                        for u in (author, *(co or []))
+                    }
+                    left = [u for u in view.owing if u not in authors]
+                    hours = {h.user_id: h for h in await self.availabilities(s, project, left)}
+                    away = [
+                        u for u in left if hours[u].away_on(now) or await self.slack_away(project.team_id, u)
+                    ]
+                    view = replace(
+                        view, still_owing=tuple(u for u in left if u not in away), excused=tuple(away)
+                    )
+                views.append(view)
+            return views
 
     # --- planning ----------------------------------------------------------------------------------
 

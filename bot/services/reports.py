@@ -41,6 +41,7 @@ class TaskLine:
     role: str | None
     issue_url: str | None
     sync_failing: bool
+    superseded: bool = False  # closed by an iterate back to Develop
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,9 @@ class MeetingLine:
 @dataclass(frozen=True)
 class PhaseProgress:
     phase: Phase
-    total: int
+    total: int  # superseded tasks (closed by an iterate) are not counted here
     closed: int
+    superseded: int = 0
 
 
 @dataclass
@@ -123,6 +125,7 @@ async def _task_lines(
             t.role,
             url,
             bool(failures),
+            t.superseded_at is not None,
         )
         for t, url, failures in rows
     ]
@@ -208,13 +211,21 @@ class ReportService(ServiceBase):
         record = next((r for r in reversed(records) if r.ended_at is None), None)
         counts = (
             await s.execute(
-                select(Task.phase, func.count(), func.count().filter(col(Task.status) == "closed"))
+                select(
+                    Task.phase,
+                    func.count().filter(col(Task.superseded_at).is_(None)),
+                    func.count().filter(col(Task.status) == "closed", col(Task.superseded_at).is_(None)),
+                    func.count().filter(col(Task.superseded_at).is_not(None)),
+                )
                 .where(Task.project_id == pid)
                 .group_by(col(Task.phase))
             )
         ).all()
-        by_phase = {ph: (int(total), int(closed)) for ph, total, closed in counts}
-        progress = [PhaseProgress(p, *by_phase[p.value]) for p in PHASE_ORDER if p.value in by_phase]
+        by_phase = {ph: (int(total), int(closed)) for ph, total, closed, _ in counts}
+        dropped = {ph: int(n) for ph, _, _, n in counts}
+        progress = [
+            PhaseProgress(p, *by_phase[p.value], dropped[p.value]) for p in PHASE_ORDER if p.value in by_phase
+        ]
         open_q = select(Task, GitHubIssue.html_url, GitHubIssue.failures).where(
             Task.project_id == pid, Task.status == "open"
         )
@@ -327,8 +338,13 @@ class ReportService(ServiceBase):
             result = []
             for project in projects:
                 status = await self._status(s, actor, project)
+                # Mine: assigned to me, or to nobody yet but to a role I hold in the project (as `task list mine`).
+                roles = sorted(status.members.get(actor.user_id, set()) - {Role.LEAD.value})
+                mine = col(Task.assignee_user_id) == actor.user_id
+                if roles:
+                    mine = or_(mine, col(Task.assignee_user_id).is_(None) & col(Task.role).in_(roles))
                 mine_q = select(Task, GitHubIssue.html_url, GitHubIssue.failures).where(
-                    Task.project_id == project.id, Task.status == "open", Task.assignee_user_id == actor.user_id
+                    Task.project_id == project.id, Task.status == "open", mine
                 )
                 my_tasks = await _task_lines(s, mine_q, 10)
                 attendee_of = {

@@ -10,8 +10,9 @@ import random
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -28,6 +29,7 @@ from bot.db.models import (
     Member,
     OutboxItem,
     OutboxMessage,
+    PhaseTarget,
     ProcessedDelivery,
     Project,
     Task,
@@ -67,7 +69,7 @@ PREVIEW_NOTE = (
     "Preview mode: no GitHub credentials are configured, so nothing is sent to GitHub. Set GITHUB_TOKEN "
     "(or GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY and GITHUB_APP_INSTALLATION_ID) to sync for real."
 )
-ACTIONS = ("create", "adopt", "update", "close", "reopen")
+ACTIONS = ("create", "adopt", "update", "close", "reopen", "comment")
 KINDS = (("label", "Labels"), ("milestone", "Milestones"), ("issue", "Issues"))
 
 
@@ -599,6 +601,8 @@ class SyncService(ServiceBase):
         if gh.state != row.state:
             if task.status == row.state and task.status != gh.state:
                 task.status = gh.state
+                if gh.state == "open":  # reopened in GitHub: no longer superseded
+                    task.superseded_at = task.superseded_by_record = task.superseded_note = None
                 changes.append("closed" if gh.state == "closed" else "reopened")
                 actions.append(f"github.issue_{changes[-1]}")
             row.state = gh.state
@@ -721,18 +725,27 @@ class SyncService(ServiceBase):
                 for phase, total, closed in (
                     await s.execute(
                         select(Task.phase, func.count(), func.count().filter(col(Task.status) == "closed"))
-                        .where(Task.project_id == project_id)
+                        .where(Task.project_id == project_id, col(Task.superseded_at).is_(None))
                         .group_by(col(Task.phase))
                     )
                 ).all()
             }
             now = self.clock.now()
+            due = (
+                await s.execute(
+                    select(col(PhaseTarget.due)).where(
+                        PhaseTarget.project_id == project_id, PhaseTarget.phase == project.phase
+                    )
+                )
+            ).scalar_one_or_none()
+            today = now.astimezone(ZoneInfo(project.timezone)).date()
+            overdue = (due, (today - due).days) if due is not None and today > due else None
             for row in {id(r): r for r, _ in stored}.values():
                 row.digest = [d for d in row.digest if d.get("project_id") != project_id]
                 if not row.digest:
                     row.digested_at = now
                 s.add(row)
-            message = await self._post_digest(s, project, entries, facts, counts)
+            message = await self._post_digest(s, project, entries, facts, counts, overdue)
         if self.outbox is not None:
             await self.outbox.committed()
         return message
@@ -744,6 +757,7 @@ class SyncService(ServiceBase):
         entries: list[DigestEntry],
         facts: Any,
         counts: dict[str, tuple[int, int]],
+        overdue: tuple[date, int] | None = None,
     ) -> Message:
         """Render the digest and queue it in `s` (the transaction that marks its entries digested)."""
         phases = []
@@ -770,6 +784,10 @@ class SyncService(ServiceBase):
             project=project.name,
             repo=project.repo or "",
             phases=phases,
+            overdue=overdue,
+            current=Phase(project.phase).label,
+            project_phase=project.phase,
+            command=self.command,
         )
         if self.outbox is None:
             await self.messenger.post(team_id=project.team_id, channel_id=project.channel_id, message=message)

@@ -175,6 +175,8 @@ class TaskService(ServiceBase):
                 raise NotFound(f"There is no task {number} in {project.name}. `/phasegate status` lists them.")
             if task.status != status:
                 task.status = status
+                if status == "open":  # a superseded task reopened is an ordinary task again
+                    task.superseded_at = task.superseded_by_record = task.superseded_note = None
                 task.updated_at = self.clock.now()
                 s.add(task)
                 await enqueue_sync(s, project=project, kind="issue", ref=task.id, now=self.clock.now())

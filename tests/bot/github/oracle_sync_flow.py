@@ -46,7 +46,7 @@ from bot.db.session import Database
 from bot.github.gateway import PyGithubGateway
 from bot.github.sync import task_id_in
 from bot.messaging import RecordingMessenger
-from bot.process import Phase
+from bot.process import Outcome, Phase
 from bot.services import Actor, Services
 from bot.services.sync import SyncService, render_plan_text
 from bot.services.tasks import new_task
@@ -142,7 +142,8 @@ async def flow(db: Database) -> None:
         assert rec is not None
         rec.target_date = date(2026, 4, 30)
 
-    # A person already made one of our milestones (closed, even): it is adopted, never duplicated.
+    # A person already made a milestone with one of our titles (closed, even): it has no marker of ours, so it is
+    # left alone and ours is made as "genres · Define (Phasegate)".
     human_post(
         f"{os.environ['ORACLE_GITHUB_URL']}/repos/{REPO}/milestones",
         {"title": "genres · Define", "state": "closed"},
@@ -155,7 +156,7 @@ async def flow(db: Database) -> None:
     plan = await sync.plan(actor=LEAD, project_id=pid)
     print(render_plan_text(plan, limit=3), file=sys.stderr)
     check(stats()["writes"] == before, "a dry run writes nothing")
-    check(len(plan.of("issue", "create")) == 14 and len(plan.of("milestone", "adopt")) == 1, "the plan")
+    check(len(plan.of("issue", "create")) == 14 and len(plan.of("milestone", "create")) == 5, "the plan")
 
     print("crash between GitHub's create and our write, then restart", file=sys.stderr)
     crashing = service(db, gateway(DiesAfterCreate))
@@ -172,7 +173,7 @@ async def flow(db: Database) -> None:
     after = stats()
     print(f"  {report}", file=sys.stderr)
     st = state()
-    check(len(st["milestones"]) == 5, "5 milestones")
+    check(len(st["milestones"]) == 6, "5 milestones of ours beside the person's")
     check(len(st["issues"]) == 14, "one issue per task, the crashed one adopted")
     check(
         after["by_route"].get("GET /search/issues", 0) > before["by_route"].get("GET /search/issues", 0),
@@ -216,6 +217,21 @@ async def flow(db: Database) -> None:
     tasks = await services.tasks.list(actor=LEAD, project_id=pid)
     status = {t.id: t.status for t in tasks}
     check(status[closed_in_github or ""] == "closed" and status[tasks[0].id] == "closed", "both sides' changes kept")
+
+    print("iterate: Deliver's open tasks closed as not planned, each with one comment", file=sys.stderr)
+    for _ in range(2):  # Define → Develop → Deliver
+        await services.gates.advance(actor=LEAD, project_id=pid, override_reason="oracle flow")
+    await sync.run(actor=LEAD, project_id=pid)
+    result = await services.gates.advance(actor=LEAD, project_id=pid, outcome=Outcome.ITERATE)
+    await sync.run(actor=LEAD, project_id=pid)
+    await sync.run(actor=LEAD, project_id=pid)
+    st = state()
+    superseded = [i for i in st["issues"] if i["state_reason"] == "not_planned"]
+    check(len(superseded) == len(result.superseded) > 0, f"{len(superseded)} issues closed as not planned")
+    per_issue = [
+        sum(c["issue_url"].endswith(f"/issues/{i['number']}") for c in st["comments"]) for i in superseded
+    ]
+    check(per_issue == [1] * len(superseded), "one superseded comment per issue")
     await sync.aclose()
 
 

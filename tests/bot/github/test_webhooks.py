@@ -183,6 +183,26 @@ async def test_the_digest_is_one_message_per_flush_with_progress_per_phase(
     assert len(messenger.deliveries) == 1
 
 
+async def test_the_digest_says_when_the_current_phase_is_overdue(
+    services: Services, sync: SyncService, github: FakeGitHub, webhook_url: str
+) -> None:
+    from datetime import date
+
+    pid, numbers = await synced_project(services, sync)
+    await services.gates.plan(actor=LEAD, project_id=pid, phase=Phase.DISCOVERY, due=date(2026, 2, 27))
+    github.webhook_target(webhook_url, SECRET)
+    github.close_issue(REPO, numbers["Write the project brief"], by="ana-gh")
+    await github.flush_webhooks()
+    await sync.webhooks_idle()
+    message = await sync.flush_digest(project_id=pid)
+    assert message is not None
+    sections = [b["text"]["text"] for b in message.blocks if b["type"] == "section"]
+    assert sections[0] == (
+        "⏰ *Discovery is overdue* by 3 days (target 2026-02-27). The lead can set a new date: "
+        "`/phasegate plan discovery due=YYYY-MM-DD`."
+    )
+
+
 async def test_polling_applies_changes_and_costs_nothing_when_nothing_changed(
     services: Services, sync: SyncService, github: FakeGitHub
 ) -> None:
