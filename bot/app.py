@@ -24,7 +24,6 @@ from bot.messaging import Messenger
 from bot.outbox import OutboxSender
 from bot.scheduler import ReminderScheduler, bind
 from bot.services import Actor, Services
-from bot.services.github_connect import GitHubConnectService
 from bot.services.sync import SyncService, SyncWorker
 from bot.slack_client import SlackMessenger, make_client
 from bot.slack_oauth import (
@@ -42,6 +41,8 @@ from handlers.oversized import MAX_BODY, oversized, refuse_oversized
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    from bot.services.github_connect import GitHubConnectService
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +91,14 @@ def github_connect(
 ) -> GitHubConnectService | None:
     """With a GitHub App of many installations: the `github connect` service, its links signed with
     GITHUB_APP_STATE_SECRET (bound to the workspace and the person, single use, expiring)."""
+    secret = settings.github_app_state_secret
+    if secret is None or not settings.github_app_many_installations:
+        return None  # (PyGithub, which the service builds on, is then never imported)
     from bot.github.installations import InstallationRoutingGateway
     from bot.github.setup_state import SetupStateSigner
+    from bot.services.github_connect import GitHubConnectService
 
-    secret = settings.github_app_state_secret
-    if not isinstance(gateway, InstallationRoutingGateway) or secret is None:
+    if not isinstance(gateway, InstallationRoutingGateway):
         return None
     signer = SetupStateSigner(secret.get_secret_value().encode(), clock)
     return GitHubConnectService(db, clock, gateway.app, signer)

@@ -15,7 +15,6 @@ from bot.services.base import Actor, AdminCheck, ServiceBase
 from bot.services.decisions import DecisionService
 from bot.services.deliveries import DeliveryService
 from bot.services.gates import GateService
-from bot.services.github_connect import GitHubConnectService
 from bot.services.hours import HoursService
 from bot.services.meetings import MeetingService
 from bot.services.projects import ProjectService
@@ -25,6 +24,7 @@ from bot.services.rituals import RitualService
 from bot.services.tasks import TaskService
 
 if TYPE_CHECKING:
+    from bot.services.github_connect import GitHubConnectService
     from bot.services.sync import SyncService
 
 __all__ = ["Actor", "Services"]

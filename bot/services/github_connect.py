@@ -5,15 +5,18 @@ workspace must cover it). Answers are what to say; nothing here posts."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlmodel import col, select
 
 from bot.clock import Clock
 from bot.db.models import GitHubInstallation
 from bot.db.session import Database
-from bot.github.installations import GitHubApp
 from bot.github.setup_state import SetupStateError, SetupStateSigner
 from bot.services.base import Actor, ServiceBase
+
+if TYPE_CHECKING:  # PyGithub loads only where an App of many installations is configured
+    from bot.github.installations import GitHubApp
 
 
 @dataclass(frozen=True)
