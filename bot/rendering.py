@@ -141,6 +141,30 @@ class Message:
     blocks: list[dict[str, Any]] = field(default_factory=list)
 
 
+DEFAULT_COMMAND = "/phasegate"
+_COMMAND_WORD = re.compile(r"(?<![\w/])/phasegate\b")
+
+
+def swap_command(value: Any, command: str) -> Any:
+    """`value` (text, or Block Kit JSON) with every `/phasegate` hint naming the configured slash command."""
+    if isinstance(value, str):
+        return _COMMAND_WORD.sub(command, value)
+    if isinstance(value, list):
+        return [swap_command(v, command) for v in value]
+    if isinstance(value, dict):
+        return {k: swap_command(v, command) for k, v in value.items()}
+    return value
+
+
+def with_command(message: Message, command: str) -> Message:
+    """The message as this workspace types it: Phasegate's texts say `/phasegate …`; where the slash command is
+    configured otherwise (PHASEGATE_SLASH_COMMAND), every hint says that instead. Each transport calls this once,
+    where it hands a message over (the outbox, an answer, a Home tab, a form)."""
+    if command == DEFAULT_COMMAND:
+        return message
+    return Message(text=swap_command(message.text, command), blocks=swap_command(message.blocks, command))
+
+
 def render_blocks(name: str, **context: Any) -> list[dict[str, Any]]:
     """Render a `blocks/*.json.j2` template to a list of Block Kit blocks (validated JSON)."""
     raw = environment().get_template(name).render(**context)

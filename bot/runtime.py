@@ -57,6 +57,7 @@ async def open_shell(
     # GitHub is real when credentials are given, so its pacing runs on the real clock.
     core = build_core(settings, db=db, clock=clock, messenger=messenger, sync_clock=SystemClock())
     core.scheduler.start()
+    core.services.use(command=settings.phasegate_slash_command)
     shell = Shell(
         services=core.services,
         clock=clock,

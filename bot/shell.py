@@ -16,6 +16,7 @@ from bot.commands import Context, FormField, OpenForm, Reply, dispatch, run_acti
 from bot.commands.home import home_view
 from bot.messaging import Delivery, Person, RecordingMessenger
 from bot.process import parse_role
+from bot.rendering import swap_command, with_command
 from bot.services import Actor, Services
 from bot.textrender import buttons_of, format_when, render_blocks
 
@@ -220,10 +221,12 @@ class Shell:
         """Show a reply the way Slack would, then open its form (asked field by field)."""
         if reply.message is not None:
             await self.services.messenger.ephemeral(
-                team_id=TEAM, channel_id=CHANNEL, user_id=self.current, message=reply.message
+                team_id=TEAM, channel_id=CHANNEL, user_id=self.current, message=with_command(reply.message, self.command)
             )
         if reply.public is not None:
-            await self.services.messenger.post(team_id=TEAM, channel_id=CHANNEL, message=reply.public)
+            await self.services.messenger.post(
+                team_id=TEAM, channel_id=CHANNEL, message=with_command(reply.public, self.command)
+            )
         if reply.form is not None:
             await self.fill_form(reply.form)
 
@@ -307,7 +310,7 @@ class Shell:
         await handler(args)
 
     async def meta_help(self, args: list[str]) -> None:
-        self.write(HELP)
+        self.write(swap_command(HELP, self.command))
 
     async def meta_quit(self, args: list[str]) -> None:
         raise ShellExit()

@@ -14,7 +14,7 @@ from bot.commands import Context, Reply, render_form
 from bot.commands.base import notice
 from bot.commands.home import home_view
 from bot.outbox import DeliveryError
-from bot.rendering import Message
+from bot.rendering import Message, swap_command, with_command
 from bot.services import Actor, Services
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ async def deliver(
             reply.message = reply.message or notice("Type the options instead of using the form.")
         else:
             try:
-                await client.views_open(trigger_id=trigger_id, view=render_form(reply.form))
+                await client.views_open(trigger_id=trigger_id, view=swap_command(render_form(reply.form), ctx.command))
             except SlackApiError as exc:
                 log.info("views.open failed: %s", exc.response.get("error"))
                 sub_usage = f"`{ctx.command} help {reply.form.form.name}` shows how to type it instead."
@@ -137,6 +137,7 @@ def with_notice(message: Message | None, text: str) -> Message:
 
 async def answer(ctx: Context, message: Message, *, respond: Respond | None) -> None:
     """An ephemeral answer to the invoker: via response_url when there is one, else chat.postEphemeral/DM."""
+    message = with_command(message, ctx.command)
     if respond is not None:
         try:
             await respond(text=message.text, blocks=message.blocks, response_type="ephemeral", replace_original=False)
@@ -160,4 +161,4 @@ async def refresh_home(services: Services, *, team_id: str, user_id: str, comman
     except Exception:
         log.exception("could not build the Home tab of %s", user_id)
         return
-    await services.messenger.publish_home(team_id=team_id, user_id=user_id, view=view)
+    await services.messenger.publish_home(team_id=team_id, user_id=user_id, view=swap_command(view, command))

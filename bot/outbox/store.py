@@ -19,7 +19,7 @@ from bot.db.models import AuditEntry, Decision, Meeting, OutboxMessage, PhaseRec
 from bot.db.session import Database
 from bot.messaging import Messenger
 from bot.outbox.errors import DeliveryError, classify
-from bot.rendering import Message
+from bot.rendering import DEFAULT_COMMAND, Message, with_command
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ class Outbox:
         self.rng = random.Random()
         self._failing = False  # a transient failure since the last success: on the next success, retry the rest
         self.sending = False  # an OutboxSender runs in this process (this replica leads)
+        self.command = DEFAULT_COMMAND  # the configured slash command: every queued hint names it
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -96,6 +97,7 @@ class Outbox:
         """Add one message to the outbox in `s`; a second row with the same key fails the flush (IntegrityError),
         so a job that runs again (restart, two leaders for a moment) enqueues once."""
         now = self.clock.now()
+        message = with_command(message, self.command)
         row = OutboxMessage(
             team_id=team_id,
             project_id=project_id,

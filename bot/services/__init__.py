@@ -89,6 +89,9 @@ class Services:
     ) -> None:
         """Share the admin check (Slack's current flag), the configured command name and the outbox with every
         service."""
+        for box in (self.outbox, outbox):
+            if command is not None and box is not None:
+                box.command = command
         for svc in vars(self).values():
             if isinstance(svc, ServiceBase):
                 if admins is not None:

@@ -545,3 +545,14 @@ def test_a_decided_tasks_issue_links_the_decisions_thread_through_the_shell(tmp_
     assert "app_redirect" not in body
     # Other tasks have no decision: they still link to the channel.
     assert "app_redirect" in issues["Write the project brief"]["body"]
+
+
+def test_a_configured_slash_command_is_the_one_every_hint_names(tmp_path: Path) -> None:
+    """PHASEGATE_SLASH_COMMAND=/pg (where /phasegate is taken): the whole session — answers, refusals, channel
+    posts, DMs, reminders, App Home — names /pg, never /phasegate."""
+    script = SCRIPT.replace("/phasegate ", "/pg ")
+    out = run_cli(["shell", "--now", "2026-03-02T08:00Z"], script, tmp_path, PHASEGATE_SLASH_COMMAND="/pg")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "> /pg init" in out.stdout and "Created *genres*" in out.stdout
+    leaks = [line for line in out.stdout.splitlines() if "/phasegate" in line]
+    assert not leaks, "\n".join(leaks[:20])
