@@ -25,6 +25,7 @@ from bot.process import PHASES, Outcome, Phase, Role, parse_phase, parse_role
 from bot.rendering import mention, render_message, render_view
 from bot.services.base import Announce
 from bot.services.decisions import configure_records, records_settings
+from bot.services.digest import parse_digest
 from bot.services.gates import AdvanceResult
 from bot.services.projects import REPO_RE
 
@@ -570,13 +571,14 @@ async def advance(ctx: Context, args: Args) -> Reply:
     "settings",
     usage="settings [hours=09:00-17:00] [tz=<zone>] [deadline=<hours>] [min_proposals=<n>] "
     "[policy=escalate|postpone] [postpone_days=<n>] [max_postpones=<n>] [repo=<owner/repo>] "
-    "[decision_records=on|off] [path=<folder>]",
+    "[decision_records=on|off] [path=<folder>] [digest=\"mon 09:00\"|off]",
     summary="Show or change the project's settings (lead).",
+    examples=('settings digest="mon 09:00"', "settings digest=off"),
 )
 async def settings(ctx: Context, args: Args) -> Reply:
     pid = await project_id(ctx, args)
     known = {"hours", "tz", "deadline", "min_proposals", "policy", "postpone_days", "max_postpones", "repo"}
-    known |= {"decision_records", "path"}
+    known |= {"decision_records", "path", "digest"}
     unknown = sorted(set(args.options) - known)
     if unknown or args.positional:
         bad = unknown[0] if unknown else args.positional[0]
@@ -593,7 +595,9 @@ async def settings(ctx: Context, args: Args) -> Reply:
     records_flag = args.get("decision_records")
     if records_flag is not None and records_flag.strip().lower() not in ("on", "off"):
         raise InvalidInput("decision_records must be `on` or `off`.", field="decision_records")
-    if set(args.options) - {"decision_records", "path"}:
+    if args.get("digest") is not None:  # refused before anything else changes, with an example
+        parse_digest(args.options["digest"])
+    if set(args.options) - {"decision_records", "path", "digest"}:
         project = await ctx.services.projects.configure(
             actor=ctx.actor,
             project_id=pid,
@@ -616,11 +620,16 @@ async def settings(ctx: Context, args: Args) -> Reply:
             enabled=records_flag.strip().lower() == "on" if records_flag is not None else None,
             path=args.get("path"),
         )
+    if args.get("digest") is not None:
+        slot, zone = await ctx.services.digests.configure(actor=ctx.actor, project_id=pid, raw=args.options["digest"])
+    else:
+        slot, zone = await ctx.services.digests.setting(actor=ctx.actor, project_id=pid)
     records = await records_settings(ctx.services.decisions, actor=ctx.actor, project_id=pid)
+    digest = f"{slot.text} ({zone}, the lead's time zone)" if slot else "off"
     return Reply(
         message=render_message(
             "blocks/settings.json.j2", text=f"{project.name} settings", project=project, records=records,
-            command=ctx.command,
+            digest=digest, command=ctx.command,
         )
     )
 

@@ -570,3 +570,19 @@ class GitHubSetupNonce(SQLModel, table=True):
     nonce: str = Field(primary_key=True, max_length=64)
     team_id: str = Field(max_length=32)
     used_at: datetime = _ts()
+
+
+# --- weekly digest (issue 14 item 1, 0019_weekly_digest) ------------------------------------------------------
+
+
+class DigestSettings(SQLModel, table=True):
+    """A project's weekly digest (`settings digest="mon 09:00"`, in the lead's time zone; `digest=off`)."""
+
+    __tablename__ = "digest_settings"
+    project_id: int = Field(foreign_key="projects.id", primary_key=True)
+    team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
+    enabled: bool = Field(default=False)
+    weekday: int = Field(default=0)  # Mon = 0
+    minute: int = Field(default=9 * 60)  # minutes after local midnight
+    updated_by: str = Field(default="", max_length=32)
+    updated_at: datetime = _ts()
