@@ -112,3 +112,70 @@ async def test_digest_off_and_refusals(
     assert "Weekly digest in the channel* (`digest`)\noff" in block_text(reply.message)
     assert digest_job_id(pid) not in dict(scheduler.planned())
     assert digests(await timeline.run_until(scheduler, utc(2026, 4, 4))) == []
+
+
+async def test_a_busy_week_lists_phase_gate_meetings_owing_decisions_tasks_overdue_and_github(
+    services: Services, scheduler: ReminderScheduler, timeline: Timeline, clock: FakeClock
+) -> None:
+    from datetime import date
+
+    from bot.db.models import GitHubIssue, WebhookDelivery
+    from bot.process import Phase
+    from tests.bot.rituals.test_decisions import TEAM, meeting_with_proposals, to_develop
+
+    pid = await new_team(services, people=TEAM)
+    await to_develop(services, pid)
+    await services.gates.plan(actor=LEAD, project_id=pid, phase=Phase.DEVELOP, due=date(2026, 3, 5))
+    await run(ctx(services), 'settings digest="mon 09:00"')
+    mid = await meeting_with_proposals(services, pid)
+    await timeline.run_until(scheduler, utc(2026, 3, 6, 15, 30))
+    await run(ctx(services), f'decide meeting={mid} proposal=1 rationale="best benefit" tasks="Prototype the AST"')
+    coming = await services.meetings.schedule(
+        actor=LEAD, project_id=pid, kind="model-decision", starts_at=utc(2026, 3, 12, 14),
+        attendees=["ULEAD", "UANA", "URAJ"],
+    )
+    task = await services.tasks.add(actor=LEAD, project_id=pid, title="Throwaway spike")
+    await services.tasks.set_status(actor=LEAD, project_id=pid, number=task.number, status="closed")
+    async with services.db.session() as s:
+        s.add(GitHubIssue(task_id=task.id, team_id=LEAD.team_id, project_id=pid, number=12,
+                          html_url="https://github.com/acme/genres/issues/12", state="closed"))
+        s.add(
+            WebhookDelivery(
+                guid="g-1", event="issues", action="closed", body="{}", received_at=clock.now(),
+                applied_at=clock.now(), digested_at=clock.now(),
+                digest=[{"project_id": pid, "phase": "deliver", "task_number": 7, "title": "Prototype the AST",
+                         "change": "assigned to raj", "who": "octocat"}],
+            )
+        )
+    entries = await timeline.run_until(scheduler, utc(2026, 3, 9, 8, 1))
+    post = [d for _, d in entries if d.kind == "post" and d.message and "Weekly digest" in d.message.text]
+    assert len(post) == 1
+    text = block_text(post[0].message)
+    assert "Develop phase, day 8 — target 2026-03-05 (*4 days late*)" in text
+    assert "⚠️ Develop phase is 4 days past its target" in text
+    assert "*Gate*\n" in text
+    assert f"Model decision #{coming.meeting.id}" in text and "still owing a proposal: <@UANA>, <@URAJ>" in text
+    assert f"#{mid}: Audio spectrogram transformer (<@ULEAD>)" in text
+    assert "Prototype the AST" in text and "Tasks closed* (1)\n• <https://github.com/acme/genres/issues/12|#8 Throwaway spike>" in text
+    assert "#7 Prototype the AST: assigned to raj by octocat" in text
+
+
+async def test_two_replicas_running_the_same_digest_job_post_it_once(
+    database_url: str, services: Services, scheduler: ReminderScheduler, timeline: Timeline, clock: FakeClock
+) -> None:
+    import asyncio
+
+    pid = await new_team(services)
+    clock.set(utc(2026, 3, 20, 12))
+    await run(ctx(services), 'settings digest="mon 09:00"')
+    other = ReminderScheduler(database_url=database_url, clock=clock)  # a second replica on the same database
+    other.start()
+    try:
+        clock.set(utc(2026, 3, 23, 8))
+        await asyncio.gather(scheduler.run_due(clock.now()), other.run_due(clock.now()))
+        await services.outbox.drain()  # type: ignore[union-attr]
+    finally:
+        other.shutdown()
+        other.store.engine.dispose()
+    assert len(digests(timeline.take())) == 1
+    assert dict(scheduler.planned())[digest_job_id(pid)] == utc(2026, 3, 30, 7)
