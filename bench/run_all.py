@@ -8,7 +8,7 @@ import importlib
 from bench import readme_table
 
 BENCHMARKS = [
-    "ack_latency", "db_statements", "github_sync", "scheduler", "outbox", "workers", "github_installations",
+    "ack_latency", "db_statements", "github_sync", "scheduler", "outbox", "workers", "github_installations", "charts",
 ]
 
 

@@ -41,7 +41,7 @@ from bot.services.gates import gather_facts
 from bot.services.meetings import OPEN_STATUSES, RitualBase
 
 if TYPE_CHECKING:
-    from bot.charts import TimelineInput
+    from bot.charts import Chart, TimelineInput
 
 log = logging.getLogger(__name__)
 
@@ -409,9 +409,10 @@ class DigestService(RitualBase):
             async with self.db.session() as s:
                 project = await s.get(Project, project_id)
                 assert project is not None
+                digest = await build_digest(s, project, since=slot_at - timedelta(days=7), until=slot_at, zone=zone)
+                chart = None if digest.quiet else await self._timeline(digest)  # drawn before the claim's write
                 s.add(SentMessage(team_id=project.team_id, key=key, sent_at=self.clock.now()))
                 await s.flush()
-                digest = await build_digest(s, project, since=slot_at - timedelta(days=7), until=slot_at, zone=zone)
                 await self.outbox.enqueue(
                     s,
                     team_id=project.team_id,
@@ -422,17 +423,22 @@ class DigestService(RitualBase):
                     notify_user_id=project.lead_user_id,
                     message=digest.message(self.command),
                 )
-                if not digest.quiet:
-                    await self._enqueue_timeline(s, project, digest, key)
+                if chart is not None:
+                    await self._enqueue_timeline(s, project, digest, key, chart)
         except IntegrityError:  # already claimed: this run repeats one (restart, another replica)
             return False
         return True
 
-    async def _enqueue_timeline(self, s: AsyncSession, project: Project, digest: WeeklyDigest, key: str) -> None:
-        """The phase timeline chart, uploaded beside the digest (rendered off the event loop)."""
+    @staticmethod
+    async def _timeline(digest: WeeklyDigest) -> Chart:
         from bot.charts import render_off_loop, timeline_chart
 
-        chart = await render_off_loop(timeline_chart, timeline_input(digest))
+        return await render_off_loop(timeline_chart, timeline_input(digest))
+
+    async def _enqueue_timeline(
+        self, s: AsyncSession, project: Project, digest: WeeklyDigest, key: str, chart: Chart
+    ) -> None:
+        """The phase timeline chart, uploaded beside the digest (its text is the chart's description)."""
         await self.outbox.enqueue(
             s,
             team_id=project.team_id,
