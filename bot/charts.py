@@ -95,9 +95,9 @@ def proposals_chart(data: ProposalsInput) -> Chart:
             ax.scatter(xs, ys, s=sizes, c=colours, alpha=0.55, edgecolors="black", linewidths=0.8)
             for p in points:
                 ax.annotate(
-                    f"#{p.rank} {_short(p.label)}",
+                    f"#{p.rank} {_short(p.label, 24)}",
                     (p.cost_days, p.benefit),
-                    xytext=(8, 6),
+                    xytext=(8, 7 if p.rank % 2 else -13),  # alternate above and below
                     textcoords="offset points",
                     fontsize=8,
                     fontweight="bold" if p.rank == 1 else "normal",
@@ -145,8 +145,7 @@ def timeline_chart(data: TimelineInput) -> Chart:
                 ax.plot(mdates.date2num(sp.target), i, marker="D", color="#c62828" if late else "#2e7d32",
                         markersize=7)
         ax.axvline(mdates.date2num(data.today), color="#c62828", linestyle="--", linewidth=1)
-        ax.text(mdates.date2num(data.today), len(spans) - 0.4 if spans else 0.5, " today", color="#c62828",
-                fontsize=8)
+        ax.text(mdates.date2num(data.today), -0.55, " today", color="#c62828", fontsize=8, va="bottom")
         ax.set_yticks(range(len(spans)), [_short(sp.label, 24) for sp in spans])
         ax.invert_yaxis()
         ax.xaxis_date()

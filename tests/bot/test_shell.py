@@ -169,6 +169,12 @@ def test_the_demo_walks_a_project_from_discovery_to_deployment(tmp_path: Path) -
     assert "playlist skip rate 24% — target < 20% ❌ missed" in text
     assert "Criteria not met:* playlist skip rate 24%" in text or "Criteria not met: playlist skip rate 24%" in text
     assert "playlist skip rate 17% — target < 20% ✅" in text
+    # The weekly digest on Mondays at 09:00 in Lena's zone, with its phase timeline; the agenda's proposals chart.
+    assert "Weekly digest for genres" in text
+    for chart in ("genres-timeline-2026-03-09.png", "phasegate-meeting-1-proposals.png"):
+        assert f"file {chart} shared (written to " in text
+        written = text.split(f"file {chart} shared (written to ", 1)[1].split(")", 1)[0]
+        assert Path(written).read_bytes().startswith(b"\x89PNG")
 
 
 METHOD_SCRIPT = """\
