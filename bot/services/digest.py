@@ -35,7 +35,7 @@ from bot.db.models import (
 )
 from bot.errors import InvalidInput
 from bot.process import DAY_NAMES, MEETING_KINDS, Phase, evaluate_gate
-from bot.rendering import Message
+from bot.rendering import Message, slack_escape
 from bot.services.base import Actor
 from bot.services.gates import gather_facts
 from bot.services.meetings import OPEN_STATUSES, RitualBase
@@ -173,7 +173,7 @@ class WeeklyDigest:
         return line
 
     def message(self, command: str) -> Message:
-        name = self.project.name
+        name = slack_escape(self.project.name)
         start = self.since.astimezone(ZoneInfo(self.zone)).date().isoformat()
         if self.quiet:
             text = f"Weekly digest for {name}: a quiet week since {start} — {self.phase_line()}, nothing else changed."
@@ -196,10 +196,13 @@ class WeeklyDigest:
                 for m in self.meetings
             ],
         )
-        listed("Decisions made", [f"• {d.title} #{d.meeting_id}: {d.chosen} (<@{d.by}>)" for d in self.decisions])
+        listed(
+            "Decisions made",
+            [f"• {d.title} #{d.meeting_id}: {slack_escape(d.chosen)} (<@{d.by}>)" for d in self.decisions],
+        )
         listed("Tasks opened", [_task(t) for t in self.opened])
         listed("Tasks closed", [_task(t) for t in self.closed])
-        listed("Changed in GitHub", [f"• {g}" for g in self.github])
+        listed("Changed in GitHub", [f"• {slack_escape(g)}" for g in self.github])
         blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": part[:2900]}} for part in sections]
         blocks.append(
             {
@@ -212,8 +215,10 @@ class WeeklyDigest:
 
 
 def _task(t: DigestTask) -> str:
-    title = t.title.replace("<", "‹").replace(">", "›")
-    return f"• <{t.url}|#{t.number} {title}>" if t.url else f"• #{t.number} {title}"
+    title = slack_escape(t.title)
+    if t.url and re.match(r"^https?://[^\s<>|]+$", t.url):
+        return f"• <{t.url}|#{t.number} {title.replace('|', '¦')}>"
+    return f"• #{t.number} {title}"
 
 
 async def build_digest(s: AsyncSession, project: Project, *, since: datetime, until: datetime, zone: str) -> WeeklyDigest:

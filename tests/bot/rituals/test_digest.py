@@ -179,3 +179,22 @@ async def test_two_replicas_running_the_same_digest_job_post_it_once(
         other.store.engine.dispose()
     assert len(digests(timeline.take())) == 1
     assert dict(scheduler.planned())[digest_job_id(pid)] == utc(2026, 3, 30, 7)
+
+
+async def test_user_text_in_the_digest_cannot_ping_or_break_links(
+    services: Services, scheduler: ReminderScheduler, timeline: Timeline, clock: FakeClock
+) -> None:
+    from bot.db.models import GitHubIssue
+
+    pid = await new_team(services)
+    clock.set(utc(2026, 3, 20, 12))
+    await run(ctx(services), 'settings digest="mon 09:00"')
+    task = await services.tasks.add(actor=LEAD, project_id=pid, title="<!channel> & <b>x|y</b>")
+    async with services.db.session() as s:
+        s.add(GitHubIssue(task_id=task.id, team_id=LEAD.team_id, project_id=pid, number=3,
+                          html_url="https://github.com/acme/genres/issues/3", state="open"))
+    entries = await timeline.run_until(scheduler, utc(2026, 3, 23, 8, 1))
+    post = next(d for _, d in entries if d.kind == "post" and d.message and "Weekly digest" in d.message.text)
+    text = block_text(post.message)
+    assert "<!channel>" not in text
+    assert f"<https://github.com/acme/genres/issues/3|#{task.number} &lt;!channel&gt; &amp; &lt;b&gt;x¦y&lt;/b&gt;>" in text
