@@ -451,7 +451,7 @@ class DigestService(RitualBase):
             kind="upload",
             target=project.channel_id,
             key=f"{key}:timeline",
-            message=Message(text=chart.alt),
+            message=Message(text=slack_escape(chart.alt)),  # posted as the file's comment (mrkdwn)
             filename=f"{project.name}-timeline-{digest.until.astimezone(ZoneInfo(digest.zone)).date()}.png",
             content=chart.png,
             title=f"{project.name}: phase timeline",

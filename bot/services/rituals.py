@@ -19,7 +19,7 @@ from bot.errors import Conflict
 from bot.messaging import Messenger
 from bot.outbox import Outbox
 from bot.process import Readiness
-from bot.rendering import Message, render_message
+from bot.rendering import Message, render_message, slack_escape
 from bot.services.base import Actor
 from bot.services.meetings import (
     COMMAND,
@@ -354,7 +354,7 @@ class RitualService(RitualBase):
                             thread_ts=due.meeting.channel_ts,
                             thread_of_meeting=meeting_id,
                             notify_user_id=due.view.lead,
-                            message=Message(text=chart.alt),
+                            message=Message(text=slack_escape(chart.alt)),  # posted as the file's comment (mrkdwn)
                             filename=f"phasegate-meeting-{meeting_id}-proposals.png",
                             content=chart.png,
                             title=f"{due.view.title} #{meeting_id}: proposals, benefit against cost",
