@@ -288,8 +288,10 @@ async def build_digest(s: AsyncSession, project: Project, *, since: datetime, un
         title = MEETING_KINDS[m.kind].title if m.kind in MEETING_KINDS else m.kind
         owing = [u for u in owes.get(m.id, []) if (m.id, u) not in authored]
         ends = m.starts_at + timedelta(minutes=m.duration_min)
-        if ends <= until:
-            digest.overdue.append(f"{title} #{m.id} ended {digest._local(ends)} without a recorded decision")
+        decides = m.kind in MEETING_KINDS and MEETING_KINDS[m.kind].proposals_required
+        if ends <= until:  # over: a decision meeting without its decision is overdue; any other is simply past
+            if decides:
+                digest.overdue.append(f"{title} #{m.id} ended {digest._local(ends)} without a recorded decision")
         else:
             digest.meetings.append(DigestMeeting(m.id, title, m.starts_at, owing))
             if m.proposal_deadline is not None and m.proposal_deadline <= until and owing:
