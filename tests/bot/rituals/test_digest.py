@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from bot.clock import FakeClock
 from bot.commands import Context
 from bot.errors import InvalidInput
+from bot.messaging import Delivery
 from bot.scheduler import ReminderScheduler, digest_job_id, run_digest_job
 from bot.services import Services
 from bot.services.digest import DigestSlot, next_slot, parse_digest
@@ -20,13 +23,13 @@ def ctx(services: Services, user: str = "ULEAD") -> Context:
     return Context(services=services, actor=actor(user), channel_id=CHANNEL, tz=ZONE)
 
 
-def digests(entries: list[tuple[object, object]]) -> list[tuple[str, str]]:
-    out = []
-    for when, d in entries:
-        text = getattr(d, "message", None)
-        if getattr(d, "kind", "") == "post" and text is not None and "Weekly digest" in text.text:
-            out.append((when.strftime("%a %d %b %H:%M"), d.message.text))  # type: ignore[attr-defined]
-    return out
+def digests(entries: list[tuple[datetime, Delivery]]) -> list[tuple[str, str]]:
+    """(local-looking UTC time, text) of each weekly digest posted."""
+    return [
+        (when.strftime("%a %d %b %H:%M"), d.message.text)
+        for when, d in entries
+        if d.kind == "post" and d.message is not None and "Weekly digest" in d.message.text
+    ]
 
 
 def test_parse_digest_reads_days_and_times_and_refuses_with_an_example() -> None:
