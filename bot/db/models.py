@@ -456,6 +456,8 @@ class OutboxMessage(SQLModel, table=True):
     thread_ts: str | None = Field(default=None, max_length=32)
     thread_of_meeting: int | None = Field(default=None)  # reply in this meeting's announcement thread (at send time)
     update_ts: str | None = Field(default=None, max_length=32)  # the message an `update` replaces
+    # reply in the thread of the earlier outbox row with this dedupe key, once it is sent (0019: the digest's chart)
+    thread_of_key: str | None = Field(default=None, max_length=200)
     # "meeting:<id>" / "decision:<id>": once sent, the ts is stored as that row's channel_ts (threads, updates)
     ts_for: str | None = Field(default=None, max_length=40)
     dedupe_key: str = Field(max_length=200)

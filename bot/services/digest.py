@@ -453,6 +453,7 @@ class DigestService(RitualBase):
             kind="upload",
             target=project.channel_id,
             key=f"{key}:timeline",
+            thread_of_key=key,  # in the digest's thread
             message=Message(text=slack_escape(chart.alt)),  # posted as the file's comment (mrkdwn)
             filename=f"{project.name}-timeline-{digest.until.astimezone(ZoneInfo(digest.zone)).date()}.png",
             content=chart.png,

@@ -1,4 +1,4 @@
-"""weekly digest: per-project day and time (in the lead's zone), or off
+"""weekly digest: per-project day and time (in the lead's zone), or off; outbox replies in another row's thread
 
 Revision ID: 0019_weekly_digest
 Revises: 0017_github_installations
@@ -37,8 +37,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('project_id'),
     )
     op.create_index(op.f('ix_digest_settings_team_id'), 'digest_settings', ['team_id'], unique=False)
+    with op.batch_alter_table('slack_outbox', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('thread_of_key', S(length=200), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('slack_outbox', schema=None) as batch_op:
+        batch_op.drop_column('thread_of_key')
     op.drop_index(op.f('ix_digest_settings_team_id'), table_name='digest_settings')
     op.drop_table('digest_settings')

@@ -73,6 +73,7 @@ async def test_digest_is_posted_at_the_leads_local_time_across_dst_once(
     charts = [d for _, d in entries if d.kind == "upload" and (d.filename or "").endswith(".png")]
     assert len(charts) == 1 and all((d.content or b"").startswith(b"\x89PNG\r\n\x1a\n") for d in charts)
     assert "Phase timeline of genres" in (charts[0].message.text if charts[0].message else "")
+    assert charts[0].thread_ts == first.ts and first.ts  # in the digest's thread
 
     # The job runs again for the same week (a restart before it was marked done, a second replica): no repost.
     await run_digest_job(pid, utc(2026, 3, 30, 7))
