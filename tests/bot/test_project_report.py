@@ -55,6 +55,7 @@ async def whole_cycle(database_url: str) -> tuple[ProjectReport, RecordingMessen
     """The demo's project (Discovery → … → iterate → … → Deployment done), two tasks synced to GitHub."""
     settings = Settings(DATABASE_URL=database_url)
     shell, close = await open_shell(settings, start=START, out=io.StringIO())
+    shell.files_dir = None  # charts stay in memory: a PostgreSQL database has no folder to write them beside
     try:
         assert await run_shell(shell, io.StringIO(SCRIPT), interactive=False) == 0
         db = shell.services.db
