@@ -8,7 +8,8 @@ import importlib
 from bench import readme_table
 
 BENCHMARKS = [
-    "ack_latency", "memory", "db_statements", "github_sync", "scheduler", "outbox", "workers", "github_installations",
+    "ack_latency", "memory", "db_statements", "github_sync", "scheduler", "outbox", "workers",
+    "github_installations", "charts",
 ]
 
 

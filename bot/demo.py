@@ -30,6 +30,7 @@ SCRIPT = """\
 :user mia role=ml-engineer github=mia-gh
 :user dan role=data-engineer github=dan-gh
 :user sol role=software-engineer
+/phasegate settings digest="mon 09:00"
 
 # --- Discovery: a brief whose success criterion is checked in real conditions -----------------------
 /phasegate advance

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TextIO
 
 from bot.app import Core, build_core
@@ -46,6 +47,16 @@ class SyncDriver:
         return 0 if result.processed == 0 else 1
 
 
+def files_dir(database_url: str) -> Path:
+    """Where the shell writes shared images: beside a SQLite database file, else the working directory."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return Path(url.database).resolve().parent
+    return Path.cwd()
+
+
 async def open_shell(
     settings: Settings, *, start: datetime | None = None, out: TextIO | None = None
 ) -> tuple[Shell, Callable[[], Awaitable[None]]]:
@@ -66,6 +77,7 @@ async def open_shell(
     )
     if out is not None:
         shell.out = out
+    shell.files_dir = files_dir(settings.database_url)
     messenger.shell = shell
 
     async def close() -> None:

@@ -43,6 +43,7 @@ def bind(services: Services, scheduler: ReminderScheduler | None = None) -> None
     _services = services
     if scheduler is not None:
         services.meetings.planner = scheduler
+        services.digests.planner = scheduler
 
 
 def unbind() -> None:
@@ -56,6 +57,21 @@ async def run_job(meeting_id: int, step: str, sequence: int) -> None:
         log.error("reminder job meeting:%s:%s ran before bind(services): skipped", meeting_id, step)
         return
     await _services.rituals.run_step(meeting_id=meeting_id, step=step, sequence=sequence)
+
+
+async def run_digest_job(project_id: int, slot_at: datetime) -> None:
+    """The weekly digest job (`digest:<project>`): posts once, then plans next week's."""
+    if _services is None:
+        log.error("digest job of project %s ran before bind(services): skipped", project_id)
+        return
+    await _services.digests.run(project_id=project_id, slot_at=slot_at)
+
+
+DIGEST_GRACE: int | None = None  # however late: the digest itself skips a stale week and plans the next
+
+
+def digest_job_id(project_id: int) -> str:
+    return f"digest:{project_id}"
 
 
 def _restore(state: bytes) -> Job:
@@ -196,6 +212,30 @@ class ReminderScheduler:
     async def remove_meeting_jobs(self, meeting_id: int) -> None:
         await asyncio.to_thread(self._remove, meeting_id)
 
+    async def replace_digest_job(self, project_id: int, run_at: datetime) -> None:
+        """Plan a project's next weekly digest (one job per project, replaced)."""
+        await asyncio.to_thread(self._replace_digest, project_id, run_at)
+        self._wake.set()
+
+    async def remove_digest_job(self, project_id: int) -> None:
+        await asyncio.to_thread(self._remove_digest, project_id)
+
+    def _replace_digest(self, project_id: int, run_at: datetime) -> None:
+        self.aps.add_job(
+            run_digest_job,
+            trigger=DateTrigger(run_date=run_at, timezone=UTC),
+            args=(project_id, run_at),
+            id=digest_job_id(project_id),
+            name=digest_job_id(project_id),
+            replace_existing=True,
+            misfire_grace_time=DIGEST_GRACE,
+            coalesce=True,
+        )
+
+    def _remove_digest(self, project_id: int) -> None:
+        with contextlib.suppress(JobLookupError):
+            self.aps.remove_job(digest_job_id(project_id), jobstore="default")
+
     def _replace(self, meeting_id: int, sequence: int, jobs: list[PlannedJob]) -> None:
         self._remove(meeting_id)
         for job in jobs:
@@ -333,7 +373,9 @@ class ReminderScheduler:
             if job.misfire_grace_time is not None and now - run_at > timedelta(seconds=job.misfire_grace_time):
                 log.warning("job %s missed its time (%s) by more than its grace: dropped", job.id, run_at)
                 continue
-            lanes.setdefault(job.args[0] if job.args else job.id, []).append(job)
+            # A meeting's jobs run one after the other; every other job (a project's digest) in a lane of its own.
+            lane_key = job.args[0] if job.args and str(job.id).startswith("meeting:") else job.id
+            lanes.setdefault(lane_key, []).append(job)
         gate = asyncio.Semaphore(self.concurrency)
 
         async def lane(jobs: list[Job]) -> int:

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Protocol, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -100,6 +101,7 @@ class Shell:
     current: str = ""
     pending_header: str | None = None
     ask: Ask = field(default=lambda prompt: _none())  # how to read the next answer (None: no more input)
+    files_dir: Path | None = None  # shared images are written here (next to the database) so they can be opened
 
     @property
     def by_id(self) -> dict[str, ShellPerson]:
@@ -134,6 +136,9 @@ class Shell:
             head, tz = f"[only @{name} sees this, in #{CHANNEL_NAME}]", self._tz(d.user_id)
         elif d.kind == "upload":
             head, tz = f"[#{CHANNEL_NAME}] file {d.filename} shared", self._tz(self.current)
+            saved = self._save(d)
+            if saved is not None:
+                head += f" (written to {saved})"
         elif d.kind == "update":  # Slack edits the message in place; a one-line note is enough here
             title = (
                 render_blocks(d.message.blocks[:1], names=self.names, tz=self._tz(self.current)) if d.message else ""
@@ -151,6 +156,18 @@ class Shell:
             body = render_blocks(d.message.blocks, names=self.names, tz=tz) if d.message.blocks else d.message.text
             self.write("\n".join("  " + line for line in body.splitlines()))
         self.write()
+
+    def _save(self, d: Delivery) -> Path | None:
+        """A shared image written into `files_dir` under its own name (no directories: only the last part)."""
+        if self.files_dir is None or not d.content or not (d.filename or "").lower().endswith(".png"):
+            return None
+        name = Path(d.filename or "chart.png").name
+        path = self.files_dir / name
+        try:
+            path.write_bytes(d.content)
+        except OSError:
+            return None
+        return path
 
     # --- people ---------------------------------------------------------------------------------
 

@@ -23,8 +23,10 @@ from bot.db.models import Brief, Project
 from bot.errors import InvalidInput, PhasegateError
 from bot.process import PHASES, Outcome, Phase, Role, parse_phase, parse_role
 from bot.rendering import mention, render_message, render_view
+from bot.services.audit import KINDS, PAGE_SIZE, parse_kind, parse_page
 from bot.services.base import Announce
 from bot.services.decisions import configure_records, records_settings
+from bot.services.digest import parse_digest
 from bot.services.gates import AdvanceResult
 from bot.services.projects import REPO_RE
 
@@ -603,15 +605,16 @@ async def advance(ctx: Context, args: Args) -> Reply:
     "settings",
     usage="settings [hours=09:00-17:00] [tz=<zone>] [deadline=<hours>] [min_proposals=<n>] "
     "[policy=escalate|postpone] [postpone_days=<n>] [max_postpones=<n>] [repo=<owner/repo>] "
-    "[decision_records=on|off] [path=<folder>]",
+    "[decision_records=on|off] [path=<folder>] [digest=\"mon 09:00\"|off]",
     summary="Show or change the project's settings (lead).",
+    examples=('settings digest="mon 09:00"', "settings digest=off"),
 )
 async def settings(ctx: Context, args: Args) -> Reply:
     pid = await project_id(ctx, args)
     if "deadline_hours" in args.options and "deadline" not in args.options:  # what people also type for it
         args.options["deadline"] = args.options.pop("deadline_hours")
     known = {"hours", "tz", "deadline", "min_proposals", "policy", "postpone_days", "max_postpones", "repo"}
-    known |= {"decision_records", "path"}
+    known |= {"decision_records", "path", "digest"}
     unknown = sorted(set(args.options) - known)
     if unknown or args.positional:
         bad = unknown[0] if unknown else args.positional[0]
@@ -628,7 +631,9 @@ async def settings(ctx: Context, args: Args) -> Reply:
     records_flag = args.get("decision_records")
     if records_flag is not None and records_flag.strip().lower() not in ("on", "off"):
         raise InvalidInput("decision_records must be `on` or `off`.", field="decision_records")
-    if set(args.options) - {"decision_records", "path"}:
+    if args.get("digest") is not None:  # refused before anything else changes, with an example
+        parse_digest(args.options["digest"])
+    if set(args.options) - {"decision_records", "path", "digest"}:
         project = await ctx.services.projects.configure(
             actor=ctx.actor,
             project_id=pid,
@@ -651,23 +656,58 @@ async def settings(ctx: Context, args: Args) -> Reply:
             enabled=records_flag.strip().lower() == "on" if records_flag is not None else None,
             path=args.get("path"),
         )
+    if args.get("digest") is not None:
+        slot, zone = await ctx.services.digests.configure(actor=ctx.actor, project_id=pid, raw=args.options["digest"])
+    else:
+        slot, zone = await ctx.services.digests.setting(actor=ctx.actor, project_id=pid)
     records = await records_settings(ctx.services.decisions, actor=ctx.actor, project_id=pid)
+    digest = f"{slot.text} ({zone}, the lead's time zone)" if slot else "off"
     return Reply(
         message=render_message(
             "blocks/settings.json.j2", text=f"{project.name} settings", project=project, records=records,
-            command=ctx.command,
+            digest=digest, command=ctx.command,
         )
     )
 
 
-@subcommand("audit", usage="audit [<count>]", summary="Recent changes to the project: who did what, when.")
+@subcommand(
+    "audit",
+    usage="audit [page=<n>] [who=@person] [kind=<kind>]",
+    summary="Changes to the project, newest first, 15 a page: who did what, when; by person or kind.",
+    examples=("audit", "audit page=2", "audit who=@ana", "audit kind=meeting"),
+)
 async def audit(ctx: Context, args: Args) -> Reply:
     pid = await project_id(ctx, args)
+    unknown = sorted(set(args.options) - {"page", "who", "kind", "project"})
+    if unknown:
+        raise UsageError(
+            f"`{unknown[0][:30]}` is not an option of audit: say page=, who= or kind=, "
+            f"e.g. `{ctx.command} audit who=@ana kind=meeting`."
+        )
+    page, size = 1, PAGE_SIZE
     first = args.positional[0] if args.positional else ""
-    limit = int(first) if first.isascii() and first.isdecimal() and len(first) <= 4 else 15  # "²".isdecimal() is True
-    entries = await ctx.services.audit.entries(actor=ctx.actor, project_id=pid, limit=min(max(limit, 1), 40))
+    if first:  # `audit 30`: the last 30 (as before pages existed), at most 40
+        if not (first.isascii() and first.isdecimal() and len(first) <= 4) or len(args.positional) > 1:
+            raise UsageError(
+                f"`{first[:30]}` is not an audit option. Say `{ctx.command} audit page=2`, "
+                f"`{ctx.command} audit who=@ana` or `{ctx.command} audit kind=meeting`."
+            )
+        size = min(max(int(first), 1), 40)
+    if args.get("page") is not None:
+        page = parse_page(args.options["page"], ctx.command)
+    who = None
+    if args.get("who") is not None:
+        raw = args.options["who"].strip()
+        who = SYSTEM_ACTOR if raw.lower().lstrip("@") == SYSTEM_ACTOR else user_id(raw)
+        if who is None:
+            raise InvalidInput(
+                f"`{raw[:40]}` is not a Slack user: mention them, e.g. `{ctx.command} audit who=@ana`.", field="who"
+            )
+    kind = parse_kind(args.options["kind"], ctx.command) if args.get("kind") is not None else None
+    found = await ctx.services.audit.page(actor=ctx.actor, project_id=pid, page=page, who=who, kind=kind, page_size=size)
+    entries = found.entries
     # People by name, never a raw id: the actor and any person a detail names (user=, coauthors=…).
-    ids = {e.actor for e in entries}
+    ids = {e.actor for e in entries} | ({who} if who else set())
     for e in entries:
         for v in e.detail.values():
             for x in v if isinstance(v, list) else [v]:
@@ -675,7 +715,24 @@ async def audit(ctx: Context, args: Args) -> Reply:
                     ids.add(x)
     known = await ctx.services.projects.members(team_id=ctx.actor.team_id, user_ids=sorted(ids))
     people = {u: (known[u].display_name or "") if u in known else "" for u in ids if USER_ID_RE.fullmatch(u)}
-    return Reply(message=render_message("blocks/audit.json.j2", text="Audit log", entries=entries, people=people))
+    scope = []
+    if who:
+        scope.append(f"by <@{who}>" if who != SYSTEM_ACTOR else "by Phasegate itself")
+    if kind:
+        scope.append(f"{kind} changes ({KINDS[kind]})")
+    heading = "*Audit log*" + (" — " + ", ".join(scope) if scope else "")
+    heading += f" · page {found.page} of {found.pages} ({found.total} entr{'y' if found.total == 1 else 'ies'})"
+    more = None
+    if found.page < found.pages:
+        more = f"Older: `{ctx.command} audit page={found.page + 1}" + "".join(
+            f" {k}={args.options[k]}" for k in ("who", "kind") if args.get(k) is not None
+        ) + "`"
+    return Reply(
+        message=render_message(
+            "blocks/audit.json.j2", text="Audit log", entries=entries, people=people, heading=heading, more=more
+        )
+    )
 
 
+SYSTEM_ACTOR = "phasegate"
 USER_ID_RE = re.compile(r"[UW][A-Z0-9]{2,31}")

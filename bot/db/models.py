@@ -468,6 +468,8 @@ class OutboxMessage(SQLModel, table=True):
     thread_ts: str | None = Field(default=None, max_length=32)
     thread_of_meeting: int | None = Field(default=None)  # reply in this meeting's announcement thread (at send time)
     update_ts: str | None = Field(default=None, max_length=32)  # the message an `update` replaces
+    # reply in the thread of the earlier outbox row with this dedupe key, once it is sent (0019: the digest's chart)
+    thread_of_key: str | None = Field(default=None, max_length=200)
     # "meeting:<id>" / "decision:<id>": once sent, the ts is stored as that row's channel_ts (threads, updates)
     ts_for: str | None = Field(default=None, max_length=40)
     dedupe_key: str = Field(max_length=200)
@@ -613,3 +615,19 @@ class SlackOAuthState(SQLModel, table=True):
     __tablename__ = "slack_oauth_states"
     state: str = Field(primary_key=True, max_length=64)
     expires_at: datetime = _ts()
+
+
+# --- weekly digest (issue 14 item 1, 0019_weekly_digest) ------------------------------------------------------
+
+
+class DigestSettings(SQLModel, table=True):
+    """A project's weekly digest (`settings digest="mon 09:00"`, in the lead's time zone; `digest=off`)."""
+
+    __tablename__ = "digest_settings"
+    project_id: int = Field(foreign_key="projects.id", primary_key=True)
+    team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
+    enabled: bool = Field(default=False)
+    weekday: int = Field(default=0)  # Mon = 0
+    minute: int = Field(default=9 * 60)  # minutes after local midnight
+    updated_by: str = Field(default="", max_length=32)
+    updated_at: datetime = _ts()

@@ -86,6 +86,7 @@ class Outbox:
         project_id: int | None = None,
         thread_ts: str | None = None,
         thread_of_meeting: int | None = None,
+        thread_of_key: str | None = None,
         update_ts: str | None = None,
         filename: str | None = None,
         content: bytes | None = None,
@@ -110,6 +111,7 @@ class Outbox:
             title=title,
             thread_ts=thread_ts,
             thread_of_meeting=thread_of_meeting,
+            thread_of_key=thread_of_key[:200] if thread_of_key else None,
             update_ts=update_ts,
             dedupe_key=key[:200],
             notify_user_id=notify_user_id,
@@ -249,6 +251,21 @@ class Outbox:
                     update_ts = announced
                 else:
                     thread_ts = announced
+            if row.thread_of_key is not None and thread_ts is None and row.kind != "update":
+                parent = (
+                    await s.execute(
+                        select(OutboxMessage.status, OutboxMessage.sent_ts, OutboxMessage.next_attempt_at).where(
+                            OutboxMessage.team_id == row.team_id, OutboxMessage.dedupe_key == row.thread_of_key
+                        )
+                    )
+                ).first()
+                if parent is not None and parent.status == "pending":  # after its parent, in its thread
+                    row.next_attempt_at = max(parent.next_attempt_at, now)
+                    s.add(row)
+                    return "wait"
+                if parent is not None and parent.status == "sent":
+                    thread_ts = parent.sent_ts
+                # refused, dropped or never written: it goes to the channel itself
             snapshot = _Snapshot(row, thread_ts, update_ts)
         try:
             ts = await self._send(snapshot)

@@ -14,6 +14,7 @@ from bot.services.audit import AuditService
 from bot.services.base import Actor, AdminCheck, ServiceBase
 from bot.services.decisions import DecisionService
 from bot.services.deliveries import DeliveryService
+from bot.services.digest import DigestService
 from bot.services.gates import GateService
 from bot.services.hours import HoursService
 from bot.services.meetings import MeetingService
@@ -47,6 +48,7 @@ class Services:
     decisions: DecisionService
     rituals: RitualService
     hours: HoursService
+    digests: DigestService
     sync: SyncService | None = None  # set by the composition (it needs settings and a GitHub gateway)
     preview_mode: bool = True  # no GitHub credentials: sync only shows its plan
     outbox: Outbox | None = None  # every message the bot sends on its own (set by build)
@@ -79,6 +81,7 @@ class Services:
             decisions=DecisionService(db, clock, messenger, meetings),
             rituals=RitualService(db, clock, messenger, meetings, outbox),
             hours=HoursService(db, clock, outbox),
+            digests=DigestService(db, clock, messenger, outbox),
             outbox=outbox,
         )
         built.use(admins=AdminCheck(messenger, clock), outbox=outbox)

@@ -533,12 +533,65 @@ def _environment() -> Environment:
     return env
 
 
+@dataclass(frozen=True)
+class InlineChart:
+    alt: str
+    data_uri: str  # data:image/png;base64,… — the HTML report stays one self-contained file
+
+
+@dataclass(frozen=True)
+class ReportCharts:
+    timeline: InlineChart | None
+    decisions: dict[int, InlineChart]  # each decision's proposals, by meeting id
+
+
+async def report_charts(report: ProjectReport) -> ReportCharts:
+    """The phase timeline and each decision's proposals chart, drawn off the event loop, as data URIs."""
+    import base64
+
+    from bot.charts import (
+        Chart,
+        PhaseSpan,
+        ProposalPoint,
+        ProposalsInput,
+        TimelineInput,
+        proposals_chart,
+        render_off_loop,
+        timeline_chart,
+    )
+
+    def inline(chart: Chart) -> InlineChart:
+        return InlineChart(chart.alt, "data:image/png;base64," + base64.b64encode(chart.png).decode("ascii"))
+
+    timeline = None
+    if report.phases:
+        spans = [
+            PhaseSpan(
+                p.label + (f" (iter. {p.iteration})" if p.iteration else ""),
+                p.started_at.date(),
+                p.ended_at.date() if p.ended_at else None,
+                p.target_date,
+            )
+            for p in report.phases
+        ]
+        timeline = inline(
+            await render_off_loop(timeline_chart, TimelineInput(report.project.name, spans, report.generated_at.date()))
+        )
+    decisions = {}
+    for d in report.decisions:
+        points = [ProposalPoint(p.rank, p.title, p.benefit, p.cost_days, p.risk) for p in d.proposals]
+        title = f"{d.meeting_title} #{d.meeting_id}"
+        decisions[d.meeting_id] = inline(await render_off_loop(proposals_chart, ProposalsInput(title, points)))
+    return ReportCharts(timeline, decisions)
+
+
 def render_markdown(report: ProjectReport) -> str:
     return _environment().get_template("report/project_report.md.j2").render(r=report)
 
 
-def render_html(report: ProjectReport) -> str:
-    return _environment().get_template("report/project_report.html.j2").render(r=report)
+def render_html(report: ProjectReport, charts: ReportCharts | None = None) -> str:
+    """One self-contained page; with `charts` (report_charts), the timeline and proposals charts inline."""
+    return _environment().get_template("report/project_report.html.j2").render(r=report, charts=charts)
 
 
 def render_json(report: ProjectReport) -> str:
@@ -583,7 +636,11 @@ async def cli_report(database_url: str, project_name: str, *, fmt: str, audit_cs
             report = await build_report(s, project, now=SystemClock().now())
     finally:
         await db.dispose()
-    return render_audit_csv(report) if audit_csv else render(report, fmt)
+    if audit_csv:
+        return render_audit_csv(report)
+    if fmt == "html":
+        return render_html(report, await report_charts(report))
+    return render(report, fmt)
 
 
 async def write_report_files(db: Database, *, project_name: str, directory: Path, now: datetime) -> list[Path]:
@@ -591,8 +648,9 @@ async def write_report_files(db: Database, *, project_name: str, directory: Path
     async with db.session() as s:
         report = await build_report(s, await find_project(s, project_name), now=now)
     paths = []
+    charts = await report_charts(report)
     for fmt in ("md", "html"):
         path = directory / f"{report.project.name}-report.{fmt}"
-        path.write_text(render(report, fmt), encoding="utf-8")
+        path.write_text(render_html(report, charts) if fmt == "html" else render(report, fmt), encoding="utf-8")
         paths.append(path)
     return paths

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +19,7 @@ from bot.errors import Conflict
 from bot.messaging import Messenger
 from bot.outbox import Outbox
 from bot.process import Readiness
-from bot.rendering import Message, render_message
+from bot.rendering import Message, render_message, slack_escape
 from bot.services.base import Actor
 from bot.services.meetings import (
     COMMAND,
@@ -32,6 +32,9 @@ from bot.services.meetings import (
 )
 from bot.services.proposals import ProposalService, ProposalView, candidates
 from bot.timeplan import NUDGE_GRACE, PlannedJob, add_working_days
+
+if TYPE_CHECKING:
+    from bot.charts import Chart
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,14 @@ def verdict_record(r: Readiness) -> dict[str, object]:
         "excused": list(r.excused),
         "duplicates": {k: v for k, v in r.duplicates.items()},
     }
+
+
+async def proposals_chart_for(m: MeetingView, ranked: Sequence[ProposalView]) -> Chart:
+    """The agenda's chart: each ranked proposal's benefit against its cost, marker size by risk."""
+    from bot.charts import ProposalPoint, ProposalsInput, proposals_chart, render_off_loop
+
+    points = [ProposalPoint(i, p.title, p.benefit, p.cost_days, p.risk) for i, p in enumerate(ranked, start=1)]
+    return await render_off_loop(proposals_chart, ProposalsInput(f"{m.title} #{m.id}", points))
 
 
 class RitualService(RitualBase):
@@ -326,9 +337,12 @@ class RitualService(RitualBase):
                     return
                 cands = await candidates(s, due.meeting)
                 key = f"meeting:{meeting_id}:start:seq{sequence}"
-                await self._claim(s, due.project.team_id, key)
                 # Not ready, and the lead neither postponed, cancelled nor pressed "Hold anyway": the policy decides.
                 unanswered = due.meeting.ready is False and due.meeting.hold_anyway_by is None
+                # Drawn before the claim (a write): the chart takes tens of ms in a worker thread.
+                drawn = cands.ranked and not unanswered
+                chart = await proposals_chart_for(due.view, cands.ranked) if drawn else None
+                await self._claim(s, due.project.team_id, key)
                 postpone = unanswered and due.meeting.postpone_count < min(UNANSWERED_POSTPONES, due.project.max_postpones)
                 if not unanswered:
                     await self.outbox.enqueue(
@@ -343,6 +357,22 @@ class RitualService(RitualBase):
                         notify_user_id=due.view.lead,
                         message=self.agenda_message(due.view, cands.ranked, cands.duplicates, due.meeting.ready),
                     )
+                    if chart is not None:  # the proposals at a glance, in the agenda's thread
+                        await self.outbox.enqueue(
+                            s,
+                            team_id=due.project.team_id,
+                            project_id=due.project.id,
+                            kind="upload",
+                            target=due.view.channel_id,
+                            key=f"{key}:chart",
+                            thread_ts=due.meeting.channel_ts,
+                            thread_of_meeting=meeting_id,
+                            notify_user_id=due.view.lead,
+                            message=Message(text=slack_escape(chart.alt)),  # posted as the file's comment (mrkdwn)
+                            filename=f"phasegate-meeting-{meeting_id}-proposals.png",
+                            content=chart.png,
+                            title=f"{due.view.title} #{meeting_id}: proposals, benefit against cost",
+                        )
         except IntegrityError:
             return
         if unanswered:

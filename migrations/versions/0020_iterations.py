@@ -1,7 +1,7 @@
 """iterations leave a clean record: superseded Deliver tasks, decision and phase permalinks
 
 Revision ID: 0020_iterations
-Revises: 0018_slack_installations
+Revises: 0019_weekly_digest
 Create Date: 2026-12-03 06:20:00
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from alembic import op
 import bot.db.models
 
 revision: str = '0020_iterations'
-down_revision: str | None = "0018_slack_installations"
+down_revision: str | None = "0019_weekly_digest"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -55,6 +55,7 @@ async def whole_cycle(database_url: str) -> tuple[ProjectReport, RecordingMessen
     """The demo's project (Discovery → … → iterate → … → Deployment done), two tasks synced to GitHub."""
     settings = Settings(DATABASE_URL=database_url)
     shell, close = await open_shell(settings, start=START, out=io.StringIO())
+    shell.files_dir = None  # charts stay in memory: a PostgreSQL database has no folder to write them beside
     try:
         assert await run_shell(shell, io.StringIO(SCRIPT), interactive=False) == 0
         db = shell.services.db
@@ -298,10 +299,14 @@ def test_the_demo_ends_with_the_report_written_and_its_path_printed(tmp_path: Pa
 def test_the_html_report_opens_in_headless_chromium_without_console_errors(tmp_path: Path) -> None:
     assert run_demo(Settings(), out=io.StringIO(), db=str(tmp_path / "demo.db")) == 0
     html = (tmp_path / "genres-report.html").read_text()
-    # One self-contained file: no scripts, stylesheets, images or fonts fetched from anywhere.
-    assert not re.search(r"<(script|link|img|iframe|object)\b|@import|url\(", html, re.IGNORECASE)
+    # One self-contained file: no scripts, stylesheets, images or fonts fetched from anywhere; charts inline.
+    assert not re.search(r"<(script|link|iframe|object)\b|@import|url\(", html, re.IGNORECASE)
+    images = re.findall(r"<img\b[^>]*>", html)
+    assert len(images) == 3  # the phase timeline and each of the two decisions' proposals
+    assert all(re.search(r'src="data:image/png;base64,[A-Za-z0-9+/=]+"', i) and 'alt="' in i for i in images)
     dom, console = browser_console(html, tmp_path)
     assert console == []
+    assert 'alt="Phase timeline of genres' in dom and 'alt="Chart of 2 proposals for Model decision #1' in dom
     for section in ("brief", "phases", "decisions", "tasks", "audit"):
         assert f'<section id="{section}">' in dom
     assert "<title>genres — project report</title>" in dom

@@ -173,6 +173,12 @@ def test_the_demo_walks_a_project_from_discovery_to_deployment(tmp_path: Path) -
     flat = " ".join(text.split())
     assert "*Closed as superseded* (their GitHub issues: closed as not planned, with a comment): Deliver tasks #7, #8" in flat
     assert "*Deliver*: 0/5 tasks closed · 5 superseded" in text
+    # The weekly digest on Mondays at 09:00 in Lena's zone, with its phase timeline; the agenda's proposals chart.
+    assert "Weekly digest for genres" in text
+    for chart in ("genres-timeline-2026-03-09.png", "phasegate-meeting-1-proposals.png"):
+        assert f"file {chart} shared (written to " in text
+        written = text.split(f"file {chart} shared (written to ", 1)[1].split(")", 1)[0]
+        assert Path(written).read_bytes().startswith(b"\x89PNG")
 
 
 METHOD_SCRIPT = """\

@@ -194,3 +194,29 @@ async def test_status_and_home_show_an_undelivered_message_until_one_goes_throug
                       message=Message(text="next"), key="v2", notify_user_id=LEAD)  # the lead invited the bot
     status = await dispatch(ctx, "status")
     assert status.message is not None and "could not be delivered" not in str(status.message.blocks)
+
+
+async def test_a_reply_in_another_rows_thread_waits_for_it_then_goes_under_it(db: Database, clock: FakeClock) -> None:
+    outbox, messenger = await _setup(db, clock)
+    messenger.failures = [DeliveryError("http_500", permanent=False)]
+    await _post(outbox, "digest:1:2026-03-09")
+    await _post(outbox, "digest:1:2026-03-09:timeline", thread_of_key="digest:1:2026-03-09")
+    assert await outbox.drain() == 0  # the parent failed once; its reply waits instead of going first
+    parent, reply = await _rows(db)
+    assert (parent.status, reply.status, reply.attempts) == ("pending", "pending", 0)
+    assert reply.next_attempt_at == parent.next_attempt_at
+    clock.advance(timedelta(seconds=5))
+    assert await outbox.drain() == 2
+    first, second = messenger.deliveries
+    assert first.message and first.message.text == "digest:1:2026-03-09" and first.thread_ts is None
+    assert second.thread_ts == first.ts
+
+
+async def test_a_reply_whose_parent_was_refused_goes_to_the_channel(db: Database, clock: FakeClock) -> None:
+    outbox, messenger = await _setup(db, clock)
+    messenger.failures = [DeliveryError("msg_too_long", permanent=True)]
+    await _post(outbox, "digest:1:2026-03-09")
+    await _post(outbox, "digest:1:2026-03-09:timeline", thread_of_key="digest:1:2026-03-09")
+    await outbox.drain()
+    replies = [d for d in messenger.deliveries if d.message and d.message.text.endswith(":timeline")]
+    assert len(replies) == 1 and replies[0].thread_ts is None and replies[0].target == CHANNEL

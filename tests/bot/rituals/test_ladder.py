@@ -104,6 +104,7 @@ async def test_the_whole_ladder_of_a_model_decision_meeting(
         ("Thu 14:00", "dm", "ULEAD"),  # escalation (policy escalate)
         ("Thu 15:00", "post", CHANNEL),  # held anyway
         ("Fri 14:00", "post", CHANNEL),  # agenda, in the announcement's thread
+        ("Fri 14:00", "upload", CHANNEL),  # the proposals chart, in the same thread
         ("Fri 15:00", "dm", "ULEAD"),  # ended without a decision
         ("Mon 15:00", "dm", "ULEAD"),  # daily, on working days
         ("Mon 16:00", "post", CHANNEL),  # the decision record; no nudge after it
@@ -124,7 +125,10 @@ async def test_the_whole_ladder_of_a_model_decision_meeting(
     agenda = entries[7][1]
     assert agenda.thread_ts == first[0][1].ts
     assert "Purpose: decide." in block_text(agenda.message) and "Held without readiness" in block_text(agenda.message)
-    assert ("phasegate:decide", str(mid)) in buttons(entries[8][1].message)
+    chart = entries[8][1]
+    assert chart.thread_ts == first[0][1].ts and (chart.filename or "").endswith("-proposals.png")
+    assert (chart.content or b"").startswith(b"\x89PNG") and chart.message and "Chart of 2 proposals" in chart.message.text
+    assert ("phasegate:decide", str(mid)) in buttons(entries[9][1].message)
     # Every send was claimed once.
     async with services.db.session() as s:
         keys = sorted(k for (k,) in (await s.execute(select(SentMessage.key))).all())
