@@ -560,5 +560,5 @@ def test_a_configured_slash_command_is_the_one_every_hint_names(tmp_path: Path) 
     out = run_cli(["shell", "--now", "2026-03-02T08:00Z"], script, tmp_path, PHASEGATE_SLASH_COMMAND="/pg")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "> /pg init" in out.stdout and "Created *genres*" in out.stdout
-    leaks = [line for line in out.stdout.splitlines() if "/phasegate" in line]
+    leaks = [line for line in out.stdout.splitlines() if re.search(r"(?<![\w/.-])/phasegate\b", line)]
     assert not leaks, "\n".join(leaks[:20])
