@@ -1596,4 +1596,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the module's own copy, `tests.fakes.github`, not `__main__`: the git routes (tests/fakes/github_git.py)
+    # raise `tests.fakes.github.ApiError`, which `__main__`'s handler would not catch (a 500 instead of a 404).
+    from tests.fakes import github as fake_github
+
+    fake_github.main()
