@@ -264,7 +264,8 @@ def sustained(rows: list[dict[str, Any]]) -> float:
 
 
 OPEN_GOALS = {"answer_p99_ms@50": ("<=", 150.0), "ack_p99_ratio@50": ("<=", 1.2)}
-MEMORY_GOALS = {"rss_idle_mib": ("<=", 120.0), "rss_after_bench_mib": ("<=", 150.0)}
+# Memory goals are checked on a real `phasegate serve` (bench/memory.py). This server also holds the fake Slack and
+# ran Alembic in-process, so its figures are noted here (bench_server_*) without a goal.
 
 
 def run(
@@ -281,16 +282,16 @@ def run(
         try:
             time.sleep(0.5)
             if which == "phasegate":
-                memory["rss_idle_mib"] = round(rss_kib(proc.pid) / 1024, 1)
+                memory["bench_server_rss_idle_mib"] = round(rss_kib(proc.pid) / 1024, 1)
             # The closed loop first: an app left overloaded by the highest open-loop rate would spoil it.
             closed = asyncio.run(load(port, concurrency=concurrency, seconds=closed_seconds, answers=True))
             closed_rows.append({"app": which, **closed})
             for rate in rates:
                 open_rows.append({"app": which, **asyncio.run(open_loop(port, rate=rate, seconds=seconds))})
                 if which == "phasegate" and rate <= 50:
-                    memory["rss_after_bench_mib"] = round(rss_kib(proc.pid) / 1024, 1)  # up to 50/s: sized load
+                    memory["bench_server_rss_after_50_per_s_mib"] = round(rss_kib(proc.pid) / 1024, 1)  # up to 50/s: sized load
             if which == "phasegate":
-                memory["rss_after_overload_mib"] = round(rss_kib(proc.pid) / 1024, 1)  # after the highest rate
+                memory["bench_server_rss_after_overload_mib"] = round(rss_kib(proc.pid) / 1024, 1)  # after the highest rate
         finally:
             proc.terminate()
             proc.wait(timeout=10)
@@ -304,7 +305,7 @@ def run(
     if ("phasegate", 50) in at and ("bare", 50) in at:
         extra["answer_p99_ms@50"] = at[("phasegate", 50)]["answer_p99_ms"]
         extra["ack_p99_ratio@50"] = round(at[("phasegate", 50)]["ack_p99_ms"] / at[("bare", 50)]["ack_p99_ms"], 2)
-    opened = report("ack_latency_open", open_rows, extra, goals={**OPEN_GOALS, **MEMORY_GOALS})
+    opened = report("ack_latency_open", open_rows, extra, goals=OPEN_GOALS)
     ratio = (
         closed_rows[0]["ack_p99_ms"] / closed_rows[1]["ack_p99_ms"] if closed_rows[1]["ack_p99_ms"] else float("nan")
     )
