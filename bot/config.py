@@ -15,7 +15,10 @@ class ConfigError(Exception):
 class Settings(BaseSettings):
     """Phasegate's configuration. Build it with `load_settings()`; there is no module-level instance."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
+    # env_ignore_empty: `NAME=` (as in .env.example) means "not set", in the environment and in .env alike.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     database_url: str = Field(default="sqlite:///./phasegate.db", alias="DATABASE_URL")
     slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bot.config import ConfigError, load_settings
@@ -74,3 +76,19 @@ def test_an_app_without_installation_id_lets_workspaces_install_it(monkeypatch: 
     assert settings.github_app_many_installations and settings.github_configured
     monkeypatch.setenv("GITHUB_APP_INSTALLATION_ID", "42")
     assert not load_settings().github_app_many_installations  # one installation, as before
+
+
+def test_a_dot_env_copied_from_the_example_loads_with_every_blank_unset(tmp_path: Path) -> None:
+    """`cp .env.example .env` then `make run`: each `NAME=` line reads as not set (it used to fail on the blank
+    GITHUB_APP_INSTALLATION_ID, "not a valid integer")."""
+    (tmp_path / ".env").write_text((Path(__file__).resolve().parents[2] / ".env.example").read_text())
+    s = load_settings()
+    assert s.github_app_installation_id is None and s.slack_bot_token is None and not s.github_configured
+    assert s.phasegate_slash_command == "/phasegate"
+
+
+def test_a_blank_environment_variable_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_APP_INSTALLATION_ID", "")
+    monkeypatch.setenv("PHASEGATE_PORT", "")
+    s = load_settings()
+    assert s.github_app_installation_id is None and s.phasegate_port == 3000
