@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,6 +80,30 @@ def run_cli(args: list[str], stdin: str, tmp_path: Path, **env: str) -> subproce
         text=True,
         timeout=240,
     )
+
+
+def run_shell_with_github(script: str, tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """The shell syncing for real (GITHUB_TOKEN, GITHUB_API_URL) against a fake GitHub with acme/genres; returns
+    the run and the repository's state (issues, comments, …) after it."""
+    from tests.fakes.github import FakeGitHub
+
+    fake = FakeGitHub()
+    fake.add_repo("acme/genres", collaborators=["raj-gh"], push=True)
+    url = fake.run_in_thread()
+    try:
+        out = run_cli(
+            ["shell", "--now", "2026-03-02T08:00Z"],
+            script,
+            tmp_path,
+            GITHUB_TOKEN="test",
+            GITHUB_API_URL=url,
+            PHASEGATE_GITHUB_WRITES_PER_MINUTE="6000",  # the fake enforces no limit here: pace loosely
+            PHASEGATE_GITHUB_WRITES_PER_HOUR="60000",
+        )
+        state: dict[str, Any] = fake.state()["acme/genres"]
+    finally:
+        fake.stop_thread()
+    return out, state
 
 
 def seen_by(transcript: str) -> dict[str, list[str]]:
@@ -463,24 +488,7 @@ SUPERSEDE_SCRIPT = """\
 
 def test_superseded_deliver_tasks_close_their_issues_through_the_shell(tmp_path: Path) -> None:
     """The shell syncing for real (GITHUB_TOKEN, GITHUB_API_URL) against the fake GitHub."""
-    from tests.fakes.github import FakeGitHub
-
-    fake = FakeGitHub()
-    fake.add_repo("acme/genres", collaborators=["raj-gh"], push=True)
-    url = fake.run_in_thread()
-    try:
-        out = run_cli(
-            ["shell", "--now", "2026-03-02T08:00Z"],
-            SUPERSEDE_SCRIPT,
-            tmp_path,
-            GITHUB_TOKEN="test",
-            GITHUB_API_URL=url,
-            PHASEGATE_GITHUB_WRITES_PER_MINUTE="6000",  # the fake enforces no limit here: pace loosely
-            PHASEGATE_GITHUB_WRITES_PER_HOUR="60000",
-        )
-        state = fake.state()["acme/genres"]
-    finally:
-        fake.stop_thread()
+    out, state = run_shell_with_github(SUPERSEDE_SCRIPT, tmp_path)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     issues = {i["title"]: i for i in state["issues"]}
     comments: dict[int, list[str]] = {}
@@ -527,24 +535,8 @@ DECISION_LINK_SCRIPT = """\
 
 def test_a_decided_tasks_issue_links_the_decisions_thread_through_the_shell(tmp_path: Path) -> None:
     """The decision record's permalink (chat.getPermalink in Slack; the shell's stand-in here) is in the issue."""
-    from tests.fakes.github import FakeGitHub
-
-    fake = FakeGitHub()
-    fake.add_repo("acme/genres", collaborators=["raj-gh"], push=True)
-    url = fake.run_in_thread()
-    try:
-        out = run_cli(
-            ["shell", "--now", "2026-03-02T08:00Z"],
-            DECISION_LINK_SCRIPT,
-            tmp_path,
-            GITHUB_TOKEN="test",
-            GITHUB_API_URL=url,
-            PHASEGATE_GITHUB_WRITES_PER_MINUTE="6000",
-            PHASEGATE_GITHUB_WRITES_PER_HOUR="60000",
-        )
-        issues = {i["title"]: i for i in fake.state()["acme/genres"]["issues"]}
-    finally:
-        fake.stop_thread()
+    out, state = run_shell_with_github(DECISION_LINK_SCRIPT, tmp_path)
+    issues = {i["title"]: i for i in state["issues"]}
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     body = issues["Prototype the CNN"]["body"]
     assert re.search(r"\[Discussed in Slack\]\(https://slack\.example/archives/\w+/p\d+\)", body), body
