@@ -31,6 +31,7 @@ from bot.slack_oauth import (
     INSTALL_PATH,
     REDIRECT_PATH,
     ROTATE_BEFORE,
+    CachedAuthorize,
     DbInstallationStore,
     DbOAuthStateStore,
     Installations,
@@ -244,6 +245,7 @@ def create_app(
     oauth: AsyncOAuthSettings | None = None
     store: DbInstallationStore | None = None
     tokens: WorkspaceTokens | None = None
+    authorize: CachedAuthorize | None = None
     if many:
         assert settings.slack_client_id is not None and settings.slack_client_secret is not None
         secret = settings.slack_client_secret.get_secret_value()
@@ -262,6 +264,8 @@ def create_app(
             state_expiration_seconds=states.expiration_seconds,
             token_rotation_expiration_minutes=int(ROTATE_BEFORE.total_seconds() // 60),
         )
+        # Bolt's authorize for these settings, with its auth.test cache on (given to AsyncApp(authorize=...)).
+        authorize = CachedAuthorize(store, client_id=settings.slack_client_id, client_secret=secret, client=client)
     slack = SlackMessenger(client, strict_client=strict_client, tokens=tokens)
     core = build_core(settings, db=database, clock=clock, messenger=messenger or slack)
     services = core.services
@@ -277,6 +281,7 @@ def create_app(
         raise_error_for_unhandled_request=False,
         oauth_settings=oauth,
         installation_store=store,
+        authorize=authorize,  # type: ignore[arg-type]  # an AsyncAuthorize: Bolt's isinstance branch keeps it
     )
     command = settings.phasegate_slash_command
     services.use(command=command)

@@ -3,7 +3,8 @@
 `DbInstallationStore` and `DbOAuthStateStore` implement slack_sdk's AsyncInstallationStore / AsyncOAuthStateStore
 over our SQLAlchemy async session (tables from 0018_slack_installations), so Bolt's OAuth flow
 (`/slack/install` → `/slack/oauth_redirect`, oauth.v2.access on SLACK_API_URL) and its authorization of every
-request read and write them. `WorkspaceTokens` gives the outbox and SlackMessenger the bot token of one workspace,
+request read and write them; `CachedAuthorize` is Bolt's own authorize with its auth.test cache on, so a workspace's
+token costs one auth.test per process, not one per request. `WorkspaceTokens` gives the outbox and SlackMessenger the bot token of one workspace,
 refreshing a rotating token before it expires. `Installations.uninstalled` is what app_uninstalled and
 tokens_revoked do: delete the tokens, stop the workspace's reminders, outgoing messages and GitHub sync.
 """
@@ -12,9 +13,11 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
 from slack_sdk.errors import SlackTokenRotationError
 from slack_sdk.oauth.installation_store import Bot, Installation
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
@@ -103,10 +106,16 @@ class DbInstallationStore(AsyncInstallationStore):
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db, self.clock = db, clock
         self._logger = log
+        self.listeners: list[Callable[[str], None]] = []  # told the team id whenever its tokens change or go
 
     @property
     def logger(self) -> logging.Logger:
         return self._logger
+
+    def changed(self, team_id: str) -> None:
+        """A workspace's tokens were saved (install, refresh) or deleted (uninstall): tell the caches."""
+        for listener in self.listeners:
+            listener(team_id)
 
     async def async_save(self, installation: Installation) -> None:
         if not installation.bot_token:
@@ -172,6 +181,7 @@ class DbInstallationStore(AsyncInstallationStore):
                         .where(col(Project.team_id) == team_id, col(Project.sync_paused_reason) == UNINSTALLED)
                         .values(sync_paused_reason=None, sync_paused_at=None)
                     )
+        self.changed(team_id)
 
     async def _row(self, enterprise_id: str | None, team_id: str | None) -> SlackInstallation | None:
         async with self.db.session() as s:
@@ -220,6 +230,32 @@ class DbInstallationStore(AsyncInstallationStore):
                     col(SlackInstallation.team_id) == (team_id or ""),
                 )
             )
+        self.changed(team_id or "")
+
+
+class CachedAuthorize(AsyncInstallationStoreAuthorize):
+    """Bolt's authorize for an installation store (what App(oauth_settings=...) builds), with Bolt's own
+    auth.test cache enabled (`cache_enabled=True`, keyed by bot token). The store is still read on every request,
+    so a deleted (uninstalled, revoked) installation is never authorized from the cache; `forget` drops a
+    workspace's entries when the store says its tokens changed, so a refreshed token's old entry goes too."""
+
+    def __init__(self, store: DbInstallationStore, *, client_id: str, client_secret: str, client: AsyncWebClient):
+        super().__init__(
+            logger=log,
+            installation_store=store,
+            client_id=client_id,
+            client_secret=client_secret,
+            token_rotation_expiration_minutes=int(ROTATE_BEFORE.total_seconds() // 60),
+            bot_only=True,
+            cache_enabled=True,
+            client=client,
+        )
+        store.listeners.append(self.forget)
+
+    def forget(self, team_id: str) -> None:
+        for token, result in list(self.authorize_result_cache.items()):
+            if result.team_id == team_id:
+                del self.authorize_result_cache[token]
 
 
 class DbOAuthStateStore(AsyncOAuthStateStore):
@@ -314,6 +350,7 @@ class Installations:
             )
             ws = await s.get(Workspace, team_id)
             if ws is None:
+                self.store.changed(team_id)
                 return
             if ws.uninstalled_at is None:
                 ws.uninstalled_at = now
@@ -328,6 +365,7 @@ class Installations:
                 .where(col(OutboxMessage.team_id) == team_id, col(OutboxMessage.status) == "pending")
                 .values(status="dropped", last_error="app_uninstalled", done_at=now)
             )
+        self.store.changed(team_id)
         log.info("workspace %s uninstalled Phasegate: tokens deleted, reminders and sync stopped", team_id)
 
     async def is_uninstalled(self, team_id: str) -> bool:

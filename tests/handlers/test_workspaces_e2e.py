@@ -24,8 +24,9 @@ from bot.db.models import OutboxMessage, Project, SlackInstallation, Workspace
 from bot.rendering import Message
 from bot.services import Actor
 from bot.slack_client import SlackMessenger
+from bot.slack_oauth import CachedAuthorize
 from tests.fakes.slack import FakeSlack
-from tests.handlers.harness import SIGNING_SECRET, SlackHarness, running_app, sign
+from tests.handlers.harness import SIGNING_SECRET, SlackHarness, oracle_fake_slack_port, running_app, sign
 
 CLIENT_ID, CLIENT_SECRET = "1111.2222", "oauth-client-secret-0123"
 TEAM_A, TEAM_B = "T0AAAA0001", "T0BBBB0001"
@@ -39,8 +40,8 @@ async def many_workspaces(url: str, *, rotation: bool = False) -> AsyncIterator[
     fake = FakeSlack(team_id=TEAM_A)
     fake.oauth_client = (CLIENT_ID, CLIENT_SECRET)
     fake.token_rotation = rotation
-    oracle_url = os.environ.get("ORACLE_SLACK_URL")  # under the oracle: Prism in front of the fake on 8091
-    api_url = await fake.start(port=8091 if oracle_url else 0)
+    oracle_url = os.environ.get("ORACLE_SLACK_URL")  # under the oracle: Prism in front of the fake
+    api_url = await fake.start(port=oracle_fake_slack_port() if oracle_url else 0)
     api_url = oracle_url or api_url
     fake.add_user(USER_A, "ana", tz="Europe/Berlin")
     fake.add_user(USER_B, "ben", tz="America/New_York")
@@ -169,6 +170,38 @@ async def test_two_workspaces_install_and_each_is_answered_with_its_own_token(da
         await messenger.strict().post(team_id=TEAM_B, channel_id=CHAN_B, message=Message(text="to B"))
         posts = {c.params["channel"]: c.headers["Authorization"] for c in h.fake.calls_to("chat.postMessage")}
         assert posts == {CHAN_A: f"Bearer {token_a}", CHAN_B: f"Bearer {token_b}"}
+
+
+async def test_commands_from_one_workspace_cost_one_auth_test_until_its_token_changes(database_url: str) -> None:
+    """Bolt's authorize calls auth.test for the token it found; its cache (on) makes that once per token per
+    process. An uninstall forgets the workspace's entry, and a reinstall's new token is checked once again."""
+    async with many_workspaces(database_url) as h:
+        token_a = await install(h, TEAM_A, USER_A)
+        token_b = await install(h, TEAM_B, USER_B)
+        installed = len(tokens_used(h, "auth.test"))  # Bolt's OAuth flow checks each new token once itself
+        for _ in range(5):
+            for team, user, chan in ((TEAM_A, USER_A, CHAN_A), (TEAM_B, USER_B, CHAN_B)):
+                rid = await command(h, team, user, chan, "help")
+                await h.wait_for(lambda rid=rid: h.fake.responses(rid))  # type: ignore[misc]
+        checked = tokens_used(h, "auth.test")[installed:]
+        assert sorted(checked) == sorted([token_a, token_b]), checked  # 10 commands, one auth.test per workspace
+
+        h.fake.revoke_team(TEAM_A)
+        assert await event(h, TEAM_A, {"type": "app_uninstalled", "event_ts": "1.0"}, "Ev0UNINSTALLC") == 200
+
+        async def a_is_gone() -> bool:
+            return await installed_teams(h) == [TEAM_B]
+
+        await until(a_is_gone)
+        cached = h.app.bolt._async_authorize
+        assert isinstance(cached, CachedAuthorize)
+        assert [r.team_id for r in cached.authorize_result_cache.values()] == [TEAM_B]
+        again = await install(h, TEAM_A, USER_A)
+        installed = len(tokens_used(h, "auth.test"))
+        for _ in range(3):
+            rid = await command(h, TEAM_A, USER_A, CHAN_A, "help")
+            await h.wait_for(lambda rid=rid: h.fake.responses(rid))  # type: ignore[misc]
+        assert tokens_used(h, "auth.test")[installed:] == [again]  # the new token checked once, the revoked never
 
 
 async def test_a_forged_reused_or_cookieless_state_is_refused(database_url: str) -> None:
