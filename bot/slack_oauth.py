@@ -25,10 +25,11 @@ from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import delete, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from bot.clock import Clock
-from bot.db.models import OutboxMessage, Project, SlackInstallation, SlackOAuthState, Workspace
+from bot.db.models import Meeting, OutboxMessage, Project, SlackInstallation, SlackOAuthState, Workspace
 from bot.db.session import Database
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
 STATE_TTL = timedelta(minutes=10)  # an "Add to Slack" click must come back within this
 ROTATE_BEFORE = timedelta(minutes=10)  # refresh a rotating bot token this long before it expires
+PURGE_CHUNK = 200  # job ids per DELETE when purging a workspace's scheduler rows
 UNINSTALLED = "uninstalled"  # Project.sync_paused_reason while the workspace has no installation
 
 
@@ -394,6 +396,8 @@ async def purge(db: Database, clock: Clock, *, retention: timedelta, dry_run: bo
         if not teams or dry_run:
             return teams
         projects = select(Project.id).where(col(Project.team_id).in_(teams))
+        meetings = select(Meeting.id).where(col(Meeting.team_id).in_(teams))
+        await _purge_jobs(s, list((await s.execute(meetings)).scalars()), list((await s.execute(projects)).scalars()))
         for table in reversed(SQLModel.metadata.sorted_tables):
             assert isinstance(table, Table)
             if "team_id" in table.c:
@@ -404,3 +408,24 @@ async def purge(db: Database, clock: Clock, *, retention: timedelta, dry_run: bo
                     await s.execute(table.delete().where(fk.parent.in_(projects)))
     log.info("purged %d uninstalled workspace(s): %s", len(teams), ", ".join(teams))
     return teams
+
+
+async def _purge_jobs(s: AsyncSession, meeting_ids: list[int], project_ids: list[int]) -> None:
+    """The scheduler's rows for purged meetings (reminders, `meeting:<id>:<step>`) and projects (weekly digests,
+    `digest:<id>`), so none is left in the job store for data that is gone."""
+    from sqlalchemy import Column, MetaData, Table, Unicode, inspect, or_
+
+    from bot.scheduler import JOBS_TABLE, digest_job_id, job_id
+
+    conn = await s.connection()
+    if not await conn.run_sync(lambda sync: inspect(sync).has_table(JOBS_TABLE)):
+        return  # no server has started its scheduler on this database yet
+    jobs = Table(JOBS_TABLE, MetaData(), Column("id", Unicode(191), primary_key=True))
+    digests = [digest_job_id(p) for p in project_ids]
+    prefixes = [job_id(m, "") for m in meeting_ids]  # "meeting:<id>:" — every step of that meeting
+    for i in range(0, max(len(digests), len(prefixes)), PURGE_CHUNK):
+        some = [jobs.c.id.like(f"{prefix}%") for prefix in prefixes[i : i + PURGE_CHUNK]]
+        if digests[i : i + PURGE_CHUNK]:
+            some.append(jobs.c.id.in_(digests[i : i + PURGE_CHUNK]))
+        if some:
+            await s.execute(jobs.delete().where(or_(*some)))
