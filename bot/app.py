@@ -37,6 +37,7 @@ from bot.slack_oauth import (
     Installations,
     WorkspaceTokens,
 )
+from bot.token_cipher import TokenCipher
 from handlers import actions, commands, events, home, views, workspaces
 from handlers.oversized import MAX_BODY, oversized, refuse_oversized
 
@@ -249,7 +250,8 @@ def create_app(
     if many:
         assert settings.slack_client_id is not None and settings.slack_client_secret is not None
         secret = settings.slack_client_secret.get_secret_value()
-        store = DbInstallationStore(database, clock)
+        key = settings.secret_key.get_secret_value() if settings.secret_key else None
+        store = DbInstallationStore(database, clock, TokenCipher(key))
         states = DbOAuthStateStore(database, clock)
         tokens = WorkspaceTokens(store, clock, client_id=settings.slack_client_id, client_secret=secret, client=client)
         oauth = AsyncOAuthSettings(

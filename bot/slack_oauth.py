@@ -29,8 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from bot.clock import Clock
+from bot.config import ConfigError
 from bot.db.models import Meeting, OutboxMessage, Project, SlackInstallation, SlackOAuthState, Workspace
 from bot.db.session import Database
+from bot.token_cipher import TokenCipher
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +67,17 @@ def _aware(value: Any) -> datetime | None:
     return datetime.fromtimestamp(float(value), tz=UTC)
 
 
-def _row_to_installation(row: SlackInstallation) -> Installation:
+def _row_to_installation(row: SlackInstallation, cipher: TokenCipher) -> Installation:
     return Installation(
         app_id=row.app_id or None,
         enterprise_id=row.enterprise_id or None,
         team_id=row.team_id or None,
         team_name=row.team_name or None,
-        bot_token=row.bot_token,
+        bot_token=cipher.open(row.bot_token),
         bot_id=row.bot_id or None,
         bot_user_id=row.bot_user_id or None,
         bot_scopes=row.bot_scopes,
-        bot_refresh_token=row.bot_refresh_token,
+        bot_refresh_token=cipher.open(row.bot_refresh_token) if row.bot_refresh_token else None,
         bot_token_expires_at=_epoch(row.bot_token_expires_at),
         user_id=row.installer_user_id,
         is_enterprise_install=row.is_enterprise_install,
@@ -84,17 +86,17 @@ def _row_to_installation(row: SlackInstallation) -> Installation:
     )
 
 
-def _row_to_bot(row: SlackInstallation) -> Bot:
+def _row_to_bot(row: SlackInstallation, cipher: TokenCipher) -> Bot:
     return Bot(
         app_id=row.app_id or None,
         enterprise_id=row.enterprise_id or None,
         team_id=row.team_id or None,
         team_name=row.team_name or None,
-        bot_token=row.bot_token,
+        bot_token=cipher.open(row.bot_token),
         bot_id=row.bot_id,
         bot_user_id=row.bot_user_id,
         bot_scopes=row.bot_scopes,
-        bot_refresh_token=row.bot_refresh_token,
+        bot_refresh_token=cipher.open(row.bot_refresh_token) if row.bot_refresh_token else None,
         bot_token_expires_at=_epoch(row.bot_token_expires_at),
         is_enterprise_install=row.is_enterprise_install,
         installed_at=row.installed_at.timestamp(),
@@ -103,10 +105,12 @@ def _row_to_bot(row: SlackInstallation) -> Bot:
 
 class DbInstallationStore(AsyncInstallationStore):
     """Bot installations, one row per workspace (an install or a token refresh replaces it). User tokens are
-    not kept: Phasegate only acts as its bot."""
+    not kept: Phasegate only acts as its bot. With a `cipher` that seals (PHASEGATE_SECRET_KEY), the bot and
+    refresh tokens are stored encrypted."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, cipher: TokenCipher | None = None) -> None:
         self.db, self.clock = db, clock
+        self.cipher = cipher or TokenCipher()
         self._logger = log
         self.listeners: list[Callable[[str], None]] = []  # told the team id whenever its tokens change or go
 
@@ -155,6 +159,9 @@ class DbInstallationStore(AsyncInstallationStore):
 
     async def _save(self, *, enterprise_id: str, team_id: str, **fields: Any) -> None:
         now = self.clock.now()
+        fields["bot_token"] = self.cipher.seal(fields["bot_token"])
+        if fields.get("bot_refresh_token"):
+            fields["bot_refresh_token"] = self.cipher.seal(fields["bot_refresh_token"])
         async with self.db.session() as s:
             row = (
                 await s.execute(
@@ -200,7 +207,11 @@ class DbInstallationStore(AsyncInstallationStore):
         self, *, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None = False
     ) -> Bot | None:
         row = await self._row(enterprise_id, None if is_enterprise_install else team_id)
-        return _row_to_bot(row) if row is not None else None
+        try:
+            return _row_to_bot(row, self.cipher) if row is not None else None
+        except ConfigError as exc:  # Bolt would only log it at INFO and answer nothing
+            log.error("workspace %s: %s", team_id, exc)
+            raise
 
     async def async_find_installation(
         self,
@@ -213,7 +224,7 @@ class DbInstallationStore(AsyncInstallationStore):
         row = await self._row(enterprise_id, None if is_enterprise_install else team_id)
         if row is None or (user_id is not None and user_id != row.installer_user_id):
             return None  # no user tokens are kept: only the installer's installation exists
-        return _row_to_installation(row)
+        return _row_to_installation(row, self.cipher)
 
     async def async_delete_bot(self, *, enterprise_id: str | None, team_id: str | None) -> None:
         await self.async_delete_all(enterprise_id=enterprise_id, team_id=team_id)

@@ -16,15 +16,18 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
+from slack_sdk.oauth.installation_store import Installation
 from sqlmodel import select
 
 from bot.app import create_app, serve_http
+from bot.clock import SystemClock
 from bot.config import ConfigError, load_settings
 from bot.db.models import OutboxMessage, Project, SlackInstallation, Workspace
 from bot.rendering import Message
 from bot.services import Actor
 from bot.slack_client import SlackMessenger
-from bot.slack_oauth import CachedAuthorize
+from bot.slack_oauth import CachedAuthorize, DbInstallationStore
+from bot.token_cipher import PREFIX, TokenCipher
 from tests.fakes.slack import FakeSlack
 from tests.handlers.harness import SIGNING_SECRET, SlackHarness, oracle_fake_slack_port, running_app, sign
 
@@ -36,7 +39,7 @@ COOKIE = "slack-app-oauth-state"
 
 
 @asynccontextmanager
-async def many_workspaces(url: str, *, rotation: bool = False) -> AsyncIterator[SlackHarness]:
+async def many_workspaces(url: str, *, rotation: bool = False, **env: str) -> AsyncIterator[SlackHarness]:
     fake = FakeSlack(team_id=TEAM_A)
     fake.oauth_client = (CLIENT_ID, CLIENT_SECRET)
     fake.token_rotation = rotation
@@ -53,6 +56,7 @@ async def many_workspaces(url: str, *, rotation: bool = False) -> AsyncIterator[
         SLACK_API_URL=api_url,
         SLACK_CLIENT_ID=CLIENT_ID,
         SLACK_CLIENT_SECRET=CLIENT_SECRET,
+        **env,
     )
     assert settings.slack_many_workspaces
     app = create_app(settings)
@@ -88,14 +92,17 @@ async def redirect(h: SlackHarness, *, code: str, state: str, cookie: str | None
         return resp.status, await resp.text()
 
 
-async def install(h: SlackHarness, team: str, user: str) -> str:
+async def install(h: SlackHarness, team: str, user: str, cipher: TokenCipher | None = None) -> str:
+    """Add the app to `team` through the browser flow; returns the bot token stored for it (opened by `cipher`
+    when the app seals tokens)."""
     state, cookie = await start_install(h)
     status, page = await redirect(h, code=h.fake.new_oauth_code(team, f"team {team}", user), state=state, cookie=cookie)
     assert status == 200, page
     async with h.app.db.session() as s:
         row = (await s.execute(select(SlackInstallation).where(SlackInstallation.team_id == team))).scalar_one()
-    assert h.fake.team_of(row.bot_token) == team
-    return row.bot_token
+    token = (cipher or TokenCipher()).open(row.bot_token)
+    assert h.fake.team_of(token) == team
+    return token
 
 
 async def command(h: SlackHarness, team: str, user: str, channel: str, text: str) -> str:
@@ -208,6 +215,37 @@ async def test_commands_from_one_workspace_cost_one_auth_test_until_its_token_ch
         assert tokens_used(h, "auth.test")[installed:] == [again]  # the new token checked once, the revoked never
 
 
+async def test_with_a_secret_key_tokens_are_stored_sealed_and_rows_stored_before_still_work(database_url: str) -> None:
+    key = "a-secret-key-for-the-tests-0123456789"
+    async with many_workspaces(database_url, PHASEGATE_SECRET_KEY=key) as h:
+        # B was installed before the key was set: its row holds the token as given.
+        plain = "xoxb-T0BBBB0001-plain-0001"
+        h.fake.bot_tokens[plain] = {"team_id": TEAM_B, "team_name": "team B", "expires_at": None}
+        await DbInstallationStore(h.app.db, SystemClock()).async_save(
+            Installation(team_id=TEAM_B, user_id=USER_B, bot_token=plain, bot_id="B0BOT0001", bot_user_id="U0BOT0001")
+        )
+        token_a = await install(h, TEAM_A, USER_A, TokenCipher(key))
+        async with h.app.db.session() as s:
+            rows = {r.team_id: r.bot_token for r in (await s.execute(select(SlackInstallation))).scalars()}
+        assert rows[TEAM_A].startswith(PREFIX) and token_a not in rows[TEAM_A]
+        assert rows[TEAM_B] == plain
+        for team, user, chan in ((TEAM_A, USER_A, CHAN_A), (TEAM_B, USER_B, CHAN_B)):
+            rid = await command(h, team, user, chan, "help")
+            await h.wait_for(lambda rid=rid: h.fake.responses(rid))  # type: ignore[misc]
+        messenger = h.app.services.messenger
+        assert isinstance(messenger, SlackMessenger)
+        await messenger.strict().post(team_id=TEAM_A, channel_id=CHAN_A, message=Message(text="to A"))
+        await messenger.strict().post(team_id=TEAM_B, channel_id=CHAN_B, message=Message(text="to B"))
+        posts = {c.params["channel"]: c.headers["Authorization"] for c in h.fake.calls_to("chat.postMessage")}
+        assert posts == {CHAN_A: f"Bearer {token_a}", CHAN_B: f"Bearer {plain}"}
+    with pytest.raises(ConfigError, match="PHASEGATE_SECRET_KEY is not set"):
+        TokenCipher().open(rows[TEAM_A])
+    with pytest.raises(ConfigError, match="does not decrypt"):
+        TokenCipher("another-key-of-enough-length-0123456789").open(rows[TEAM_A])
+    with pytest.raises(ConfigError, match="at least 32 characters"):
+        load_settings(PHASEGATE_SECRET_KEY="short")
+
+
 async def test_a_forged_reused_or_cookieless_state_is_refused(database_url: str) -> None:
     async with many_workspaces(database_url) as h:
         state, cookie = await start_install(h)
@@ -308,9 +346,8 @@ async def test_a_rotating_token_is_refreshed_before_it_expires(database_url: str
 
 @pytest.mark.skipif(bool(os.environ.get("ORACLE_SLACK_URL")), reason="a refresh sends no `code` (see above)")
 async def test_two_replicas_refreshing_at_once_both_end_with_a_working_token(database_url: str) -> None:
-    from bot.clock import SystemClock
     from bot.slack_client import make_client
-    from bot.slack_oauth import DbInstallationStore, WorkspaceTokens
+    from bot.slack_oauth import WorkspaceTokens
 
     async with many_workspaces(database_url, rotation=True) as h:
         h.fake.token_ttl = 300
