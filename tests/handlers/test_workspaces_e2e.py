@@ -345,6 +345,23 @@ async def test_a_rotating_token_is_refreshed_before_it_expires(database_url: str
 
 
 @pytest.mark.skipif(bool(os.environ.get("ORACLE_SLACK_URL")), reason="a refresh sends no `code` (see above)")
+async def test_a_refreshed_token_replaces_the_old_one_in_the_authorize_cache(database_url: str) -> None:
+    async with many_workspaces(database_url, rotation=True) as h:
+        h.fake.token_ttl = 300  # inside the refresh margin: every request refreshes it
+        await install(h, TEAM_A, USER_A)
+        cached = h.app.bolt._async_authorize
+        assert isinstance(cached, CachedAuthorize)
+        for _ in range(3):
+            rid = await command(h, TEAM_A, USER_A, CHAN_A, "help")
+            await h.wait_for(lambda rid=rid: h.fake.responses(rid))  # type: ignore[misc]
+        refreshes = [c for c in h.fake.calls_to("oauth.v2.access") if c.params.get("grant_type") == "refresh_token"]
+        assert len(refreshes) >= 3  # at least one per request (Bolt's authorize; the answer may refresh again)
+        async with h.app.db.session() as s:
+            current = (await s.execute(select(SlackInstallation))).scalar_one().bot_token
+        assert set(cached.authorize_result_cache) <= {current}  # no entry is left for a spent token
+
+
+@pytest.mark.skipif(bool(os.environ.get("ORACLE_SLACK_URL")), reason="a refresh sends no `code` (see above)")
 async def test_two_replicas_refreshing_at_once_both_end_with_a_working_token(database_url: str) -> None:
     from bot.slack_client import make_client
     from bot.slack_oauth import WorkspaceTokens
