@@ -78,8 +78,8 @@ class Settings(BaseSettings):
     def _secret_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and 0 < len(value.get_secret_value().strip()) < 32:
             raise ValueError(
-                "must be at least 32 characters; make one with python -c \"import secrets; "
-                'print(secrets.token_urlsafe(32))\"'
+                'must be at least 32 characters; make one with python -c "import secrets; '
+                'print(secrets.token_urlsafe(32))"'
             )
         return value if value is not None and value.get_secret_value().strip() else None
 
