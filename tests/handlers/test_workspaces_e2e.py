@@ -11,6 +11,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -274,8 +275,10 @@ async def test_uninstalling_one_workspace_deletes_its_tokens_and_stops_it_only(d
             await services.projects.create(actor=Actor(team, user), name=name, channel_id=chan)
         assert services.outbox is not None
         async with services.db.session() as s:
-            await services.outbox.enqueue(s, team_id=TEAM_A, kind="post", target=CHAN_A, message=Message(text="a"),
-                                          key="queued-a")
+            queued = await services.outbox.enqueue(s, team_id=TEAM_A, kind="post", target=CHAN_A,
+                                                   message=Message(text="a"), key="queued-a")
+            # due later (as a retry would be), so the running sender cannot race the uninstall to it
+            queued.next_attempt_at = services.clock.now() + timedelta(hours=1)
         h.fake.revoke_team(TEAM_A)
         assert await event(h, TEAM_A, {"type": "app_uninstalled", "event_ts": "1.0"}, "Ev0UNINSTALL1") == 200
 
