@@ -52,6 +52,28 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+class Statements:
+    """Counts the SQL statements an engine runs while inside `with` (a before_cursor_execute listener);
+    `count` can be read and reset meanwhile."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine, self.count = engine, 0
+
+    def _one(self, *_: Any) -> None:
+        self.count += 1
+
+    def __enter__(self) -> Statements:
+        from sqlalchemy import event
+
+        event.listen(self.engine, "before_cursor_execute", self._one)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        from sqlalchemy import event
+
+        event.remove(self.engine, "before_cursor_execute", self._one)
+
+
 Goal = tuple[str, float]  # ("<=", 250.0): the figure must be at most 250
 _OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
 

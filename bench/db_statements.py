@@ -10,9 +10,7 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import event
-
-from bench.common import fresh_pg_schema, report
+from bench.common import Statements, fresh_pg_schema, report
 from bot.clock import SystemClock
 from bot.commands import Context, dispatch
 from bot.commands.home import home_view
@@ -26,42 +24,35 @@ CHANNEL, LEAD = "C0BENCH001", "U0LEAD0001"
 async def measure(url: str, tasks: int) -> list[dict[str, Any]]:
     db = Database(url)
     services = Services.build(db, SystemClock())
-    statements = 0
-
-    def count(*_: Any) -> None:
-        nonlocal statements
-        statements += 1
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
-    team = f"T{uuid.uuid4().hex[:9].upper()}"  # a workspace of its own per size
-    ctx = Context(services=services, actor=Actor(team, LEAD), channel_id=CHANNEL)
-    name = f"b{uuid.uuid4().hex[:8]}"
-    await dispatch(ctx, f"init {name} repo=acme/bench")
-    project = await services.projects.resolve(actor=ctx.actor, channel_id=None, name=name)
-    assert project.id is not None
-    for i in range(tasks - 2):  # the project starts with Discovery's two default tasks
-        await services.tasks.add(actor=ctx.actor, project_id=project.id, title=f"Task {i}", assignee=LEAD)
-    rows = []
-    for label, run in (
-        ("status", lambda: dispatch(ctx, f"status project={name}")),
-        ("proposals", lambda: dispatch(ctx, f"proposals project={name}")),
-        ("app home", lambda: home_view(ctx)),
-    ):
-        await run()  # warm caches
-        statements = 0
-        t0, c0 = time.perf_counter(), time.process_time()
-        await run()
-        cpu = (time.process_time() - c0) * 1000
-        rows.append(
-            {
-                "view": label,
-                "tasks": tasks,
-                "statements": statements,
-                "ms": round((time.perf_counter() - t0) * 1000, 1),
-                "cpu_ms": round(cpu, 1),
-            }
-        )
-    event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    with Statements(db.engine.sync_engine) as counted:
+        team = f"T{uuid.uuid4().hex[:9].upper()}"  # a workspace of its own per size
+        ctx = Context(services=services, actor=Actor(team, LEAD), channel_id=CHANNEL)
+        name = f"b{uuid.uuid4().hex[:8]}"
+        await dispatch(ctx, f"init {name} repo=acme/bench")
+        project = await services.projects.resolve(actor=ctx.actor, channel_id=None, name=name)
+        assert project.id is not None
+        for i in range(tasks - 2):  # the project starts with Discovery's two default tasks
+            await services.tasks.add(actor=ctx.actor, project_id=project.id, title=f"Task {i}", assignee=LEAD)
+        rows = []
+        for label, run in (
+            ("status", lambda: dispatch(ctx, f"status project={name}")),
+            ("proposals", lambda: dispatch(ctx, f"proposals project={name}")),
+            ("app home", lambda: home_view(ctx)),
+        ):
+            await run()  # warm caches
+            counted.count = 0
+            t0, c0 = time.perf_counter(), time.process_time()
+            await run()
+            cpu = (time.process_time() - c0) * 1000
+            rows.append(
+                {
+                    "view": label,
+                    "tasks": tasks,
+                    "statements": counted.count,
+                    "ms": round((time.perf_counter() - t0) * 1000, 1),
+                    "cpu_ms": round(cpu, 1),
+                }
+            )
     await db.dispose()
     return rows
 

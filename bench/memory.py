@@ -13,6 +13,7 @@ import asyncio
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -27,19 +28,20 @@ GOALS = {"rss_idle_mib": ("<=", 120.0), "rss_after_commands_mib": ("<=", 150.0)}
 TEAM, CHANNEL, USER = "T0BENCH001", "C0BENCH001", "U0BENCH001"
 
 
-async def _commands(url: str, n: int) -> int:
-    """`n` signed `/phasegate status` (no project in the channel: the answer says how to start one); HTTP errors
-    counted."""
+async def commands(url: str, n: int, senders: Sequence[tuple[str, str, str]] = ((TEAM, CHANNEL, USER),)) -> int:
+    """`n` signed `/phasegate status`, from each (team, channel, user) of `senders` in turn (by default one with no
+    project in the channel: the answer says how to start one); HTTP errors counted."""
     errors = 0
     async with aiohttp.ClientSession() as http:
         for i in range(n):
+            team, channel, user = senders[i % len(senders)]
             body = urlencode(
                 {
                     "command": "/phasegate",
                     "text": "status",
-                    "team_id": TEAM,
-                    "channel_id": CHANNEL,
-                    "user_id": USER,
+                    "team_id": team,
+                    "channel_id": channel,
+                    "user_id": user,
                     "response_url": f"http://127.0.0.1:9/response/{i}",
                     "trigger_id": f"t{i}",
                 }
@@ -50,12 +52,21 @@ async def _commands(url: str, n: int) -> int:
     return errors
 
 
-def measure(procs: Processes, name: str, env: dict[str, str], *, commands: int, settle: float) -> dict[str, Any]:
+def measure(
+    procs: Processes,
+    name: str,
+    env: dict[str, str],
+    *,
+    n: int,
+    settle: float,
+    senders: Sequence[tuple[str, str, str]] = ((TEAM, CHANNEL, USER),),
+) -> dict[str, Any]:
+    """A fresh server: VmRSS once settled, then after `n` commands from `senders` in turn (and settled again)."""
     bot = procs.bot(env)
     try:
         time.sleep(settle)
         idle = rss_kib(bot.pid) / 1024
-        errors = asyncio.run(_commands(bot.url, commands))
+        errors = asyncio.run(commands(bot.url, n, senders))
         time.sleep(settle)
         after = rss_kib(bot.pid) / 1024
     finally:
@@ -63,14 +74,14 @@ def measure(procs: Processes, name: str, env: dict[str, str], *, commands: int, 
     return {
         "config": name,
         "rss_idle_mib": round(idle, 1),
-        "commands": commands,
+        "commands": n,
         "rss_after_commands_mib": round(after, 1),
         "errors": errors,
     }
 
 
 def main(*, quick: bool = False) -> dict[str, Any]:
-    commands, settle = (5, 0.2) if quick else (300, 2.0)
+    n, settle = (5, 0.2) if quick else (300, 2.0)
     tmp = Path(tempfile.mkdtemp(prefix="phasegate-memory-"))
     rows = []
     with Processes(tmp) as procs:
@@ -90,7 +101,7 @@ def main(*, quick: bool = False) -> dict[str, Any]:
         if pg:
             configs.append(("postgresql, GITHUB_TOKEN", env(fresh_pg_schema(pg, "phasegate_bench_memory"), **token)))
         for name, config in configs[:1] if quick else configs:
-            rows.append(measure(procs, name, config, commands=commands, settle=settle))
+            rows.append(measure(procs, name, config, n=n, settle=settle))
     return report("memory", rows, {"settle_s": settle}, goals=GOALS)
 
 

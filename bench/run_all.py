@@ -9,7 +9,7 @@ from bench import readme_table
 
 BENCHMARKS = [
     "ack_latency", "memory", "db_statements", "github_sync", "scheduler", "outbox", "workers",
-    "github_installations", "charts",
+    "github_installations", "workspaces", "charts",
 ]
 
 

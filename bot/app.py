@@ -31,11 +31,13 @@ from bot.slack_oauth import (
     INSTALL_PATH,
     REDIRECT_PATH,
     ROTATE_BEFORE,
+    CachedAuthorize,
     DbInstallationStore,
     DbOAuthStateStore,
     Installations,
     WorkspaceTokens,
 )
+from bot.token_cipher import TokenCipher
 from handlers import actions, commands, events, home, views, workspaces
 from handlers.oversized import MAX_BODY, oversized, refuse_oversized
 
@@ -244,10 +246,12 @@ def create_app(
     oauth: AsyncOAuthSettings | None = None
     store: DbInstallationStore | None = None
     tokens: WorkspaceTokens | None = None
+    authorize: CachedAuthorize | None = None
     if many:
         assert settings.slack_client_id is not None and settings.slack_client_secret is not None
         secret = settings.slack_client_secret.get_secret_value()
-        store = DbInstallationStore(database, clock)
+        key = settings.secret_key.get_secret_value() if settings.secret_key else None
+        store = DbInstallationStore(database, clock, TokenCipher(key))
         states = DbOAuthStateStore(database, clock)
         tokens = WorkspaceTokens(store, clock, client_id=settings.slack_client_id, client_secret=secret, client=client)
         oauth = AsyncOAuthSettings(
@@ -262,6 +266,8 @@ def create_app(
             state_expiration_seconds=states.expiration_seconds,
             token_rotation_expiration_minutes=int(ROTATE_BEFORE.total_seconds() // 60),
         )
+        # Bolt's authorize for these settings, with its auth.test cache on (given to AsyncApp(authorize=...)).
+        authorize = CachedAuthorize(store, client_id=settings.slack_client_id, client_secret=secret, client=client)
     slack = SlackMessenger(client, strict_client=strict_client, tokens=tokens)
     core = build_core(settings, db=database, clock=clock, messenger=messenger or slack)
     services = core.services
@@ -277,6 +283,7 @@ def create_app(
         raise_error_for_unhandled_request=False,
         oauth_settings=oauth,
         installation_store=store,
+        authorize=authorize,  # type: ignore[arg-type]  # an AsyncAuthorize: Bolt's isinstance branch keeps it
     )
     command = settings.phasegate_slash_command
     services.use(command=command)

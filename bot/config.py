@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     slack_client_secret: SecretStr | None = Field(default=None, alias="SLACK_CLIENT_SECRET")
     # Days the data of a workspace that uninstalled Phasegate is kept before `phasegate purge` deletes it.
     retention_days: int = Field(default=30, ge=0, alias="PHASEGATE_RETENTION_DAYS")
+    # Seals the Slack tokens kept in the database (bot/token_cipher.py); unset: they are stored as given.
+    secret_key: SecretStr | None = Field(default=None, alias="PHASEGATE_SECRET_KEY")
     github_token: SecretStr | None = Field(default=None, alias="GITHUB_TOKEN")
     github_app_id: str | None = Field(default=None, alias="GITHUB_APP_ID")
     github_app_private_key: SecretStr | None = Field(default=None, alias="GITHUB_APP_PRIVATE_KEY")
@@ -70,6 +72,16 @@ class Settings(BaseSettings):
         if value is not None and value.get_secret_value() and not value.get_secret_value().startswith("xapp-"):
             raise ValueError("must be an app-level token starting with xapp-")
         return value or None
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and 0 < len(value.get_secret_value().strip()) < 32:
+            raise ValueError(
+                'must be at least 32 characters; make one with python -c "import secrets; '
+                'print(secrets.token_urlsafe(32))"'
+            )
+        return value if value is not None and value.get_secret_value().strip() else None
 
     @field_validator("slack_client_id", "github_app_slug")
     @classmethod

@@ -85,6 +85,9 @@ def job_id(meeting_id: int, step: str) -> str:
     return f"meeting:{meeting_id}:{step}"
 
 
+JOBS_TABLE = "apscheduler_jobs"  # SQLAlchemyJobStore's table, on the app database (not Alembic's)
+
+
 class SettableClock(Protocol):
     def now(self) -> datetime: ...
 
@@ -128,7 +131,7 @@ class ReminderScheduler:
         self.batch = batch
         self.concurrency = concurrency
         self.realtime = isinstance(clock, SystemClock) if realtime is None else realtime
-        self.store = SQLAlchemyJobStore(url=sync_url(database_url))
+        self.store = SQLAlchemyJobStore(url=sync_url(database_url), tablename=JOBS_TABLE)
         self.aps = _Scheduler(
             jobstores={"default": self.store},
             timezone=UTC,

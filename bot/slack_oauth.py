@@ -3,7 +3,8 @@
 `DbInstallationStore` and `DbOAuthStateStore` implement slack_sdk's AsyncInstallationStore / AsyncOAuthStateStore
 over our SQLAlchemy async session (tables from 0018_slack_installations), so Bolt's OAuth flow
 (`/slack/install` → `/slack/oauth_redirect`, oauth.v2.access on SLACK_API_URL) and its authorization of every
-request read and write them. `WorkspaceTokens` gives the outbox and SlackMessenger the bot token of one workspace,
+request read and write them; `CachedAuthorize` is Bolt's own authorize with its auth.test cache on, so a workspace's
+token costs one auth.test per process, not one per request. `WorkspaceTokens` gives the outbox and SlackMessenger the bot token of one workspace,
 refreshing a rotating token before it expires. `Installations.uninstalled` is what app_uninstalled and
 tokens_revoked do: delete the tokens, stop the workspace's reminders, outgoing messages and GitHub sync.
 """
@@ -12,9 +13,11 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
 from slack_sdk.errors import SlackTokenRotationError
 from slack_sdk.oauth.installation_store import Bot, Installation
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
@@ -22,11 +25,14 @@ from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import delete, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from bot.clock import Clock
-from bot.db.models import OutboxMessage, Project, SlackInstallation, SlackOAuthState, Workspace
+from bot.config import ConfigError
+from bot.db.models import Meeting, OutboxMessage, Project, SlackInstallation, SlackOAuthState, Workspace
 from bot.db.session import Database
+from bot.token_cipher import TokenCipher
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,7 @@ INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
 STATE_TTL = timedelta(minutes=10)  # an "Add to Slack" click must come back within this
 ROTATE_BEFORE = timedelta(minutes=10)  # refresh a rotating bot token this long before it expires
+PURGE_CHUNK = 200  # job ids per DELETE when purging a workspace's scheduler rows
 UNINSTALLED = "uninstalled"  # Project.sync_paused_reason while the workspace has no installation
 
 
@@ -60,17 +67,17 @@ def _aware(value: Any) -> datetime | None:
     return datetime.fromtimestamp(float(value), tz=UTC)
 
 
-def _row_to_installation(row: SlackInstallation) -> Installation:
+def _row_to_installation(row: SlackInstallation, cipher: TokenCipher) -> Installation:
     return Installation(
         app_id=row.app_id or None,
         enterprise_id=row.enterprise_id or None,
         team_id=row.team_id or None,
         team_name=row.team_name or None,
-        bot_token=row.bot_token,
+        bot_token=cipher.open(row.bot_token),
         bot_id=row.bot_id or None,
         bot_user_id=row.bot_user_id or None,
         bot_scopes=row.bot_scopes,
-        bot_refresh_token=row.bot_refresh_token,
+        bot_refresh_token=cipher.open(row.bot_refresh_token) if row.bot_refresh_token else None,
         bot_token_expires_at=_epoch(row.bot_token_expires_at),
         user_id=row.installer_user_id,
         is_enterprise_install=row.is_enterprise_install,
@@ -79,17 +86,17 @@ def _row_to_installation(row: SlackInstallation) -> Installation:
     )
 
 
-def _row_to_bot(row: SlackInstallation) -> Bot:
+def _row_to_bot(row: SlackInstallation, cipher: TokenCipher) -> Bot:
     return Bot(
         app_id=row.app_id or None,
         enterprise_id=row.enterprise_id or None,
         team_id=row.team_id or None,
         team_name=row.team_name or None,
-        bot_token=row.bot_token,
+        bot_token=cipher.open(row.bot_token),
         bot_id=row.bot_id,
         bot_user_id=row.bot_user_id,
         bot_scopes=row.bot_scopes,
-        bot_refresh_token=row.bot_refresh_token,
+        bot_refresh_token=cipher.open(row.bot_refresh_token) if row.bot_refresh_token else None,
         bot_token_expires_at=_epoch(row.bot_token_expires_at),
         is_enterprise_install=row.is_enterprise_install,
         installed_at=row.installed_at.timestamp(),
@@ -98,15 +105,23 @@ def _row_to_bot(row: SlackInstallation) -> Bot:
 
 class DbInstallationStore(AsyncInstallationStore):
     """Bot installations, one row per workspace (an install or a token refresh replaces it). User tokens are
-    not kept: Phasegate only acts as its bot."""
+    not kept: Phasegate only acts as its bot. With a `cipher` that seals (PHASEGATE_SECRET_KEY), the bot and
+    refresh tokens are stored encrypted."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, cipher: TokenCipher | None = None) -> None:
         self.db, self.clock = db, clock
+        self.cipher = cipher or TokenCipher()
         self._logger = log
+        self.listeners: list[Callable[[str], None]] = []  # told the team id whenever its tokens change or go
 
     @property
     def logger(self) -> logging.Logger:
         return self._logger
+
+    def changed(self, team_id: str) -> None:
+        """A workspace's tokens were saved (install, refresh) or deleted (uninstall): tell the caches."""
+        for listener in self.listeners:
+            listener(team_id)
 
     async def async_save(self, installation: Installation) -> None:
         if not installation.bot_token:
@@ -144,6 +159,9 @@ class DbInstallationStore(AsyncInstallationStore):
 
     async def _save(self, *, enterprise_id: str, team_id: str, **fields: Any) -> None:
         now = self.clock.now()
+        fields["bot_token"] = self.cipher.seal(fields["bot_token"])
+        if fields.get("bot_refresh_token"):
+            fields["bot_refresh_token"] = self.cipher.seal(fields["bot_refresh_token"])
         async with self.db.session() as s:
             row = (
                 await s.execute(
@@ -172,6 +190,7 @@ class DbInstallationStore(AsyncInstallationStore):
                         .where(col(Project.team_id) == team_id, col(Project.sync_paused_reason) == UNINSTALLED)
                         .values(sync_paused_reason=None, sync_paused_at=None)
                     )
+        self.changed(team_id)
 
     async def _row(self, enterprise_id: str | None, team_id: str | None) -> SlackInstallation | None:
         async with self.db.session() as s:
@@ -188,7 +207,11 @@ class DbInstallationStore(AsyncInstallationStore):
         self, *, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None = False
     ) -> Bot | None:
         row = await self._row(enterprise_id, None if is_enterprise_install else team_id)
-        return _row_to_bot(row) if row is not None else None
+        try:
+            return _row_to_bot(row, self.cipher) if row is not None else None
+        except ConfigError as exc:  # Bolt would only log it at INFO and answer nothing
+            log.error("workspace %s: %s", team_id, exc)
+            raise
 
     async def async_find_installation(
         self,
@@ -201,7 +224,7 @@ class DbInstallationStore(AsyncInstallationStore):
         row = await self._row(enterprise_id, None if is_enterprise_install else team_id)
         if row is None or (user_id is not None and user_id != row.installer_user_id):
             return None  # no user tokens are kept: only the installer's installation exists
-        return _row_to_installation(row)
+        return _row_to_installation(row, self.cipher)
 
     async def async_delete_bot(self, *, enterprise_id: str | None, team_id: str | None) -> None:
         await self.async_delete_all(enterprise_id=enterprise_id, team_id=team_id)
@@ -220,6 +243,32 @@ class DbInstallationStore(AsyncInstallationStore):
                     col(SlackInstallation.team_id) == (team_id or ""),
                 )
             )
+        self.changed(team_id or "")
+
+
+class CachedAuthorize(AsyncInstallationStoreAuthorize):
+    """Bolt's authorize for an installation store (what App(oauth_settings=...) builds), with Bolt's own
+    auth.test cache enabled (`cache_enabled=True`, keyed by bot token). The store is still read on every request,
+    so a deleted (uninstalled, revoked) installation is never authorized from the cache; `forget` drops a
+    workspace's entries when the store says its tokens changed, so a refreshed token's old entry goes too."""
+
+    def __init__(self, store: DbInstallationStore, *, client_id: str, client_secret: str, client: AsyncWebClient):
+        super().__init__(
+            logger=log,
+            installation_store=store,
+            client_id=client_id,
+            client_secret=client_secret,
+            token_rotation_expiration_minutes=int(ROTATE_BEFORE.total_seconds() // 60),
+            bot_only=True,
+            cache_enabled=True,
+            client=client,
+        )
+        store.listeners.append(self.forget)
+
+    def forget(self, team_id: str) -> None:
+        for token, result in list(self.authorize_result_cache.items()):
+            if result.team_id == team_id:
+                del self.authorize_result_cache[token]
 
 
 class DbOAuthStateStore(AsyncOAuthStateStore):
@@ -314,6 +363,7 @@ class Installations:
             )
             ws = await s.get(Workspace, team_id)
             if ws is None:
+                self.store.changed(team_id)
                 return
             if ws.uninstalled_at is None:
                 ws.uninstalled_at = now
@@ -328,6 +378,7 @@ class Installations:
                 .where(col(OutboxMessage.team_id) == team_id, col(OutboxMessage.status) == "pending")
                 .values(status="dropped", last_error="app_uninstalled", done_at=now)
             )
+        self.store.changed(team_id)
         log.info("workspace %s uninstalled Phasegate: tokens deleted, reminders and sync stopped", team_id)
 
     async def is_uninstalled(self, team_id: str) -> bool:
@@ -356,6 +407,8 @@ async def purge(db: Database, clock: Clock, *, retention: timedelta, dry_run: bo
         if not teams or dry_run:
             return teams
         projects = select(Project.id).where(col(Project.team_id).in_(teams))
+        meetings = select(Meeting.id).where(col(Meeting.team_id).in_(teams))
+        await _purge_jobs(s, list((await s.execute(meetings)).scalars()), list((await s.execute(projects)).scalars()))
         for table in reversed(SQLModel.metadata.sorted_tables):
             assert isinstance(table, Table)
             if "team_id" in table.c:
@@ -366,3 +419,24 @@ async def purge(db: Database, clock: Clock, *, retention: timedelta, dry_run: bo
                     await s.execute(table.delete().where(fk.parent.in_(projects)))
     log.info("purged %d uninstalled workspace(s): %s", len(teams), ", ".join(teams))
     return teams
+
+
+async def _purge_jobs(s: AsyncSession, meeting_ids: list[int], project_ids: list[int]) -> None:
+    """The scheduler's rows for purged meetings (reminders, `meeting:<id>:<step>`) and projects (weekly digests,
+    `digest:<id>`), so none is left in the job store for data that is gone."""
+    from sqlalchemy import Column, MetaData, Table, Unicode, inspect, or_
+
+    from bot.scheduler import JOBS_TABLE, digest_job_id, job_id
+
+    conn = await s.connection()
+    if not await conn.run_sync(lambda sync: inspect(sync).has_table(JOBS_TABLE)):
+        return  # no server has started its scheduler on this database yet
+    jobs = Table(JOBS_TABLE, MetaData(), Column("id", Unicode(191), primary_key=True))
+    digests = [digest_job_id(p) for p in project_ids]
+    prefixes = [job_id(m, "") for m in meeting_ids]  # "meeting:<id>:" — every step of that meeting
+    for i in range(0, max(len(digests), len(prefixes)), PURGE_CHUNK):
+        some = [jobs.c.id.like(f"{prefix}%") for prefix in prefixes[i : i + PURGE_CHUNK]]
+        if digests[i : i + PURGE_CHUNK]:
+            some.append(jobs.c.id.in_(digests[i : i + PURGE_CHUNK]))
+        if some:
+            await s.execute(jobs.delete().where(or_(*some)))

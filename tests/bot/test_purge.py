@@ -75,3 +75,37 @@ async def test_phasegate_sync_skips_the_projects_of_an_uninstalled_workspace(
     text = await cli_sync(load_settings(DATABASE_URL=database_url), None, False)
     assert "pa: skipped, its workspace removed Phasegate from Slack." in text
     assert "pb: skipped" not in text
+
+
+async def test_purge_also_deletes_the_scheduler_jobs_of_the_purged_workspace(database_url: str, clock: FakeClock) -> None:
+    from bot.scheduler import ReminderScheduler, digest_job_id, job_id
+    from bot.timeplan import PlannedJob
+
+    db = Database(database_url)
+    scheduler = ReminderScheduler(database_url=database_url, clock=clock)
+    scheduler.start()
+    try:
+        services = Services.build(db, clock)
+        kept: list[str] = []
+        for actor in (A, B):
+            project = await services.projects.create(actor=actor, name="p", channel_id=f"C{actor.team_id}")
+            assert project.id is not None
+            scheduled = await services.meetings.schedule(
+                actor=actor, project_id=project.id, kind="brief-review",
+                starts_at=clock.now() + timedelta(days=2), attendees=[actor.user_id],
+            )
+            mid = scheduled.meeting.id
+            at = clock.now() + timedelta(days=2)
+            await scheduler.replace_meeting_jobs(mid, 0, [PlannedJob(s, at, timedelta(minutes=10)) for s in ("t24", "start")])
+            await scheduler.replace_digest_job(project.id, clock.now() + timedelta(days=7))
+            if actor is B:
+                kept = sorted([job_id(mid, "t24"), job_id(mid, "start"), digest_job_id(project.id)])
+        await Installations(db, clock).uninstalled(A.team_id)
+        clock.advance(timedelta(days=31))
+        assert len(scheduler.planned()) == 6
+        assert await purge(db, clock, retention=timedelta(days=30)) == [A.team_id]
+        assert sorted(jid for jid, _ in scheduler.planned()) == kept  # B's reminders and digest are untouched
+    finally:
+        scheduler.shutdown()
+        scheduler.store.engine.dispose()
+        await db.dispose()

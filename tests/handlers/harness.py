@@ -193,14 +193,20 @@ class SlackHarness:
         return "\n".join(parts)
 
 
+def oracle_fake_slack_port() -> int:
+    """The port the fake Slack takes under the oracle: what `--slack-upstream` names (8091 unless
+    ORACLE_FAKE_SLACK_PORT says otherwise, so several checkouts can run the oracle at once)."""
+    return int(os.environ.get("ORACLE_FAKE_SLACK_PORT") or 8091)
+
+
 @asynccontextmanager
 async def running_app(
     database_url: str, *, clock: Clock | None = None, fake_options: dict[str, Any] | None = None, **env: str
 ) -> AsyncIterator[SlackHarness]:
     fake = FakeSlack(team_id=TEAM, **(fake_options or {}))
-    # Under ../shared/oracle/oracle.py the bot talks to Prism, which forwards to the fake on 8091.
+    # Under ../shared/oracle/oracle.py the bot talks to Prism, which forwards to the fake on ORACLE_FAKE_SLACK_PORT.
     oracle_url = os.environ.get("ORACLE_SLACK_URL")
-    api_url = await fake.start(port=8091 if oracle_url else 0)
+    api_url = await fake.start(port=oracle_fake_slack_port() if oracle_url else 0)
     api_url = oracle_url or api_url
     for uid, name, tz in (
         ("U0LEAD0001", "lena", "Europe/Berlin"),
