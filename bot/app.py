@@ -118,6 +118,7 @@ class PhasegateApp:
     background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     leadership: Leadership | None = None
+    authorize: CachedAuthorize | None = None  # many workspaces: Bolt's authorize, its auth.test cache included
     draining: bool = False  # set on SIGTERM/SIGINT: new requests are answered 503
 
     @property
@@ -291,7 +292,7 @@ def create_app(
     workspaces.register(bolt, installations, command=command)
     for module in (commands, actions, views, events, home):
         module.register(bolt, services, command=command)
-    app = PhasegateApp(settings=settings, db=database, core=core, bolt=bolt)
+    app = PhasegateApp(settings=settings, db=database, core=core, bolt=bolt, authorize=authorize)
     if services.github_connect is not None:
         app.extra_routes.append(("GET", "/github/setup", app.github_setup))
     if many:

@@ -205,7 +205,7 @@ async def test_commands_from_one_workspace_cost_one_auth_test_until_its_token_ch
             return await installed_teams(h) == [TEAM_B]
 
         await until(a_is_gone)
-        cached = h.app.bolt._async_authorize
+        cached = h.app.authorize
         assert isinstance(cached, CachedAuthorize)
         assert [r.team_id for r in cached.authorize_result_cache.values()] == [TEAM_B]
         again = await install(h, TEAM_A, USER_A)
@@ -352,7 +352,7 @@ async def test_a_refreshed_token_replaces_the_old_one_in_the_authorize_cache(dat
     async with many_workspaces(database_url, rotation=True) as h:
         h.fake.token_ttl = 300  # inside the refresh margin: every request refreshes it
         await install(h, TEAM_A, USER_A)
-        cached = h.app.bolt._async_authorize
+        cached = h.app.authorize
         assert isinstance(cached, CachedAuthorize)
         for _ in range(3):
             rid = await command(h, TEAM_A, USER_A, CHAN_A, "help")
