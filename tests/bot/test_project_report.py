@@ -338,21 +338,34 @@ def test_the_browser_check_sees_a_page_that_throws(tmp_path: Path) -> None:
 
 
 def test_the_demo_ends_with_the_report_written_and_its_path_printed(tmp_path: Path) -> None:
-    out = io.StringIO()
-    assert run_demo(Settings(), out=out, db=str(tmp_path / "demo.db")) == 0
-    printed = re.findall(r"^Report written to (.+)$", out.getvalue(), re.MULTILINE)
-    assert printed == [str(tmp_path / "genres-report.md"), str(tmp_path / "genres-report.html")]
-    assert Path(printed[0]).read_text().startswith("# genres — project report")
-    assert "Deployment → complete" in out.getvalue().split("Report written to")[0]
-    # The same database through the command line, as a lead would run it on the server.
+    # `phasegate demo` as a lead runs it (the console script is `bot.cli:app`), then the same database through
+    # the command line, as a lead would run it on the server.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITHUB_", "PHASEGATE_", "DATABASE"))}
     env |= {"PYTHONPATH": str(ROOT), "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}"}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "bot.cli", *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+            [sys.executable, "-m", "bot.cli", *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
         )
 
+    demo = cli("demo", "--db", str(tmp_path / "demo.db"))
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    last = demo.stdout.rstrip().splitlines()[-2:]  # the very end of the demo
+    assert last == [f"Report written to {tmp_path / 'genres-report.md'}", f"Report written to {tmp_path / 'genres-report.html'}"]
+    assert Path(last[0].removeprefix("Report written to ")).read_text().startswith("# genres — project report")
+    assert Path(last[1].removeprefix("Report written to ")).read_text().startswith("<!DOCTYPE html>")
+    assert "Deployment → complete" in demo.stdout.split("Report written to")[0]
+    readme = (ROOT / "README.md").read_text()
+    snippet = readme.split("From the demo's report (trimmed):\n\n```markdown\n", 1)[1].split("```", 1)[0]
+    report = (tmp_path / "genres-report.md").read_text()
+    # The README's excerpt is the demo's report as it is now, line for line and in order (only trimmed).
+    lines = [line for line in snippet.splitlines() if line]
+    assert len(lines) >= 5 and "| rank | proposal |" in snippet
+    at = 0
+    for line in lines:
+        found = report.find(line + "\n", at)
+        assert found >= 0, f"the README's report excerpt has a line the demo's report does not: {line!r}"
+        at = found + len(line)
     done = cli("report", "genres", "--format", "json", "--out", "genres.json")
     assert done.returncode == 0 and done.stdout.strip() == "Wrote genres.json", done.stderr[-2000:]
     assert schema_errors(json.loads((tmp_path / "genres.json").read_text())) == []

@@ -148,3 +148,34 @@ async def test_the_next_iteration_supersedes_the_record(
     old_text = github.file_on(REPO, first.head, old.path) or ""
     assert "> **Superseded** by [decision record 0002](0002-audio-spectrogram-transformer-v2.md)" in old_text
     assert "Supersedes" in (github.file_on(REPO, second.head, new.path) or "")
+
+
+async def test_a_merged_record_superseded_later_is_updated_in_the_superseding_pull_request(
+    services: Services, sync: SyncService, github: FakeGitHub, db: Database
+) -> None:
+    """A merged pull request cannot take more commits: the first record's "superseded" note rides on the second
+    record's branch, so merging the second brings both files up to date; nothing is opened twice."""
+    pid = await new_project(services)
+    await enable(db, pid)
+    await decide(services, pid)
+    assert sync.engine is not None
+    await sync.engine.drain(wait=True)
+    [first] = github.pulls(REPO)
+    github.merge_pull(REPO, first.number)  # a person merges the record
+    await sync.run(actor=LEAD, project_id=pid)  # a sync after the merge: nothing to write
+    assert len(github.pulls(REPO)) == 1
+    await decide(services, pid, iteration=1, title="Audio spectrogram transformer v2")
+    await sync.engine.drain(wait=True)
+    first, second = sorted(github.pulls(REPO), key=lambda p: p.number)
+    old, new = await rows(db)
+    assert old.pr_state == "merged" and new.pr_state == "open"
+    assert first.title.startswith("Decision record 0001 (superseded by 0002)")  # a merged PR's title still edits
+    on_main = github.file_on(REPO, "main", old.path) or ""
+    on_second = github.file_on(REPO, second.head, old.path) or ""
+    assert "Superseded" not in on_main  # main changes only when a person merges the second record
+    assert "> **Superseded** by [decision record 0002](0002-audio-spectrogram-transformer-v2.md)" in on_second
+    assert "Supersedes" in (github.file_on(REPO, second.head, new.path) or "")
+    before = github.stats.by_route["PUT /repos/{owner}/{repo}/contents/{path}"]
+    await sync.run(actor=LEAD, project_id=pid)
+    assert len(github.pulls(REPO)) == 2
+    assert github.stats.by_route["PUT /repos/{owner}/{repo}/contents/{path}"] == before
