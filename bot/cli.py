@@ -322,7 +322,9 @@ def sync(
     typer.echo(asyncio.run(cli_sync(settings, project or None, dry_run)))
 
 
-def _write_report(project: str, fmt: str, out: str, *, audit_csv: bool) -> None:
+def _write_report(
+    project: str, fmt: str, out: str, *, audit_csv: bool, who: str | None = None, kind: str | None = None
+) -> None:
     import asyncio
     from pathlib import Path
 
@@ -333,7 +335,7 @@ def _write_report(project: str, fmt: str, out: str, *, audit_csv: bool) -> None:
     logging.basicConfig(level="WARNING", stream=sys.stderr)
     _upgrade(settings)
     try:
-        text = asyncio.run(cli_report(settings.database_url, project, fmt=fmt, audit_csv=audit_csv))
+        text = asyncio.run(cli_report(settings.database_url, project, fmt=fmt, audit_csv=audit_csv, who=who, kind=kind))
     except PhasegateError as exc:
         typer.echo(exc.message, err=True)
         raise typer.Exit(2) from None
@@ -358,9 +360,11 @@ def report(
 def audit_export(
     project: str = typer.Argument(..., help="Project name (TEAM/name when several workspaces use it)"),
     out: str = typer.Option("", "--out", help="Write the CSV to this file instead of printing"),
+    who: str = typer.Option("", "--who", help="Only what this person did: their name, or phasegate for Phasegate"),
+    kind: str = typer.Option("", "--kind", help="Only changes of this kind (meeting, task, decision, phase, …)"),
 ) -> None:
-    """The project's whole audit trail as CSV (UTC times, people by name)."""
-    _write_report(project, "csv", out, audit_csv=True)
+    """The project's audit trail as CSV (UTC times, people by name), like `audit who=… kind=…` in Slack."""
+    _write_report(project, "csv", out, audit_csv=True, who=who or None, kind=kind or None)
 
 
 @app.command()

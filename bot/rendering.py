@@ -55,6 +55,15 @@ def mention(user_id: str) -> str:
     return f"{_MENTION_OPEN}{user_id}{_MENTION_CLOSE}"
 
 
+MENTION_RE = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
+
+
+def mentioned_user(word: str) -> str | None:
+    """`<@U123|name>` or `<@U123>` → `U123` (as Slack sends mentions in command text)."""
+    m = MENTION_RE.match(word.strip())
+    return m[1] if m else None
+
+
 def strip_mention_tokens(text: str) -> str:
     """Remove the private-use characters from user input, so nobody can forge one of our mentions."""
     return text.replace(_MENTION_OPEN, "").replace(_MENTION_CLOSE, "")

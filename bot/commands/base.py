@@ -11,12 +11,11 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from bot.errors import InvalidInput, PhasegateError
-from bot.rendering import Message, ours, render_message, strip_mention_tokens
+from bot.rendering import Message, mentioned_user, ours, render_message, strip_mention_tokens
 from bot.services import Actor, Services
 
 log = logging.getLogger(__name__)
 
-MENTION_RE = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 MENTION_ANY_RE = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'"})
 
@@ -125,8 +124,7 @@ def split_args(words: Sequence[str]) -> Args:
 
 def user_id(word: str) -> str | None:
     """`<@U123|name>` or `<@U123>` → `U123` (as Slack sends mentions in command text)."""
-    m = MENTION_RE.match(word.strip())
-    return m[1] if m else None
+    return mentioned_user(word)
 
 
 def user_ids(text: str, *, field_name: str) -> list[str]:

@@ -23,7 +23,7 @@ from bot.db.models import Brief, Project
 from bot.errors import InvalidInput, PhasegateError
 from bot.process import PHASES, Outcome, Phase, Role, parse_phase, parse_role
 from bot.rendering import mention, render_message, render_view
-from bot.services.audit import KINDS, PAGE_SIZE, parse_kind, parse_page
+from bot.services.audit import KINDS, PAGE_SIZE, SYSTEM_ACTOR, parse_kind, parse_page, parse_who
 from bot.services.base import Announce
 from bot.services.decisions import configure_records, records_settings
 from bot.services.digest import parse_digest
@@ -695,14 +695,7 @@ async def audit(ctx: Context, args: Args) -> Reply:
         size = min(max(int(first), 1), 40)
     if args.get("page") is not None:
         page = parse_page(args.options["page"], ctx.command)
-    who = None
-    if args.get("who") is not None:
-        raw = args.options["who"].strip()
-        who = SYSTEM_ACTOR if raw.lower().lstrip("@") == SYSTEM_ACTOR else user_id(raw)
-        if who is None:
-            raise InvalidInput(
-                f"`{raw[:40]}` is not a Slack user: mention them, e.g. `{ctx.command} audit who=@ana`.", field="who"
-            )
+    who = parse_who(args.options["who"], ctx.command) if args.get("who") is not None else None
     kind = parse_kind(args.options["kind"], ctx.command) if args.get("kind") is not None else None
     found = await ctx.services.audit.page(actor=ctx.actor, project_id=pid, page=page, who=who, kind=kind, page_size=size)
     entries = found.entries
@@ -734,5 +727,4 @@ async def audit(ctx: Context, args: Args) -> Reply:
     )
 
 
-SYSTEM_ACTOR = "phasegate"
 USER_ID_RE = re.compile(r"[UW][A-Z0-9]{2,31}")

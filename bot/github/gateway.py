@@ -348,7 +348,10 @@ _LINK_NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
 
 
 def _error(status: int, headers: Mapping[str, str], data: Any, what: str) -> GitHubError:
-    message = str(data.get("message") if isinstance(data, Mapping) else data or "")[:500]
+    if isinstance(data, Mapping):  # GitHub says `message`; a proxy's problem+json (RFC 9457) `title`/`detail`
+        message = str(data.get("message") or data.get("detail") or data.get("title") or "")[:500]
+    else:
+        message = str(data or "")[:500]
     text = f"{what}: {status} {message}".strip()
     lowered = message.lower()
     retry_after = headers.get("retry-after")

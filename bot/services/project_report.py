@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+import shlex
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
@@ -36,6 +37,7 @@ from bot.db.session import Database
 from bot.errors import InvalidInput, NotFound
 from bot.paths import TEMPLATES
 from bot.process import MEETING_KINDS
+from bot.services.audit import in_kind, parse_kind, parse_who
 from bot.services.base import Actor, ServiceBase
 from bot.services.proposals import candidates
 
@@ -611,33 +613,56 @@ def render(report: ProjectReport, fmt: str) -> str:
 AUDIT_CSV_COLUMNS = ("at_utc", "project", "who", "action", "detail")
 
 
-def render_audit_csv(report: ProjectReport) -> str:
-    """The audit trail as CSV, oldest first, with names instead of user ids."""
+def render_audit_csv(report: ProjectReport, *, who: str | None = None, kind: str | None = None) -> str:
+    """The audit trail as CSV, oldest first, with names instead of user ids; optionally only what one person
+    did (`who`, a user id or `phasegate`) and of one kind (`kind`, one of bot.services.audit.KINDS)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(AUDIT_CSV_COLUMNS)
     for a in report.audit:
+        if (who is not None and a.who.user_id != who) or (kind is not None and not in_kind(a.action, kind)):
+            continue
         writer.writerow(
             [_jsonable(a.at), *map(_csv_cell, (report.project.name, a.who.name, a.action, _detail(a.detail)))]
         )
     return out.getvalue()
 
 
-async def cli_report(database_url: str, project_name: str, *, fmt: str, audit_csv: bool = False) -> str:
-    """`phasegate report` / `phasegate audit export`: the rendered text (raises NotFound/InvalidInput)."""
+async def cli_report(
+    database_url: str,
+    project_name: str,
+    *,
+    fmt: str,
+    audit_csv: bool = False,
+    who: str | None = None,
+    kind: str | None = None,
+) -> str:
+    """`phasegate report` / `phasegate audit export [--who NAME] [--kind KIND]`: the rendered text (raises
+    NotFound/InvalidInput). `who` and `kind` are read as the Slack `audit` reads them, a person by name here."""
     from bot.clock import SystemClock
 
     if not audit_csv and fmt not in FORMATS:
         raise InvalidInput(f"`{fmt}` is not a report format: use --format md, json or html.")
+
+    def spell(option: str, value: str) -> str:
+        return f"phasegate audit export {project_name} --{option} {shlex.quote(value)}"
+
+    kind = parse_kind(kind, spell=spell) if kind is not None else None
     db = Database(database_url)
     try:
         async with db.session() as s:
             project = await find_project(s, project_name)
+            if who is not None:
+                names = {
+                    m.user_id: m.display_name or ""
+                    for m in (await s.execute(select(Member).where(Member.team_id == project.team_id))).scalars()
+                }
+                who = parse_who(who, names=names, spell=spell)
             report = await build_report(s, project, now=SystemClock().now())
     finally:
         await db.dispose()
     if audit_csv:
-        return render_audit_csv(report)
+        return render_audit_csv(report, who=who, kind=kind)
     if fmt == "html":
         return render_html(report, await report_charts(report))
     return render(report, fmt)

@@ -38,7 +38,9 @@ from bot.services.project_report import (
 )
 from bot.shell import TEAM
 from bot.shell import run as run_shell
-from tests.bot.rituals.helpers import CHANNEL, LEAD, new_team, run
+from tests.bot.commands.test_audit import busy
+from tests.bot.commands.test_audit import ctx as audit_ctx
+from tests.bot.rituals.helpers import CHANNEL, LEAD, block_text, new_team, run
 from tests.conftest import ROOT, actor
 
 SCHEMA = json.loads((ROOT / "docs" / "report.schema.json").read_text())
@@ -220,6 +222,72 @@ async def test_the_cli_reads_the_database_and_refuses_what_it_cannot_do(db: Data
         await cli_report(db.url, "genres", fmt="pdf")
 
 
+def csv_rows(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text)))[1:]
+
+
+async def test_audit_export_filters_by_person_and_kind_as_the_slack_audit_does(db: Database, services: Services) -> None:
+    await busy(services)  # 20 task additions by ana, 5 by raj, two meetings scheduled by the lead
+    await services.projects.update_profile(team_id=LEAD.team_id, user_id="ULEAD", display_name="lena")
+
+    async def export(**filters: str) -> list[list[str]]:
+        return csv_rows(await cli_report(db.url, "genres", fmt="md", audit_csv=True, **filters))
+
+    async def slack_total(options: str) -> int:
+        text = block_text((await run(audit_ctx(services), f"audit {options}")).message)
+        found = re.search(r"\((\d+) entr(?:y|ies)\)", text)
+        assert found is not None, text
+        return int(found[1])
+
+    raj = await export(who="raj")
+    assert len(raj) == 5 and {r[2] for r in raj} == {"raj"} and {r[3] for r in raj} == {"task.add"}
+    assert await export(who="@Raj") == raj and await export(who="URAJ") == raj  # with @, any case, or the id
+    ana_tasks = await export(who="ana", kind="tasks")
+    assert len(ana_tasks) == 20 == await slack_total("who=<@UANA> kind=task")
+    meetings = await export(kind="meeting")
+    assert [r[3] for r in meetings] == ["meeting.schedule"] * 2 and {r[2] for r in meetings} == {"lena"}
+    assert len(meetings) == await slack_total("kind=meeting")
+    assert len(await export(who="lena")) == await slack_total("who=<@ULEAD>")
+    assert await export(who="raj", kind="meeting") == []
+    everything = await export()
+    assert len(everything) == await slack_total("") and len(everything) > 27
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        (
+            {"kind": "gossip"},
+            "`gossip` is not a kind of change. Kinds: baseline, brief, decision, evaluation, github, join, meeting, "
+            "member, outbox, phase, project, proposal, refused, role, task — e.g. "
+            "`phasegate audit export genres --kind meeting`.",
+        ),
+        (
+            {"who": "zed"},
+            "Nobody here is called `zed` (people: ana, lena, raj, or phasegate for Phasegate itself): "
+            "e.g. `phasegate audit export genres --who ana`.",
+        ),
+        (
+            {"who": "Ana"},  # two people of one name
+            "2 people are called `Ana` (UANA, UANA2): say which by user id, e.g. "
+            "`phasegate audit export genres --who UANA`.",
+        ),
+    ],
+)
+async def test_a_bad_audit_export_filter_is_refused_in_the_words_people_type(
+    db: Database, services: Services, filters: dict[str, str], expected: str
+) -> None:
+    await busy(services)
+    await services.projects.update_profile(team_id=LEAD.team_id, user_id="ULEAD", display_name="lena")
+    if filters.get("who") == "Ana":
+        await services.projects.update_profile(team_id=LEAD.team_id, user_id="UANA2", display_name="ana")
+    from bot.errors import PhasegateError
+
+    with pytest.raises(PhasegateError) as refused:
+        await cli_report(db.url, "genres", fmt="md", audit_csv=True, **filters)
+    assert refused.value.message == expected
+
+
 def test_criteria_are_judged_only_when_the_target_is_a_number() -> None:
     assert criterion_met("<", "20%", 0.17) is True
     assert criterion_met("<", "20%", 24) is False
@@ -270,27 +338,48 @@ def test_the_browser_check_sees_a_page_that_throws(tmp_path: Path) -> None:
 
 
 def test_the_demo_ends_with_the_report_written_and_its_path_printed(tmp_path: Path) -> None:
-    out = io.StringIO()
-    assert run_demo(Settings(), out=out, db=str(tmp_path / "demo.db")) == 0
-    printed = re.findall(r"^Report written to (.+)$", out.getvalue(), re.MULTILINE)
-    assert printed == [str(tmp_path / "genres-report.md"), str(tmp_path / "genres-report.html")]
-    assert Path(printed[0]).read_text().startswith("# genres — project report")
-    assert "Deployment → complete" in out.getvalue().split("Report written to")[0]
-    # The same database through the command line, as a lead would run it on the server.
+    # `phasegate demo` as a lead runs it (the console script is `bot.cli:app`), then the same database through
+    # the command line, as a lead would run it on the server.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITHUB_", "PHASEGATE_", "DATABASE"))}
     env |= {"PYTHONPATH": str(ROOT), "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}"}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "bot.cli", *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+            [sys.executable, "-m", "bot.cli", *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
         )
 
+    demo = cli("demo", "--db", str(tmp_path / "demo.db"))
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    last = demo.stdout.rstrip().splitlines()[-2:]  # the very end of the demo
+    assert last == [f"Report written to {tmp_path / 'genres-report.md'}", f"Report written to {tmp_path / 'genres-report.html'}"]
+    assert Path(last[0].removeprefix("Report written to ")).read_text().startswith("# genres — project report")
+    assert Path(last[1].removeprefix("Report written to ")).read_text().startswith("<!DOCTYPE html>")
+    assert "Deployment → complete" in demo.stdout.split("Report written to")[0]
+    readme = (ROOT / "README.md").read_text()
+    snippet = readme.split("From the demo's report (trimmed):\n\n```markdown\n", 1)[1].split("```", 1)[0]
+    report = (tmp_path / "genres-report.md").read_text()
+    # The README's excerpt is the demo's report as it is now, line for line and in order (only trimmed).
+    lines = [line for line in snippet.splitlines() if line]
+    assert len(lines) >= 5 and "| rank | proposal |" in snippet
+    at = 0
+    for line in lines:
+        found = report.find(line + "\n", at)
+        assert found >= 0, f"the README's report excerpt has a line the demo's report does not: {line!r}"
+        at = found + len(line)
     done = cli("report", "genres", "--format", "json", "--out", "genres.json")
     assert done.returncode == 0 and done.stdout.strip() == "Wrote genres.json", done.stderr[-2000:]
     assert schema_errors(json.loads((tmp_path / "genres.json").read_text())) == []
     exported = cli("audit", "export", "genres")
     assert exported.returncode == 0 and exported.stdout.startswith("at_utc,project,who,action,detail\n")
     assert ",genres,lena,project.create," in exported.stdout and "ULENA" not in exported.stdout
+    phases = cli("audit", "export", "genres", "--who", "lena", "--kind", "phase")
+    assert phases.returncode == 0, phases.stderr[-2000:]
+    rows = csv_rows(phases.stdout)
+    assert rows and all(r[2] == "lena" and r[3].startswith("phase.") for r in rows), rows
+    assert len(rows) < len(csv_rows(exported.stdout))
+    nobody = cli("audit", "export", "genres", "--who", "mallory")
+    assert nobody.returncode == 2 and nobody.stdout == ""
+    assert "Nobody here is called `mallory`" in nobody.stderr and "--who " in nobody.stderr
     missing = cli("report", "nope")
     assert missing.returncode == 2 and "There is no project named nope." in missing.stderr
 

@@ -1049,7 +1049,7 @@ class FakeGitHub(GitMixin):
             "forks": 0, "forks_count": 0, "stargazers_count": 0, "watchers": 0, "watchers_count": 0,
             "network_count": 0, "subscribers_count": 0, "size": 0,
             "open_issues": open_issues, "open_issues_count": open_issues,
-            "has_issues": True, "has_projects": True, "has_wiki": True, "has_pages": False,
+            "has_issues": True, "has_projects": True, "has_wiki": True, "has_pages": False, "has_downloads": True,
             "has_discussions": False, "archived": repo.archived, "disabled": False, "is_template": False,
             "topics": [], "pushed_at": _iso(repo.created_at), "created_at": _iso(repo.created_at),
             "updated_at": now,

@@ -6,9 +6,16 @@ Run from /work/main; the script starts the fake itself (port 8090, writing the p
         --slack-upstream http://127.0.0.1:8091 -- .venv/bin/python -m tests.bot.github.oracle_sync_flow
 
 It runs a dry run, a full sync, an unchanged re-sync (all 304), changes on both sides, a webhook-less poll,
-a milestone adopted by title, and a crash between GitHub's create and our database write. It exits
-non-zero when the bot's result is wrong; the oracle adds exit 3 for any request or response that
-GitHub's published description does not allow.
+a milestone adopted by title, a crash between GitHub's create and our database write, an iterate, and
+decision records (branch, file and pull request made once although the create's answer is lost; a retried
+sync writes nothing; a superseding decision's record updates the first one). It exits non-zero when the
+bot's result is wrong; the oracle adds exit 3 for any request or response that GitHub's published
+description does not allow.
+
+`FAKE_GITHUB_URL` moves the fake (default http://127.0.0.1:8090) so that runs side by side do not collide.
+A response the oracle refuses reaches the bot as Prism's 500, which the sync retries with backoff: each
+sync here waits at most a minute and then names what is still queued and why, instead of waiting out
+`sync.run`'s half hour.
 
 GitHub's description lists no 304 on the list endpoints we read conditionally, so run it against the copy
 with 304 added there (tests/fakes/oracle_github_spec.py says why; nothing else differs):
@@ -26,6 +33,7 @@ traffic is otherwise identical and must show no violation at all.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import subprocess
 import sys
@@ -41,15 +49,16 @@ from sqlmodel import select
 
 from bot.clock import SystemClock
 from bot.db.migrate import upgrade
-from bot.db.models import GitHubIssue, Member, PhaseRecord
+from bot.db.models import GitHubIssue, Member, OutboxItem, PhaseRecord
 from bot.db.session import Database
-from bot.github.gateway import PyGithubGateway
+from bot.github.gateway import GhPull, PyGithubGateway, Transient
 from bot.github.sync import task_id_in
 from bot.messaging import RecordingMessenger
 from bot.process import Outcome, Phase
 from bot.services import Actor, Services
 from bot.services.sync import SyncService, render_plan_text
 from bot.services.tasks import new_task
+from tests.bot.github.test_decision_records import decide, enable
 from tests.bot.github.test_exactly_once import DiesAfterCreate, Killed
 
 REPO = "acme/genres"
@@ -65,6 +74,20 @@ def stats() -> dict[str, Any]:
 def state() -> dict[str, Any]:
     data: dict[str, Any] = requests.get(f"{FAKE}/_fake/state", timeout=5).json()[REPO]
     return data
+
+
+def pulls() -> list[dict[str, Any]]:
+    data: list[dict[str, Any]] = requests.get(
+        f"{FAKE}/repos/{REPO}/pulls", params={"state": "all"}, headers={"Authorization": "token t"}, timeout=5
+    ).json()
+    return data
+
+
+def file_on(branch: str, path: str) -> str | None:
+    reply = requests.get(
+        f"{FAKE}/repos/{REPO}/contents/{path}", params={"ref": branch}, headers={"Authorization": "token t"}, timeout=5
+    )
+    return base64.b64decode(reply.json()["content"]).decode() if reply.status_code == 200 else None
 
 
 def start_fake() -> subprocess.Popen[bytes] | None:
@@ -106,6 +129,19 @@ def check(condition: bool, what: str) -> None:
 CONDITIONAL = "--no-conditional" not in sys.argv
 
 
+class LosesPullAnswer(PyGithubGateway):
+    """GitHub opens the pull request, then its answer is lost (a timeout, a reset connection): once."""
+
+    lost = 0
+
+    async def create_pull(self, repo: str, *, title: str, body: str, head: str, base: str) -> GhPull:
+        pull = await super().create_pull(repo, title=title, body=body, head=head, base=base)
+        if LosesPullAnswer.lost == 0:
+            LosesPullAnswer.lost += 1
+            raise Transient(f"POST /repos/{repo}/pulls: ReadTimeout (the pull request was made)")
+        return pull
+
+
 def gateway(cls: type[PyGithubGateway] = PyGithubGateway) -> PyGithubGateway:
     return cls(auth=Auth.Token("oracle-token"), base_url=os.environ["ORACLE_GITHUB_URL"], conditional=CONDITIONAL)
 
@@ -113,6 +149,20 @@ def gateway(cls: type[PyGithubGateway] = PyGithubGateway) -> PyGithubGateway:
 def service(db: Database, gw: PyGithubGateway) -> SyncService:
     # The standalone fake runs on real time and enforces no secondary limit here: pace loosely.
     return SyncService(db, SystemClock(), gw, RecordingMessenger(), writes_per_minute=6000, writes_per_hour=60000)
+
+
+async def run(sync: SyncService, pid: int, what: str, *, expect_retry: bool = False) -> None:
+    """A sync that must finish: a request the oracle refuses (a 500 in its place) is retried with backoff,
+    so the wait is bounded and whatever is still queued is named instead of waiting half an hour."""
+    report = await sync.run(actor=LEAD, project_id=pid, max_wait=60.0 if expect_retry else 20.0)
+    if report.pending or report.failing:
+        async with sync.db.session() as s:
+            left = (
+                await s.execute(select(OutboxItem).where(OutboxItem.project_id == pid, OutboxItem.status != "done"))
+            ).scalars()
+            for item in left:
+                print(f"  still queued: {item.kind} {item.ref}: {item.last_error}", file=sys.stderr)
+    check(report.pending == report.failing == 0, f"{what}: nothing left queued ({report.counts})")
 
 
 async def flow(db: Database) -> None:
@@ -232,6 +282,33 @@ async def flow(db: Database) -> None:
         sum(c["issue_url"].endswith(f"/issues/{i['number']}") for c in st["comments"]) for i in superseded
     ]
     check(per_issue == [1] * len(superseded), "one superseded comment per issue")
+
+    print("decision records: one pull request per decision, made once, updated when superseded", file=sys.stderr)
+    await enable(db, pid, lead=LEAD)
+    await decide(services, pid, iteration=1, lead=LEAD)
+    # GitHub opens the pull request but its answer is lost: the retry finds it by head and marker. (Lost on our
+    # side: a connection the fake drops would be reported by the oracle as a failed request.)
+    losing = service(db, gateway(LosesPullAnswer))
+    await run(losing, pid, "the record's sync, its create answer lost", expect_retry=True)
+    await losing.aclose()
+    check(LosesPullAnswer.lost == 1, "the pull request's answer was lost once")
+    [first] = pulls()
+    check(first["head"]["ref"] == "phasegate/decision-genres-1", "exactly one pull request, on its own branch")
+    path = "docs/decisions/0001-cnn-on-log-mel-spectrograms.md"
+    check("## Decision" in (file_on(first["head"]["ref"], path) or ""), "the record's file on the branch")
+    before = stats()
+    await run(sync, pid, "a retried sync")
+    check(len(pulls()) == 1, "a retried sync makes no second pull request")
+    check(stats()["writes"] == before["writes"], "a retried sync writes nothing")
+    await decide(services, pid, iteration=2, title="Audio spectrogram transformer v2", lead=LEAD)
+    await run(sync, pid, "the superseding record's sync")
+    first, second = sorted(pulls(), key=lambda p: int(p["number"]))
+    check(first["title"].startswith("Decision record 0001 (superseded by 0002)"), "the first record's title")
+    check(second["html_url"] in first["body"], "the first record's pull request links the second")
+    check("Superseded" in (file_on(first["head"]["ref"], path) or ""), "the first record's file says superseded")
+    before = stats()
+    await run(sync, pid, "a retried sync after the supersede")
+    check(len(pulls()) == 2 and stats()["writes"] == before["writes"], "still two pull requests, no write")
     await sync.aclose()
 
 

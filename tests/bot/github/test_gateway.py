@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
+import threading
+import time
 from collections.abc import AsyncIterator
 from datetime import date
 
 import pytest
+from github import Auth
 
+from bot.config import Settings
 from bot.github.gateway import (
     AuthError,
     GhIssue,
@@ -15,6 +22,7 @@ from bot.github.gateway import (
     RateLimited,
     Transient,
     Unprocessable,
+    _error,
 )
 from tests.bot.github.conftest import REPO, make_gateway
 from tests.fakes.github import FakeGitHub
@@ -87,3 +95,49 @@ async def test_unchanged_reads_are_304s_that_cost_nothing(gateway: PyGithubGatew
     changed = await gateway.list_issues(REPO)
     assert not changed.not_modified and changed.value[139].state == "closed"
     assert github.stats.counted == 1  # only the page that changed
+
+
+async def test_an_upstream_that_never_answers_is_a_transient_error_after_the_timeout() -> None:
+    """A GitHub (or proxy) that accepts the connection and then says nothing cannot hold a sync: each read and
+    each write gives up after the gateway's timeout as Transient, which the sync retries with backoff."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.listen(8)
+        held: list[socket.socket] = []
+
+        def accept() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    held.append(server.accept()[0])  # read nothing, answer nothing
+
+        threading.Thread(target=accept, daemon=True).start()
+        port = server.getsockname()[1]
+        gw = PyGithubGateway(auth=Auth.Token("t"), base_url=f"http://127.0.0.1:{port}", timeout=1)
+        try:
+            for call in (
+                lambda: gw.default_branch(REPO),
+                lambda: gw.create_pull(REPO, title="t", body="b", head="x", base="main"),
+                lambda: gw.put_file(REPO, "docs/decisions/0001-a.md", branch="x", message="m", text="t", sha=None),
+            ):
+                started = time.monotonic()
+                with pytest.raises(Transient, match="Timeout"):
+                    await asyncio.wait_for(call(), timeout=30)
+                assert time.monotonic() - started < 10
+        finally:
+            await gw.close()
+            for conn in held:
+                conn.close()
+
+
+def test_the_app_gateway_has_a_finite_timeout() -> None:
+    settings = Settings(GITHUB_TOKEN="t")
+    gw = PyGithubGateway.from_settings(settings)
+    assert gw is not None and 0 < gw._options["timeout"] <= 30
+
+
+def test_a_proxys_problem_json_names_what_went_wrong() -> None:
+    """Prism (the oracle) answers a refused response with a 500 in RFC 9457 shape: the error says its title."""
+    problem = {"type": "https://stoplight.io/prism/errors#VIOLATIONS", "title": "Request/Response not valid"}
+    error = _error(500, {}, problem, "GET /repos/acme/genres/pulls")
+    assert isinstance(error, Transient) and str(error) == "GET /repos/acme/genres/pulls: 500 Request/Response not valid"
+    assert str(_error(404, {}, {"message": "Not Found"}, "GET /x")) == "GET /x: 404 Not Found"
+    assert str(_error(502, {}, {}, "GET /x")) == "GET /x: 502"

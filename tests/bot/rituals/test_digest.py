@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -202,3 +202,43 @@ async def test_user_text_in_the_digest_cannot_ping_or_break_links(
     text = block_text(post.message)
     assert "<!channel>" not in text
     assert f"<https://github.com/acme/genres/issues/3|#{task.number} &lt;!channel&gt; &amp; &lt;b&gt;x¦y&lt;/b&gt;>" in text
+
+
+@pytest.mark.parametrize(
+    ("late", "posted"),
+    [
+        (timedelta(0), True),  # on time
+        (timedelta(hours=11, minutes=59), True),  # the bot was down over the slot, back the same day
+        (timedelta(hours=12), True),  # exactly 12 h late still counts
+        (timedelta(hours=12, minutes=1), False),  # more than 12 h: a Monday digest on Tuesday is not posted
+        (timedelta(days=3), False),
+    ],
+)
+async def test_a_late_digest_is_posted_once_within_12_hours_and_skipped_beyond_and_next_weeks_still_comes(
+    services: Services,
+    scheduler: ReminderScheduler,
+    timeline: Timeline,
+    clock: FakeClock,
+    late: timedelta,
+    posted: bool,
+) -> None:
+    pid = await new_team(services)
+    clock.set(utc(2026, 3, 20, 12))
+    await run(ctx(services), 'settings digest="mon 09:00"')
+    await services.tasks.add(actor=LEAD, project_id=pid, title="Collect labelled clips")
+    slot = utc(2026, 3, 23, 8)  # Mon 09:00 in Berlin
+    assert dict(scheduler.planned())[digest_job_id(pid)] == slot
+    clock.set(slot + late)  # nothing ran in between: the bot was down (or the machine asleep)
+    await scheduler.run_due(clock.now())
+    await services.outbox.drain()  # type: ignore[union-attr]
+    await scheduler.run_due(clock.now())  # a second pass (a restart right after): nothing more
+    await services.outbox.drain()  # type: ignore[union-attr]
+    entries = timeline.take()
+    assert len(digests(entries)) == (1 if posted else 0)
+    if posted:  # the week it covers is the slot's, however late it goes out
+        [text] = [block_text(d.message) for _, d in entries if d.kind == "post" and "Weekly digest" in block_text(d.message)]
+        assert "Collect labelled clips" in text and "quiet week" not in text
+    assert dict(scheduler.planned())[digest_job_id(pid)] == utc(2026, 3, 30, 7)  # next Monday 09:00 (summer time)
+    entries = await timeline.run_until(scheduler, utc(2026, 3, 31))
+    assert [when for when, _ in digests(entries)] == ["Mon 30 Mar 07:00"]
+    assert dict(scheduler.planned())[digest_job_id(pid)] == utc(2026, 4, 6, 7)
