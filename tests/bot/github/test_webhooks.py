@@ -109,7 +109,7 @@ async def test_a_signed_delivery_applies_once_even_when_delivered_twice(
     # GitHub's "Redeliver" keeps the GUID: answered 200 and not applied again — applying that old
     # "closed" event again would close the task the lead has just reopened.
     closed = github.deliveries[0]
-    assert await asyncio.gather(post(webhook_url, closed), post(webhook_url, closed)) == [200, 200]
+    assert list(await asyncio.gather(post(webhook_url, closed), post(webhook_url, closed))) == [200, 200]
     await sync.webhooks_idle()
     assert (await tasks_by_title(services, pid))["Write the project brief"].status == "open"
     assert await github_audit(services.db) == ["github.issue_assigned", "github.issue_closed"]

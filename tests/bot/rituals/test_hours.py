@@ -6,7 +6,7 @@ from bot.clock import FakeClock
 from bot.commands import Context
 from bot.scheduler import ReminderScheduler
 from bot.services import Services
-from tests.bot.rituals.helpers import CHANNEL, LEAD, Timeline, block_text, buttons, new_team, run, summary, utc
+from tests.bot.rituals.helpers import CHANNEL, LEAD, Member, Timeline, block_text, buttons, new_team, run, summary, utc
 from tests.conftest import actor
 
 
@@ -133,7 +133,7 @@ async def test_a_window_nobody_shares_names_who_never_overlaps_and_offers_the_th
 
 async def test_a_big_team_that_never_meets_gets_a_short_valid_answer(services: Services) -> None:
     zones = ("America/Los_Angeles", "Asia/Kolkata", "Pacific/Auckland")
-    people = {f"UP{i:02d}": {"tz": zones[i % 3]} for i in range(12)}
+    people: dict[str, Member] = {f"UP{i:02d}": {"tz": zones[i % 3]} for i in range(12)}
     await new_team(services, people=people)
     reply = (
         await run(ctx(services), "meeting schedule kind=model-decision window=2026-03-10..2026-03-20 attendees=")
