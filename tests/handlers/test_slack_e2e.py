@@ -103,7 +103,7 @@ async def test_a_modal_with_errors_keeps_the_input_and_marks_the_field(slack: Sl
 async def test_a_repeated_view_submission_creates_nothing_twice(slack: SlackHarness) -> None:
     await slack.command("init")
     view = (await slack.wait_for(slack.fake.views_opened))[-1]["view"]
-    values: dict[str, dict[str, Any]] = {"name": {"type": "plain_text_input", "value": "twice"}, "repo": {"type": "plain_text_input", "value": ""}}
+    values = {"name": {"type": "plain_text_input", "value": "twice"}, "repo": {"type": "plain_text_input", "value": ""}}
     first = await slack.submit(view, values)
     second = await slack.submit(view, values)
     assert first["status"] == second["status"] == 200
