@@ -4,7 +4,7 @@ linking the iterate, kept tasks left alone, the iteration in milestones, issue b
 from __future__ import annotations
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.clock import FakeClock
 from bot.db.models import Decision, GitHubIssue, Meeting, OutboxMessage, PhaseRecord, Proposal, Task
@@ -223,7 +223,7 @@ async def test_the_iterate_announcement_keeps_its_permalink(services: Services) 
     await services.gates.advance(actor=LEAD, project_id=pid, outcome=Outcome.ITERATE, announce=announced())
     async with services.db.session() as s:
         record = (
-            await s.execute(select(PhaseRecord).where(PhaseRecord.project_id == pid).order_by(PhaseRecord.id.desc()))  # type: ignore[union-attr]
+            await s.execute(select(PhaseRecord).where(PhaseRecord.project_id == pid).order_by(col(PhaseRecord.id).desc()))
         ).scalars().first()
     assert record is not None and record.phase == "develop" and record.iteration == 1
     assert record.channel_ts and record.permalink and record.permalink.startswith("https://")

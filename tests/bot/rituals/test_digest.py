@@ -95,8 +95,8 @@ async def test_a_quiet_week_is_one_line(
     assert "quiet week" not in posted[0][1]
     for _, quiet in posted[1:]:
         assert "quiet week" in quiet and "\n" not in quiet
-    last = [d for _, d in entries if d.kind == "post" and d.message and "quiet week" in d.message.text][-1]
-    assert len(last.message.blocks) == 1  # type: ignore[union-attr]
+    last = [d.message for _, d in entries if d.kind == "post" and d.message and "quiet week" in d.message.text][-1]
+    assert last is not None and len(last.blocks) == 1
     assert not [d for _, d in entries if d.kind == "upload" and d.filename and "timeline" in d.filename][1:]
 
 
