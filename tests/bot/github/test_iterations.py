@@ -3,6 +3,8 @@ linking the iterate, kept tasks left alone, the iteration in milestones, issue b
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlmodel import col, select
 
@@ -27,7 +29,7 @@ from tests.fakes.slack import FakeSlack
 COMMENTS_ROUTE = "/repos/{owner}/{repo}/issues/{number}/comments"
 
 
-def issues_by_title(fake: FakeGitHub) -> dict[str, dict]:  # type: ignore[type-arg]
+def issues_by_title(fake: FakeGitHub) -> dict[str, dict[str, Any]]:
     return {x["title"]: x for x in fake.state()[REPO]["issues"]}
 
 

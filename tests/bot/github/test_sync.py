@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from slack_sdk.models.blocks import Block
 from sqlmodel import select
@@ -26,7 +27,7 @@ from tests.fakes.github import FakeGitHub
 MENTION = re.compile(r"(?<![\w`])@[A-Za-z0-9]")
 
 
-def by_title(fake: FakeGitHub, kind: str = "issues") -> dict[str, dict]:  # type: ignore[type-arg]
+def by_title(fake: FakeGitHub, kind: str = "issues") -> dict[str, dict[str, Any]]:
     return {x["title"]: x for x in fake.state()[REPO][kind]}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.clock import FakeClock
 from bot.commands import Context
+from bot.messaging import RecordingMessenger
 from bot.scheduler import ReminderScheduler
 from bot.services import Services
 from tests.bot.rituals.helpers import CHANNEL, LEAD, Member, Timeline, block_text, buttons, new_team, run, summary, utc
@@ -28,7 +29,8 @@ async def test_own_hours_are_shown_set_by_the_person_or_their_lead_and_reset(ser
     lead = await said(services, "ULEAD", "hours <@URAJ> 13:00-21:00")
     assert "<@URAJ>'s working hours: 13:00–21:00, Sun–Thu" in lead
     # …and the member is told who changed them.
-    told = [d for d in services.messenger.deliveries if d.kind == "dm" and d.target == "URAJ"]  # type: ignore[attr-defined]
+    assert isinstance(services.messenger, RecordingMessenger)
+    told = [d for d in services.messenger.deliveries if d.kind == "dm" and d.target == "URAJ"]
     assert "<@ULEAD> set your working hours to 13:00–21:00, Sun–Thu." in block_text(told[-1].message)
     # Overnight ranges work, for a person and for the project's default.
     assert "18:00–09:00, Mon–Fri" in await said(services, "UANA", "hours 18:00-09:00 days=mon-fri")
