@@ -88,9 +88,11 @@ def main(*, quick: bool = False) -> dict[str, Any]:
         slack = procs.fake_slack(team_id=TEAM)
 
         def env(url: str, **extra: str) -> dict[str, str]:
-            return bot_env(
-                database_url=url, slack_api_url=slack.api_url, github_api_url=None, PHASEGATE_LOG_LEVEL="WARNING", **extra
+            config = bot_env(
+                database_url=url, slack_api_url=slack.api_url, github_api_url=None, PHASEGATE_LOG_LEVEL="WARNING"
             )
+            config.update(extra)  # last, as bot_env applies its own extra settings
+            return config
 
         token = {"GITHUB_TOKEN": "ghp_bench", "GITHUB_API_URL": "http://127.0.0.1:9"}  # never reached while idle
         configs = [

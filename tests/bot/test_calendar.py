@@ -23,7 +23,7 @@ def invite(**changes: object) -> Invite:
         stamp=datetime(2026, 3, 2, 9, tzinfo=UTC),
         alarm_before=timedelta(hours=24),
     )
-    return Invite(**{**base.__dict__, **changes})  # type: ignore[arg-type]
+    return Invite(**{**base.__dict__, **changes})
 
 
 def event(data: bytes) -> tuple[Calendar, Any]:

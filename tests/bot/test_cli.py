@@ -66,7 +66,7 @@ SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "oracle" / "specs" / "
 def _schema_errors(manifest: dict[str, object]) -> list[str]:
     import json
 
-    import jsonschema  # type: ignore[import-untyped]
+    import jsonschema
     import pytest
 
     schema_path = SCHEMA if SCHEMA.exists() else Path("/work/shared/oracle/specs/slack_manifest_schema_v1.json")

@@ -303,7 +303,7 @@ def test_parse_phase_role_and_hours() -> None:
     # An overnight range ends the next day.
     assert parse_working_hours("18:00-09:00") == (1080, 1980) and parse_working_hours("22:00-24:00") == (1320, 1440)
     assert format_working_hours(1080, 1980, "–") == "18:00–09:00" and format_working_hours(0, 1440) == "00:00-24:00"
-    assert parse_days("sun-thu") == {6, 0, 1, 2, 3} and parse_days("Mon,wed,FRI") == {0, 2, 4}
-    assert parse_days("mon-fri,sun") == {0, 1, 2, 3, 4, 6} and parse_days("funday") is None and parse_days("") is None
+    assert parse_days("sun-thu") == frozenset({6, 0, 1, 2, 3}) and parse_days("Mon,wed,FRI") == frozenset({0, 2, 4})
+    assert parse_days("mon-fri,sun") == frozenset({0, 1, 2, 3, 4, 6}) and parse_days("funday") is None and parse_days("") is None
     assert format_days({6, 0, 1, 2, 3}) == "Sun–Thu" and format_days({0, 2, 4}) == "Mon, Wed, Fri"
     assert format_days(range(7)) == "every day" and format_days({5, 6}) == "Sat, Sun"

@@ -109,7 +109,8 @@ def run_shell_with_github(script: str, tmp_path: Path) -> tuple[subprocess.Compl
 def seen_by(transcript: str) -> dict[str, list[str]]:
     """Messages grouped by who saw them: `[DM to @x]`, `[only @x sees this…]`, `[#project]`."""
     seen: dict[str, list[str]] = {}
-    head, body = None, []
+    head: str | None = None
+    body: list[str] = []
     for line in transcript.splitlines() + [""]:
         m = re.match(r"^\[(DM to @\w+|only @\w+ sees this|#project(?: thread)?)", line)
         time_mark = re.match(r"^-- .+ --$", line) is not None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 SOURCE = Path(__file__).resolve().parents[2].parent / "shared" / "oracle" / "specs" / "github_bot_subset.json"
 CONDITIONAL_GETS = (
@@ -28,7 +29,7 @@ CONDITIONAL_GETS = (
 
 
 def augmented(source: Path = SOURCE) -> dict[str, object]:
-    spec = json.loads(source.read_text())
+    spec: dict[str, Any] = json.loads(source.read_text())
     for path in CONDITIONAL_GETS:
         responses = spec["paths"][path]["get"]["responses"]
         responses.setdefault("304", {"description": "Not modified"})

@@ -31,14 +31,14 @@ async def github() -> AsyncIterator[FakeGitHub]:
 @pytest.fixture
 async def slack(database_url: str, github: FakeGitHub) -> AsyncIterator[SlackHarness]:
     assert github._own_url is not None
-    env = {
-        "GITHUB_TOKEN": "github_pat_test",
-        "GITHUB_API_URL": github._own_url,
-        "GITHUB_WEBHOOK_SECRET": SECRET,
-        "PHASEGATE_GITHUB_WRITES_PER_MINUTE": "6000",
-        "PHASEGATE_GITHUB_WRITES_PER_HOUR": "100000",
-    }
-    async with running_app(database_url, **env) as harness:
+    async with running_app(
+        database_url,
+        GITHUB_TOKEN="github_pat_test",
+        GITHUB_API_URL=github._own_url,
+        GITHUB_WEBHOOK_SECRET=SECRET,
+        PHASEGATE_GITHUB_WRITES_PER_MINUTE="6000",
+        PHASEGATE_GITHUB_WRITES_PER_HOUR="100000",
+    ) as harness:
         github.webhook_target(f"{harness.url}/github/webhook", SECRET)
         yield harness
 

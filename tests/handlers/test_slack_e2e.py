@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -81,7 +82,7 @@ async def test_a_subcommand_without_input_opens_its_modal(slack: SlackHarness) -
 async def test_a_modal_with_errors_keeps_the_input_and_marks_the_field(slack: SlackHarness) -> None:
     await slack.command("init")
     view = (await slack.wait_for(slack.fake.views_opened))[-1]["view"]
-    values = {
+    values: dict[str, dict[str, Any]] = {
         "name": {"type": "plain_text_input", "value": "genres"},
         "repo": {"type": "plain_text_input", "value": "definitely not a repo"},
         "lead": {"type": "users_select", "selected_user": None},

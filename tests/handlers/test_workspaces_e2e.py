@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -194,7 +195,7 @@ async def test_commands_from_one_workspace_cost_one_auth_test_until_its_token_ch
         for _ in range(5):
             for team, user, chan in ((TEAM_A, USER_A, CHAN_A), (TEAM_B, USER_B, CHAN_B)):
                 rid = await command(h, team, user, chan, "help")
-                await h.wait_for(lambda rid=rid: h.fake.responses(rid))  # type: ignore[misc]
+                await h.wait_for(partial(h.fake.responses, rid))
         checked = tokens_used(h, "auth.test")[installed:]
         assert sorted(checked) == sorted([token_a, token_b]), checked  # 10 commands, one auth.test per workspace
 
@@ -212,7 +213,7 @@ async def test_commands_from_one_workspace_cost_one_auth_test_until_its_token_ch
         installed = len(tokens_used(h, "auth.test"))
         for _ in range(3):
             rid = await command(h, TEAM_A, USER_A, CHAN_A, "help")
-            await h.wait_for(lambda rid=rid: h.fake.responses(rid))  # type: ignore[misc]
+            await h.wait_for(partial(h.fake.responses, rid))
         assert tokens_used(h, "auth.test")[installed:] == [again]  # the new token checked once, the revoked never
 
 
@@ -232,7 +233,7 @@ async def test_with_a_secret_key_tokens_are_stored_sealed_and_rows_stored_before
         assert rows[TEAM_B] == plain
         for team, user, chan in ((TEAM_A, USER_A, CHAN_A), (TEAM_B, USER_B, CHAN_B)):
             rid = await command(h, team, user, chan, "help")
-            await h.wait_for(lambda rid=rid: h.fake.responses(rid))  # type: ignore[misc]
+            await h.wait_for(partial(h.fake.responses, rid))
         messenger = h.app.services.messenger
         assert isinstance(messenger, SlackMessenger)
         await messenger.strict().post(team_id=TEAM_A, channel_id=CHAN_A, message=Message(text="to A"))
@@ -356,7 +357,7 @@ async def test_a_refreshed_token_replaces_the_old_one_in_the_authorize_cache(dat
         assert isinstance(cached, CachedAuthorize)
         for _ in range(3):
             rid = await command(h, TEAM_A, USER_A, CHAN_A, "help")
-            await h.wait_for(lambda rid=rid: h.fake.responses(rid))  # type: ignore[misc]
+            await h.wait_for(partial(h.fake.responses, rid))
         refreshes = [c for c in h.fake.calls_to("oauth.v2.access") if c.params.get("grant_type") == "refresh_token"]
         assert len(refreshes) >= 3  # at least one per request (Bolt's authorize; the answer may refresh again)
         async with h.app.db.session() as s:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from urllib.parse import urlencode
 
 import pytest
@@ -32,7 +33,7 @@ async def test_huge_command_text_and_control_characters(database_url: str) -> No
             started = time.perf_counter()
             async with slack.session.post(f"{slack.url}/slack/events", data=body.encode(), headers=headers) as resp:
                 assert resp.status == 200
-            await slack.wait_for(lambda rid=rid: slack.fake.responses(rid), within=2.0)  # type: ignore[misc]
+            await slack.wait_for(partial(slack.fake.responses, rid), within=2.0)
             elapsed = time.perf_counter() - started
             answer = slack.text_of(slack.fake.responses(rid)[-1]["body"])
             print(

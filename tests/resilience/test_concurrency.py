@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import partial
 
 import pytest
 from sqlmodel import col, select
@@ -27,7 +28,7 @@ async def test_concurrent_task_adds_get_consecutive_numbers(database_url: str) -
         # 50 answers queue behind each other on a loaded machine: wait longer than answer()'s 5 s for each.
         answers = []
         for one in sent:
-            responses = await slack.wait_for(lambda one=one: slack.fake.responses(one["response_id"]), within=120)
+            responses = await slack.wait_for(partial(slack.fake.responses, one["response_id"]), within=120)
             answers.append(slack.text_of(responses[-1].get("body", responses[-1])))
         elapsed = time.perf_counter() - started
         sorry = [a for a in answers if "Sorry" in a or "went wrong" in a]

@@ -22,7 +22,7 @@ from tests.bot.github.conftest import REPO
 from tests.bot.github.test_exactly_once import markers
 from tests.bot.github.test_sync import MENTION
 from tests.bot.rituals import conftest as ritual_fixtures
-from tests.bot.rituals.helpers import CHANNEL, GOOD, Timeline, new_team, run, utc
+from tests.bot.rituals.helpers import CHANNEL, GOOD, Member, Timeline, new_team, run, utc
 from tests.conftest import actor
 from tests.fakes.github import FakeGitHub
 
@@ -32,7 +32,10 @@ pytestmark = pytest.mark.resilience
 github, fake_sleep, sync = github_fixtures.github, github_fixtures.fake_sleep, github_fixtures.sync
 scheduler, timeline, messenger = ritual_fixtures.scheduler, ritual_fixtures.timeline, ritual_fixtures.messenger
 
-TEAM = {"UANA": {"tz": "Europe/Berlin", "name": "ana"}, "URAJ": {"tz": "Europe/Berlin", "name": "raj"}}
+TEAM: dict[str, Member] = {
+    "UANA": {"tz": "Europe/Berlin", "name": "ana"},
+    "URAJ": {"tz": "Europe/Berlin", "name": "raj"},
+}
 # What people typed. U123ABC is nobody on the team: only a pasted control sequence could mention them.
 HOSTILE = "<!channel> &<> <@U123ABC> cc @org/team and @someone"
 # The same text as Slack must receive it: `&`, `<`, `>` escaped exactly once, nothing else touched.

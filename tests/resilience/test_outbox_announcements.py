@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.clock import FakeClock
 from bot.commands import Context, dispatch
@@ -91,7 +91,7 @@ async def test_slack_down_around_announcements_each_is_delivered_once_after_reco
     lag = (clock.now() - recovered).total_seconds()
 
     async with db.session() as s:
-        rows = list((await s.execute(select(OutboxMessage).order_by(OutboxMessage.id))).scalars())  # type: ignore[arg-type]
+        rows = list((await s.execute(select(OutboxMessage).order_by(col(OutboxMessage.id)))).scalars())
         meeting = await s.get(Meeting, 1)
     assert meeting is not None
     statuses = Counter(r.status for r in rows)

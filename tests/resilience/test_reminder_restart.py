@@ -10,13 +10,17 @@ from bot.clock import FakeClock
 from bot.messaging import RecordingMessenger
 from bot.scheduler import ReminderScheduler, bind, unbind
 from bot.services import Services
-from tests.bot.rituals.helpers import LEAD, new_team, utc
+from tests.bot.rituals.helpers import LEAD, Member, new_team, utc
 
 pytestmark = pytest.mark.resilience
 
 # Proposals due Wednesday 11 March 14:00 UTC: the 24 h DMs fall on Tuesday 14:00 UTC, outside these three
 # people's hours, so each moves to their last working hour before it: 05:00, 07:00 and 10:30 UTC.
-PEOPLE = {"USYD": {"tz": "Australia/Sydney"}, "UTYO": {"tz": "Asia/Tokyo"}, "UKOL": {"tz": "Asia/Kolkata"}}
+PEOPLE: dict[str, Member] = {
+    "USYD": {"tz": "Australia/Sydney"},
+    "UTYO": {"tz": "Asia/Tokyo"},
+    "UKOL": {"tz": "Asia/Kolkata"},
+}
 
 
 @pytest.fixture

@@ -44,15 +44,17 @@ async def test_an_event_retried_by_slack_is_handled_once(slack: SlackHarness) ->
     print(f"\nslack retries: 4 deliveries of one event -> {len(replies)} reply")
 
 
-async def test_an_expired_trigger_id_gets_an_explanation_not_silence(slack: SlackHarness, slack_clock: SlackClock) -> None:
+async def test_an_expired_trigger_id_gets_an_explanation_not_silence(
+    slack: SlackHarness, slack_clock: SlackClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_open = slack.fake.new_trigger_id
 
-    def stale_trigger(user: str | None = None) -> str:
-        trigger = real_open(user)
+    def stale_trigger(user_id: str | None = None) -> str:
+        trigger = real_open(user_id)
         slack_clock.now += 10  # Slack's trigger_id lives ~3 s; this one is already too old when used
         return trigger
 
-    slack.fake.new_trigger_id = stale_trigger  # type: ignore[method-assign]
+    monkeypatch.setattr(slack.fake, "new_trigger_id", stale_trigger)
     answer = await slack.answer(await slack.command("init"))
     text = slack.text_of(answer)
     assert "could not be opened (expired_trigger_id)" in text and "/phasegate help init" in text

@@ -7,10 +7,13 @@ import pytest
 from bot.clock import FakeClock
 from bot.commands import Context
 from bot.services import Services
-from tests.bot.rituals.helpers import CHANNEL, LEAD, block_text, new_team, run, utc
+from tests.bot.rituals.helpers import CHANNEL, LEAD, Member, block_text, new_team, run, utc
 from tests.conftest import actor
 
-TEAM = {"UANA": {"tz": "Europe/Berlin", "name": "ana"}, "URAJ": {"tz": "Europe/Berlin", "name": "raj"}}
+TEAM: dict[str, Member] = {
+    "UANA": {"tz": "Europe/Berlin", "name": "ana"},
+    "URAJ": {"tz": "Europe/Berlin", "name": "raj"},
+}
 
 
 def ctx(services: Services, user: str = "ULEAD") -> Context:

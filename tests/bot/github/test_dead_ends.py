@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.clock import FakeClock
 from bot.db.models import GitHubIssue, OutboxMessage, Project
@@ -26,7 +26,12 @@ LOCKS = [
 
 
 def _dms(messenger: RecordingMessenger) -> list[str]:
-    return [d.message.text for d in messenger.deliveries if d.kind == "dm"]
+    texts = []
+    for d in messenger.deliveries:
+        if d.kind == "dm":
+            assert d.message is not None
+            texts.append(d.message.text)
+    return texts
 
 
 @pytest.mark.parametrize(("reason", "lock", "github_says", "fix"), LOCKS, ids=[x[0] for x in LOCKS])
@@ -90,7 +95,7 @@ async def test_a_deleted_issue_is_recreated_once_and_the_lead_told(
     pid = await new_project(services)
     await sync.run(actor=LEAD, project_id=pid)
     async with db.session() as s:
-        row = (await s.execute(select(GitHubIssue).order_by(GitHubIssue.number))).scalars().first()
+        row = (await s.execute(select(GitHubIssue).order_by(col(GitHubIssue.number)))).scalars().first()
         assert row is not None and row.number is not None
         task_id, old = row.task_id, row.number
     github.delete_issue(REPO, old)
@@ -122,7 +127,7 @@ async def test_a_transferred_issue_is_followed_without_a_retry_loop(
     pid = await new_project(services)
     await sync.run(actor=LEAD, project_id=pid)
     async with db.session() as s:
-        row = (await s.execute(select(GitHubIssue).order_by(GitHubIssue.number))).scalars().first()
+        row = (await s.execute(select(GitHubIssue).order_by(col(GitHubIssue.number)))).scalars().first()
         assert row is not None and row.number is not None
         task_id, old = row.task_id, row.number
         row.synced_hash = "stale"  # the task changed: the sync writes to the issue

@@ -160,4 +160,5 @@ async def test_a_webhook_received_by_a_replica_that_does_not_lead_ends_in_exactl
     assert await leading.flush_digests() == 1
     assert await leading.flush_digests() == 0 and await receiving.flush_digests() == 0
     assert len(leader.deliveries) == 1 and follower.deliveries == []
-    assert "closed: #1 Write the project brief" in json.dumps(leader.deliveries[0].message.blocks)
+    message = leader.deliveries[0].message
+    assert message is not None and "closed: #1 Write the project brief" in json.dumps(message.blocks)

@@ -3,8 +3,10 @@ linking the iterate, kept tasks left alone, the iteration in milestones, issue b
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.clock import FakeClock
 from bot.db.models import Decision, GitHubIssue, Meeting, OutboxMessage, PhaseRecord, Proposal, Task
@@ -27,7 +29,7 @@ from tests.fakes.slack import FakeSlack
 COMMENTS_ROUTE = "/repos/{owner}/{repo}/issues/{number}/comments"
 
 
-def issues_by_title(fake: FakeGitHub) -> dict[str, dict]:  # type: ignore[type-arg]
+def issues_by_title(fake: FakeGitHub) -> dict[str, dict[str, Any]]:
     return {x["title"]: x for x in fake.state()[REPO]["issues"]}
 
 
@@ -223,7 +225,7 @@ async def test_the_iterate_announcement_keeps_its_permalink(services: Services) 
     await services.gates.advance(actor=LEAD, project_id=pid, outcome=Outcome.ITERATE, announce=announced())
     async with services.db.session() as s:
         record = (
-            await s.execute(select(PhaseRecord).where(PhaseRecord.project_id == pid).order_by(PhaseRecord.id.desc()))  # type: ignore[union-attr]
+            await s.execute(select(PhaseRecord).where(PhaseRecord.project_id == pid).order_by(col(PhaseRecord.id).desc()))
         ).scalars().first()
     assert record is not None and record.phase == "develop" and record.iteration == 1
     assert record.channel_ts and record.permalink and record.permalink.startswith("https://")

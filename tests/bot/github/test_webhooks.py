@@ -109,7 +109,7 @@ async def test_a_signed_delivery_applies_once_even_when_delivered_twice(
     # GitHub's "Redeliver" keeps the GUID: answered 200 and not applied again — applying that old
     # "closed" event again would close the task the lead has just reopened.
     closed = github.deliveries[0]
-    assert await asyncio.gather(post(webhook_url, closed), post(webhook_url, closed)) == [200, 200]
+    assert list(await asyncio.gather(post(webhook_url, closed), post(webhook_url, closed))) == [200, 200]
     await sync.webhooks_idle()
     assert (await tasks_by_title(services, pid))["Write the project brief"].status == "open"
     assert await github_audit(services.db) == ["github.issue_assigned", "github.issue_closed"]
@@ -172,7 +172,9 @@ async def test_the_digest_is_one_message_per_flush_with_progress_per_phase(
     message = await sync.flush_digest(project_id=pid)
     assert message is not None and [d.kind for d in messenger.to("C1")] == ["post"]
     for block in message.blocks:
-        Block.parse(block).validate_json()  # type: ignore[union-attr]
+        parsed = Block.parse(block)
+        assert parsed is not None, f"unknown block: {block}"
+        parsed.validate_json()
     sections = [b["text"]["text"] for b in message.blocks if b["type"] == "section"]
     assert sections[0].startswith("*Discovery* — 2/2 tasks closed · gate not met (3 items missing) · current phase")
     assert "• Ana closed: #1 Write the project brief" in sections[0]

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 from slack_sdk.errors import SlackApiError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.clock import FakeClock
 from bot.db.models import AuditEntry, OutboxMessage, Workspace
@@ -100,7 +100,7 @@ async def _post(outbox: Outbox, key: str, **extra: object) -> None:
 
 async def _rows(db: Database) -> list[OutboxMessage]:
     async with db.session() as s:
-        return list((await s.execute(select(OutboxMessage).order_by(OutboxMessage.id))).scalars())  # type: ignore[arg-type]
+        return list((await s.execute(select(OutboxMessage).order_by(col(OutboxMessage.id)))).scalars())
 
 
 async def test_a_transient_failure_is_retried_after_its_backoff_and_sent_once(db: Database, clock: FakeClock) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypedDict
 
+from icalendar import Calendar, Component
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
@@ -22,8 +24,8 @@ LEAD = actor("ULEAD")
 CHANNEL = "C1"
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def valid_blocks(blocks: list[dict[str, Any]]) -> None:
@@ -44,6 +46,19 @@ def valid_message(message: Message | None) -> Message:
 
 def valid_view(view: dict[str, Any]) -> None:
     View(**view).validate_json()
+
+
+def view_blocks(view: Mapping[str, object]) -> list[dict[str, Any]]:
+    """The blocks of a rendered modal or Home view."""
+    blocks = view["blocks"]
+    assert isinstance(blocks, list)
+    return blocks
+
+
+def ical(content: bytes | None) -> Component:
+    """An uploaded .ics file, parsed (an upload always has content)."""
+    assert content is not None
+    return Calendar.from_ical(content)
 
 
 async def run(ctx: Context, text: str) -> Reply:
@@ -142,7 +157,18 @@ def summary(entries: list[tuple[datetime, Delivery]]) -> list[tuple[str, str, st
     return [(when.strftime("%a %H:%M"), d.kind, d.target) for when, d in entries]
 
 
-async def new_team(services: Services, *, people: dict[str, dict[str, Any]] | None = None) -> int:
+class Member(TypedDict, total=False):
+    """How `new_team` sets up one person; every key may be left out."""
+
+    role: str  # a Role value; an ML engineer when left out
+    tz: str  # our profile's time zone
+    hours: str  # our profile's working hours, `HH:MM-HH:MM`
+    name: str  # display name; the lower-cased user id when left out
+    away_until: date  # a declared absence
+    slack: Person  # what Slack's profile says (the recording messenger's directory)
+
+
+async def new_team(services: Services, *, people: Mapping[str, Member] | None = None) -> int:
     """Project `genres` in C1 led by ULEAD (Europe/Berlin); everyone in `people` an ML engineer unless said."""
     project = await services.projects.create(actor=LEAD, name="genres", channel_id=CHANNEL, repo="acme/genres")
     assert project.id is not None

@@ -11,10 +11,14 @@ from bot.commands import Context
 from bot.messaging import Delivery, RecordingMessenger
 from bot.scheduler import ReminderScheduler
 from bot.services import Services
-from tests.bot.rituals.helpers import CHANNEL, GOOD, LEAD, Timeline, new_team, press, utc
+from tests.bot.rituals.helpers import CHANNEL, GOOD, LEAD, Member, Timeline, new_team, press, utc
 from tests.conftest import actor
 
-TEAM = {"UANA": {"tz": "Europe/Berlin"}, "URAJ": {"tz": "Europe/Berlin"}, "UMIA": {"tz": "Europe/Berlin"}}
+TEAM: dict[str, Member] = {
+    "UANA": {"tz": "Europe/Berlin"},
+    "URAJ": {"tz": "Europe/Berlin"},
+    "UMIA": {"tz": "Europe/Berlin"},
+}
 
 
 def png(content: bytes | None) -> Image.Image:

@@ -13,10 +13,10 @@ from bot.messaging import RecordingMessenger
 from bot.process import Outcome, Phase
 from bot.scheduler import ReminderScheduler
 from bot.services import Services
-from tests.bot.rituals.helpers import CHANNEL, GOOD, LEAD, Timeline, block_text, new_team, run, submit, utc
+from tests.bot.rituals.helpers import CHANNEL, GOOD, LEAD, Member, Timeline, block_text, new_team, run, submit, utc
 from tests.conftest import actor
 
-TEAM = {
+TEAM: dict[str, Member] = {
     "UANA": {"tz": "Europe/Berlin", "name": "ana"},
     "URAJ": {"tz": "Europe/Berlin", "name": "raj"},
     "UBO": {"tz": "Europe/Berlin", "role": "business-owner", "name": "bo"},
@@ -156,7 +156,7 @@ async def test_after_an_iterate_the_next_agenda_lists_the_runner_ups_first(
     assert agenda.thread_ts is not None and agenda.message is not None and "agenda" in agenda.message.text
     heads = [
         b["text"]["text"]
-        for b in agenda.message.blocks  # type: ignore[union-attr]
+        for b in agenda.message.blocks
         if b["type"] == "section" and "fields" in b
     ]
     # Runner-ups of the last decision (#2 boosting, #3 CNN) lead, then this meeting's own, by score.
@@ -169,10 +169,10 @@ async def test_after_an_iterate_the_next_agenda_lists_the_runner_ups_first(
     assert all("runner-up of the last decision" in h for h in heads[:2])
     assert not any("runner-up" in h for h in heads[2:])
     # Escaped everywhere: the raw mention appears in no block and not in the notification text.
-    raw = json.dumps(agenda.message.blocks)  # type: ignore[union-attr]
+    raw = json.dumps(agenda.message.blocks)
     assert "<!channel>" not in raw and "<@U999>" not in raw
     assert "&lt;!channel&gt; &amp; &lt;@U999&gt;" in raw
-    assert "<!channel>" not in agenda.message.text  # type: ignore[union-attr]
+    assert "<!channel>" not in agenda.message.text
     # Reference cited by a runner-up and a new proposal is flagged.
     assert "Cited by more than one proposal" in block_text(agenda.message)
     assert "CNN on mel spectrograms" in block_text(listing.message)

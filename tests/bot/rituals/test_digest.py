@@ -77,7 +77,8 @@ async def test_digest_is_posted_at_the_leads_local_time_across_dst_once(
 
     # The job runs again for the same week (a restart before it was marked done, a second replica): no repost.
     await run_digest_job(pid, utc(2026, 3, 30, 7))
-    await services.outbox.drain()  # type: ignore[union-attr]
+    assert services.outbox is not None
+    await services.outbox.drain()
     assert digests(timeline.take()) == []
     assert dict(scheduler.planned())[digest_job_id(pid)] == utc(2026, 4, 6, 7)
 
@@ -95,8 +96,8 @@ async def test_a_quiet_week_is_one_line(
     assert "quiet week" not in posted[0][1]
     for _, quiet in posted[1:]:
         assert "quiet week" in quiet and "\n" not in quiet
-    last = [d for _, d in entries if d.kind == "post" and d.message and "quiet week" in d.message.text][-1]
-    assert len(last.message.blocks) == 1  # type: ignore[union-attr]
+    last = [d.message for _, d in entries if d.kind == "post" and d.message and "quiet week" in d.message.text][-1]
+    assert last is not None and len(last.blocks) == 1
     assert not [d for _, d in entries if d.kind == "upload" and d.filename and "timeline" in d.filename][1:]
 
 
@@ -177,7 +178,8 @@ async def test_two_replicas_running_the_same_digest_job_post_it_once(
     try:
         clock.set(utc(2026, 3, 23, 8))
         await asyncio.gather(scheduler.run_due(clock.now()), other.run_due(clock.now()))
-        await services.outbox.drain()  # type: ignore[union-attr]
+        assert services.outbox is not None
+        await services.outbox.drain()
     finally:
         other.shutdown()
         other.store.engine.dispose()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from bot.clock import FakeClock
 from bot.commands import Context
+from bot.messaging import RecordingMessenger
 from bot.scheduler import ReminderScheduler
 from bot.services import Services
-from tests.bot.rituals.helpers import CHANNEL, LEAD, Timeline, block_text, buttons, new_team, run, summary, utc
+from tests.bot.rituals.helpers import CHANNEL, LEAD, Member, Timeline, block_text, buttons, new_team, run, summary, utc
 from tests.conftest import actor
 
 
@@ -28,7 +29,8 @@ async def test_own_hours_are_shown_set_by_the_person_or_their_lead_and_reset(ser
     lead = await said(services, "ULEAD", "hours <@URAJ> 13:00-21:00")
     assert "<@URAJ>'s working hours: 13:00–21:00, Sun–Thu" in lead
     # …and the member is told who changed them.
-    told = [d for d in services.messenger.deliveries if d.kind == "dm" and d.target == "URAJ"]  # type: ignore[attr-defined]
+    assert isinstance(services.messenger, RecordingMessenger)
+    told = [d for d in services.messenger.deliveries if d.kind == "dm" and d.target == "URAJ"]
     assert "<@ULEAD> set your working hours to 13:00–21:00, Sun–Thu." in block_text(told[-1].message)
     # Overnight ranges work, for a person and for the project's default.
     assert "18:00–09:00, Mon–Fri" in await said(services, "UANA", "hours 18:00-09:00 days=mon-fri")
@@ -133,7 +135,7 @@ async def test_a_window_nobody_shares_names_who_never_overlaps_and_offers_the_th
 
 async def test_a_big_team_that_never_meets_gets_a_short_valid_answer(services: Services) -> None:
     zones = ("America/Los_Angeles", "Asia/Kolkata", "Pacific/Auckland")
-    people = {f"UP{i:02d}": {"tz": zones[i % 3]} for i in range(12)}
+    people: dict[str, Member] = {f"UP{i:02d}": {"tz": zones[i % 3]} for i in range(12)}
     await new_team(services, people=people)
     reply = (
         await run(ctx(services), "meeting schedule kind=model-decision window=2026-03-10..2026-03-20 attendees=")

@@ -16,6 +16,7 @@ from tests.bot.rituals.helpers import (
     CHANNEL,
     GOOD,
     LEAD,
+    Member,
     Timeline,
     block_text,
     buttons,
@@ -27,7 +28,7 @@ from tests.bot.rituals.helpers import (
 )
 from tests.conftest import actor
 
-TEAM = {
+TEAM: dict[str, Member] = {
     # hours end at 14:00 in Berlin: a 15:00-Berlin reminder moves to 13:00 Berlin (12:00 UTC)
     "UANA": {"tz": "Europe/Berlin", "hours": "07:00-14:00"},
     # no zone of ours: Slack's profile says Kolkata (UTC+5:30); 19:30 there moves to 16:00 IST (10:30 UTC)

@@ -16,9 +16,9 @@ from bot.scheduler import ReminderScheduler, bind, run_job, unbind
 from bot.services import Services
 from bot.services.meetings import NullPlanner
 from bot.timeplan import PlannedJob
-from tests.bot.rituals.helpers import LEAD, new_team, slack_person, utc
+from tests.bot.rituals.helpers import LEAD, Member, new_team, slack_person, utc
 
-TEAM = {"UANA": {"tz": "Europe/Berlin"}, "URAJ": {"slack": slack_person("URAJ", tz="Asia/Kolkata")}}
+TEAM: dict[str, Member] = {"UANA": {"tz": "Europe/Berlin"}, "URAJ": {"slack": slack_person("URAJ", tz="Asia/Kolkata")}}
 
 
 async def two_meetings(services: Services) -> tuple[int, int]:

@@ -8,6 +8,7 @@ import pytest
 
 from bot.db.models import Baseline, Decision, Meeting, Proposal
 from bot.errors import GateNotMet, InvalidInput, NotAllowed, NotFound
+from bot.messaging import RecordingMessenger
 from bot.process import Outcome, Phase, Role
 from bot.services import Services
 from tests.conftest import actor
@@ -89,7 +90,8 @@ async def test_a_changed_brief_needs_a_fresh_acknowledgement(services: Services)
     with pytest.raises(NotAllowed, match="business owner"):
         await services.artifacts.acknowledge_brief(actor=ML, project_id=pid)
     # The change was posted in the channel (before → after) and sent to the business owner.
-    sent = services.messenger.texts("C1") + services.messenger.texts("UBO")  # type: ignore[attr-defined]
+    assert isinstance(services.messenger, RecordingMessenger)
+    sent = services.messenger.texts("C1") + services.messenger.texts("UBO")
     assert sum("Tag songs by genre → Tag songs by mood" in m for m in sent) == 2, sent
     await services.artifacts.acknowledge_brief(actor=BO, project_id=pid)
     assert (await services.gates.evaluate(actor=LEAD, project_id=pid)).met
