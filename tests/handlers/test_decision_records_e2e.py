@@ -53,13 +53,14 @@ async def github(clock: RunningClock) -> AsyncIterator[FakeGitHub]:
 @pytest.fixture
 async def slack(database_url: str, clock: RunningClock, github: FakeGitHub) -> AsyncIterator[SlackHarness]:
     assert github._own_url is not None
-    env = {
-        "GITHUB_TOKEN": "github_pat_test",
-        "GITHUB_API_URL": github._own_url,
-        "PHASEGATE_GITHUB_WRITES_PER_MINUTE": "6000",
-        "PHASEGATE_GITHUB_WRITES_PER_HOUR": "100000",
-    }
-    async with running_app(database_url, clock=clock, **env) as harness:
+    async with running_app(
+        database_url,
+        clock=clock,
+        GITHUB_TOKEN="github_pat_test",
+        GITHUB_API_URL=github._own_url,
+        PHASEGATE_GITHUB_WRITES_PER_MINUTE="6000",
+        PHASEGATE_GITHUB_WRITES_PER_HOUR="100000",
+    ) as harness:
         yield harness
 
 
