@@ -33,6 +33,7 @@ from bot.outbox.store import problems_from, undelivered_select
 from bot.process import MEETING_KINDS, PHASE_ORDER, PHASES, GateResult, Phase, Role, evaluate_gate
 from bot.services.base import Actor, ServiceBase
 from bot.services.gates import PID, facts_from, gate_columns, gate_params, gate_rows
+from bot.services.projects import resolve_project
 
 OPEN_TASKS_SHOWN = 15
 TASK_FILTERS = ("mine", "open", "all")
@@ -433,6 +434,13 @@ class ReportService(ServiceBase):
         async with self.db.session() as s:
             if project is None or project.id != project_id or project.team_id != actor.team_id:
                 project = await self.project_by_id(s, actor, project_id)
+            return (await self._status(s, actor, project))[0]
+
+    async def status_here(self, *, actor: Actor, channel_id: str | None, name: str | None = None) -> StatusReport:
+        """`status`: the project the command is about (as `ProjectService.resolve`) and its report, in one session
+        and one transaction."""
+        async with self.db.session() as s:
+            project = await resolve_project(s, actor=actor, channel_id=channel_id, name=name)
             return (await self._status(s, actor, project))[0]
 
     async def home(self, *, actor: Actor, limit_projects: int = 5) -> list[HomeProject]:
