@@ -31,14 +31,18 @@ async def context_for(
     command: str,
     ask_slack: bool = True,
 ) -> Context:
-    """The acting person's context; their time zone comes from Phasegate's record, else their Slack profile.
+    """The acting person's context; their time zone comes from Phasegate's record, else their Slack profile (asked
+    once: a person whose profile is stored is not looked up again).
 
     `ask_slack=False` before an ack (modal submissions): no Web API call, an unknown zone reads as UTC.
     """
     members = await services.projects.members(team_id=team_id, user_ids=[user_id])
     member = members.get(user_id)
     tz = member.timezone if member and member.timezone else None
-    if tz is None and ask_slack:
+    # Known: the profile was stored from Slack before (its name, even when Slack had no zone for the person), so
+    # users.info is not asked again on every command.
+    known = member is not None and bool(member.timezone or member.display_name)
+    if not known and ask_slack:
         person = await services.messenger.person(team_id=team_id, user_id=user_id)
         if person is not None:
             try:
@@ -71,7 +75,8 @@ async def deliver(
 ) -> None:
     """Send a Reply: open its form, answer the invoker, post the public part, refresh Home tabs."""
     services = ctx.services
-    services.changed()
+    if reply.changed:
+        services.changed()
     if reply.form is not None:
         if trigger_id is None:
             reply.message = reply.message or notice("Type the options instead of using the form.")

@@ -163,7 +163,8 @@ async def status(ctx: Context, args: Args) -> Reply:
             stage=PHASES[phase].stage,
             preview=ctx.services.preview_mode,
             command=ctx.command,
-        )
+        ),
+        changed=False,
     )
 
 
