@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import parse_qs
 from uuid import uuid4
 
 from slack_sdk.errors import SlackApiError
@@ -20,6 +21,23 @@ from bot.services import Actor, Services
 log = logging.getLogger(__name__)
 
 Respond = Callable[..., Awaitable[Any]]
+
+
+def is_slash_command(body: str) -> bool:
+    """A slash command's form body (`command=/…`), not an interaction's (`payload=…`) nor an event's (JSON)."""
+    fields = parse_qs(body, keep_blank_values=True)
+    return "command" in fields and "payload" not in fields
+
+
+async def replayed(services: Services, headers: Mapping[str, Sequence[str]]) -> bool:
+    """A signed request whose signature was accepted before (a replay): its command must not run again.
+
+    Bolt has checked the signature by the time a listener runs; without one (Socket Mode) there is nothing to
+    replay over HTTP."""
+    signature = next(iter(headers.get("x-slack-signature") or ()), "")
+    if not signature:
+        return False
+    return not await services.deliveries.first_signature(signature=signature)
 
 
 async def context_for(

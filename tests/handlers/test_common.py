@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from bot.commands import Context, dispatch
 from bot.messaging import Person, RecordingMessenger
 from bot.services import Actor, Services
-from handlers.common import context_for
+from handlers.common import context_for, is_slash_command, replayed
 
 TEAM, CHANNEL = "TA000001", "C0COMMON01"
 
@@ -59,3 +59,17 @@ async def test_status_only_reads_so_it_does_not_wake_the_github_sync(services: S
     assert (await dispatch(ctx, "init common repo=acme/common")).changed
     assert not (await dispatch(ctx, "status")).changed
     assert (await dispatch(ctx, 'task add title="Write it"')).changed
+
+
+def test_a_slash_command_body_is_told_from_an_interaction_and_an_event() -> None:
+    assert is_slash_command("team_id=T1&command=%2Fphasegate&text=status")
+    assert not is_slash_command("payload=%7B%22type%22%3A%22block_actions%22%7D")
+    assert not is_slash_command('{"type": "event_callback"}')
+
+
+async def test_a_signature_is_accepted_once_and_a_request_without_one_is_never_a_replay(services: Services) -> None:
+    signed = {"x-slack-signature": ["v0=abc"]}
+    assert not await replayed(services, signed)
+    assert await replayed(services, signed)  # the same signature again: a replay, its command must not run
+    assert not await replayed(services, {})
+    assert not await replayed(services, {})
