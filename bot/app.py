@@ -39,6 +39,7 @@ from bot.slack_oauth import (
 )
 from bot.token_cipher import TokenCipher
 from handlers import actions, commands, events, home, views, workspaces
+from handlers.common import is_slash_command
 from handlers.oversized import MAX_BODY, oversized, refuse_oversized
 
 if TYPE_CHECKING:
@@ -177,12 +178,16 @@ class PhasegateApp:
         """A validly signed slash command or interaction whose signature was already accepted (a replay).
 
         Events API deliveries (JSON) are left to their event-id dedupe, so Slack's retries stay answered once.
+        Slash commands are left to their listener, which records the signature right after the ack (so the ack
+        never waits for the database) and runs nothing for a replay.
         Unsigned or badly signed requests are left to Bolt, which answers 401.
         """
         signature = request.headers.get("X-Slack-Signature", "")
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
         secret = self.settings.slack_signing_secret
         if not signature or not timestamp or secret is None or body.lstrip().startswith("{"):
+            return False
+        if is_slash_command(body):  # checked after the ack, before the command runs (handlers/commands.py)
             return False
         if not SignatureVerifier(secret.get_secret_value()).is_valid(body, timestamp, signature):
             return False

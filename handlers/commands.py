@@ -1,22 +1,26 @@
-"""The slash command listener: ack at once, parse and run through the command layer, answer."""
+"""The slash command listener: ack at once, refuse a replay, parse and run through the command layer, answer."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltRequest, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands import dispatch
 from bot.rendering import slack_unescape
 from bot.services import Services
-from handlers.common import context_for, deliver
+from handlers.common import context_for, deliver, replayed
 
 
 def register(app: AsyncApp, services: Services, *, command: str = "/phasegate") -> None:
     @app.command(command)
-    async def on_command(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient) -> None:
-        await ack()
+    async def on_command(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, request: AsyncBoltRequest
+    ) -> None:
+        await ack()  # first: the replay guard's write happens after it, so the ack never waits for the database
+        if await replayed(services, request.headers):
+            return  # accepted once already: nothing is done twice
         ctx = await context_for(
             services,
             team_id=str(body.get("team_id") or ""),

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import parse_qs
 from uuid import uuid4
 
 from slack_sdk.errors import SlackApiError
@@ -22,6 +23,23 @@ log = logging.getLogger(__name__)
 Respond = Callable[..., Awaitable[Any]]
 
 
+def is_slash_command(body: str) -> bool:
+    """A slash command's form body (`command=/…`), not an interaction's (`payload=…`) nor an event's (JSON)."""
+    fields = parse_qs(body, keep_blank_values=True)
+    return "command" in fields and "payload" not in fields
+
+
+async def replayed(services: Services, headers: Mapping[str, Sequence[str]]) -> bool:
+    """A signed request whose signature was accepted before (a replay): its command must not run again.
+
+    Bolt has checked the signature by the time a listener runs; without one (Socket Mode) there is nothing to
+    replay over HTTP."""
+    signature = next(iter(headers.get("x-slack-signature") or ()), "")
+    if not signature:
+        return False
+    return not await services.deliveries.first_signature(signature=signature)
+
+
 async def context_for(
     services: Services,
     *,
@@ -31,14 +49,18 @@ async def context_for(
     command: str,
     ask_slack: bool = True,
 ) -> Context:
-    """The acting person's context; their time zone comes from Phasegate's record, else their Slack profile.
+    """The acting person's context; their time zone comes from Phasegate's record, else their Slack profile (asked
+    once: a person whose profile is stored is not looked up again).
 
     `ask_slack=False` before an ack (modal submissions): no Web API call, an unknown zone reads as UTC.
     """
     members = await services.projects.members(team_id=team_id, user_ids=[user_id])
     member = members.get(user_id)
     tz = member.timezone if member and member.timezone else None
-    if tz is None and ask_slack:
+    # Known: the profile was stored from Slack before (its name, even when Slack had no zone for the person), so
+    # users.info is not asked again on every command.
+    known = member is not None and bool(member.timezone or member.display_name)
+    if not known and ask_slack:
         person = await services.messenger.person(team_id=team_id, user_id=user_id)
         if person is not None:
             try:
@@ -71,7 +93,8 @@ async def deliver(
 ) -> None:
     """Send a Reply: open its form, answer the invoker, post the public part, refresh Home tabs."""
     services = ctx.services
-    services.changed()
+    if reply.changed:
+        services.changed()
     if reply.form is not None:
         if trigger_id is None:
             reply.message = reply.message or notice("Type the options instead of using the form.")

@@ -226,6 +226,7 @@ class Reply:
     announcements: list[int] = field(default_factory=list)  # outbox rows of channel posts queued with the change
     refresh_home: set[str] = field(default_factory=set)
     field_errors: dict[str, str] = field(default_factory=dict)  # for modal submissions
+    changed: bool = True  # False: the command only read (`status`), so nothing can need syncing to GitHub
 
 
 @dataclass

@@ -151,11 +151,9 @@ async def init(ctx: Context, args: Args) -> Reply:
 
 @subcommand("status", usage="status [project=<name>]", summary="Phase, gate checklist, meetings, tasks, GitHub sync.")
 async def status(ctx: Context, args: Args) -> Reply:
-    project = await ctx.services.projects.resolve(
+    report = await ctx.services.reports.status_here(
         actor=ctx.actor, channel_id=ctx.channel_id, name=args.options.pop("project", None)
     )
-    assert project.id is not None
-    report = await ctx.services.reports.status(actor=ctx.actor, project_id=project.id, project=project)
     phase = Phase(report.project.phase)
     return Reply(
         message=render_message(
@@ -165,7 +163,8 @@ async def status(ctx: Context, args: Args) -> Reply:
             stage=PHASES[phase].stage,
             preview=ctx.services.preview_mode,
             command=ctx.command,
-        )
+        ),
+        changed=False,
     )
 
 

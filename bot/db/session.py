@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -61,6 +62,13 @@ class Database:
         if self.backend == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._write_turn = asyncio.Lock()
+
+    def writer(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """Around a short write on the hot path: on SQLite (one writer at a time), this process's writers take turns
+        on an asyncio lock, woken the moment the last one commits, instead of polling in SQLite's busy handler
+        (which sleeps up to 100 ms between tries). PostgreSQL: no lock."""
+        return self._write_turn if self.backend == "sqlite" else contextlib.nullcontext()
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from bot.clock import Clock
@@ -181,7 +183,9 @@ class Outbox:
                 async with self.db.session() as s:
                     q = (
                         select(OutboxMessage.id)
-                        .where(OutboxMessage.status == "pending", col(OutboxMessage.next_attempt_at) <= self.clock.now())
+                        .where(
+                            OutboxMessage.status == "pending", col(OutboxMessage.next_attempt_at) <= self.clock.now()
+                        )
                         .order_by(col(OutboxMessage.id))
                         .limit(100)
                     )
@@ -385,8 +389,13 @@ class Outbox:
                     seconds=backoff(row.attempts, retry_after=err.retry_after, rng=self.rng)
                 )
                 s.add(row)
-                log.info("outbox %s: %s (try %d), retrying at %s", row.dedupe_key, err.code, row.attempts,
-                         row.next_attempt_at)
+                log.info(
+                    "outbox %s: %s (try %d), retrying at %s",
+                    row.dedupe_key,
+                    err.code,
+                    row.attempts,
+                    row.next_attempt_at,
+                )
                 return "retry"
             row.status, row.done_at = "failed", now
             s.add(row)
@@ -434,28 +443,42 @@ class Outbox:
         return await undelivered(s, team_id=team_id, project_id=project_id)
 
 
-async def undelivered(s: AsyncSession, *, team_id: str, project_id: int | None = None) -> list[Problem]:
-    """Messages Slack refused for good (newest first, one per target and error): for `status` and App Home."""
-    q = select(OutboxMessage).where(OutboxMessage.team_id == team_id, OutboxMessage.status == "failed")
+def undelivered_select(*, team_id: Any, project_id: Any = None) -> Any:
+    """Messages Slack refused for good and not healed since (a later message to the same place went through),
+    newest first: one query (`team_id`, `project_id`: values, or bind parameters of a statement built once)."""
+    later = aliased(OutboxMessage)
+    healed = (
+        select(later.id)
+        .where(
+            later.team_id == team_id,
+            later.status == "sent",
+            later.kind == OutboxMessage.kind,
+            later.target == OutboxMessage.target,
+            col(later.id) > col(OutboxMessage.id),
+        )
+        .exists()
+    )
+    q = select(OutboxMessage).where(OutboxMessage.team_id == team_id, OutboxMessage.status == "failed", ~healed)
     if project_id is not None:
         q = q.where(OutboxMessage.project_id == project_id)
-    healed = {  # a later message to the same place went through: the problem was fixed
-        (kind, target): int(last or 0)
-        for kind, target, last in (
-            await s.execute(
-                select(OutboxMessage.kind, OutboxMessage.target, func.max(OutboxMessage.id))
-                .where(OutboxMessage.team_id == team_id, OutboxMessage.status == "sent")
-                .group_by(col(OutboxMessage.kind), col(OutboxMessage.target))
-            )
-        ).all()
-    }
+    return q.order_by(col(OutboxMessage.id).desc()).limit(200)
+
+
+def problems_from(rows: Iterable[tuple[int, str, str, str | None, datetime]]) -> list[Problem]:
+    """(id, kind, target, last_error, at) of undelivered messages, newest first → one Problem per target and error."""
     seen: dict[tuple[str, str, str], Problem] = {}
-    for row in (await s.execute(q.order_by(col(OutboxMessage.id).desc()).limit(200))).scalars():
-        err = DeliveryError(row.last_error or "error", permanent=True)
-        k = (row.kind, row.target, err.code)
-        if k not in seen and healed.get((row.kind, row.target), 0) < (row.id or 0):
-            seen[k] = Problem(row.id or 0, row.kind, row.target, err.code, err.fix, row.done_at or row.created_at)
+    for row_id, kind, target, last_error, at in rows:
+        err = DeliveryError(last_error or "error", permanent=True)
+        k = (kind, target, err.code)
+        if k not in seen:
+            seen[k] = Problem(row_id, kind, target, err.code, err.fix, at)
     return list(seen.values())
+
+
+async def undelivered(s: AsyncSession, *, team_id: str, project_id: int | None = None) -> list[Problem]:
+    """Messages Slack refused for good (newest first, one per target and error): for `status` and App Home."""
+    rows = (await s.execute(undelivered_select(team_id=team_id, project_id=project_id))).scalars()
+    return problems_from((r.id or 0, r.kind, r.target, r.last_error, r.done_at or r.created_at) for r in rows)
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -20,6 +24,7 @@ from bot.db.models import (
     Project,
     SuccessCriterion,
     Task,
+    UTCDateTime,
 )
 from bot.errors import GateNotMet, InvalidInput
 from bot.process import (
@@ -52,76 +57,127 @@ class AdvanceResult:
     iteration: int = 0  # the project's iteration after the advance (0 = the first)
 
 
-async def gather_facts(s: AsyncSession, project: Project) -> GateFacts:
-    """Everything the gates look at, in a fixed number of queries."""
-    pid = project.id
-    brief = (await s.execute(select(Brief).where(Brief.project_id == pid))).scalar_one_or_none()
-    criteria = tuple(
-        Criterion(c.metric, c.comparator, c.target, c.real_check)
-        for c in (
-            await s.execute(
-                select(SuccessCriterion).where(SuccessCriterion.project_id == pid).order_by(col(SuccessCriterion.id))
-            )
-        ).scalars()
-    )
-    baseline = (
-        await s.execute(select(Baseline).where(Baseline.project_id == pid).order_by(col(Baseline.id).desc()).limit(1))
-    ).scalar_one_or_none()
-    pipeline = (
-        await s.execute(
-            select(Baseline.pipeline_url)
-            .where(Baseline.project_id == pid, col(Baseline.pipeline_url).is_not(None))
-            .order_by(col(Baseline.id).desc())
-            .limit(1)
-        )
-    ).scalar_one_or_none()
+PID = sa.bindparam("pid", type_=sa.Integer())  # the project the prepared statements below are about
+ITERATION = sa.bindparam("iteration", type_=sa.Integer())  # its current iteration
+
+
+def gate_params(project: Project) -> dict[str, Any]:
+    """The parameters of `gate_columns()` and `gate_rows()` for a project."""
+    return {"pid": project.id, "iteration": project.iteration}
+
+
+@cache
+def gate_columns() -> tuple[Any, ...]:
+    """The gates' single-valued facts as labelled scalar subqueries (one SELECT without FROM gathers them all).
+    Built once, with `pid` and `iteration` parameters (`gate_params`)."""
+    latest_baseline = (
+        sa.select(col(Baseline.id)).where(col(Baseline.project_id) == PID).order_by(col(Baseline.id).desc()).limit(1)
+    ).scalar_subquery()
+    brief = col(Brief.project_id) == PID
     decisions = (
-        await s.execute(
-            select(Decision.ready)
-            .join(Meeting, col(Meeting.id) == col(Decision.meeting_id))
-            .where(Decision.project_id == pid, Meeting.iteration == project.iteration)
-        )
-    ).all()
-    evaluations = list(
-        (
-            await s.execute(
-                select(Evaluation)
-                .where(Evaluation.project_id == pid, Evaluation.iteration == project.iteration)
-                .order_by(col(Evaluation.id).desc())
-            )
-        ).scalars()
+        sa.select(col(Decision.id))
+        .join(Meeting, col(Meeting.id) == col(Decision.meeting_id))
+        .where(col(Decision.project_id) == PID, col(Meeting.iteration) == ITERATION)
     )
+    deployment = sa.and_(col(Task.project_id) == PID, col(Task.phase) == Phase.DEPLOYMENT.value)
+    return (
+        sa.select(col(Brief.problem)).where(brief).scalar_subquery().label("brief_problem"),
+        sa.select(col(Brief.acknowledged_by)).where(brief).scalar_subquery().label("brief_ack"),
+        sa.select(col(Brief.changed_after_ack)).where(brief).scalar_subquery().label("brief_changed"),
+        sa.select(col(Baseline.metric))
+        .where(col(Baseline.id) == latest_baseline)
+        .scalar_subquery()
+        .label("baseline_metric"),
+        sa.select(col(Baseline.value))
+        .where(col(Baseline.id) == latest_baseline)
+        .scalar_subquery()
+        .label("baseline_value"),
+        sa.select(col(Baseline.pipeline_url))
+        .where(col(Baseline.project_id) == PID, col(Baseline.pipeline_url).is_not(None))
+        .order_by(col(Baseline.id).desc())
+        .limit(1)
+        .scalar_subquery()
+        .label("pipeline_url"),
+        decisions.exists().label("any_decision"),
+        decisions.where(col(Decision.ready).is_(True)).exists().label("ready_decision"),
+        sa.select(func.count()).where(deployment).scalar_subquery().label("deployment_total"),
+        sa.select(func.count())
+        .where(deployment, col(Task.status) == "open")
+        .scalar_subquery()
+        .label("deployment_open"),
+    )
+
+
+@cache
+def gate_rows() -> tuple[Any, ...]:
+    """The gates' lists (success criteria; this iteration's evaluations) as branches of one UNION ALL of the same
+    columns: kind, id, a, b, c, d (text), value (a number), at (a time); more branches of that shape can join the
+    UNION (the status report's members and undelivered messages). Built once, with `gate_params`."""
+    return (
+        sa.select(
+            sa.literal_column("'criterion'").label("kind"),
+            col(SuccessCriterion.id).label("id"),
+            col(SuccessCriterion.metric).label("a"),
+            col(SuccessCriterion.comparator).label("b"),
+            col(SuccessCriterion.target).label("c"),
+            col(SuccessCriterion.real_check).label("d"),
+            sa.cast(sa.null(), sa.Float()).label("value"),  # typed NULLs: PostgreSQL types a UNION by its first rows
+            sa.cast(sa.null(), UTCDateTime()).label("at"),
+        ).where(col(SuccessCriterion.project_id) == PID),
+        sa.select(
+            sa.literal_column("'evaluation'"),
+            col(Evaluation.id),
+            col(Evaluation.metric),
+            col(Evaluation.real_check),
+            col(Evaluation.evidence_url),
+            sa.cast(sa.null(), sa.String()),
+            col(Evaluation.value),
+            sa.null(),
+        ).where(col(Evaluation.project_id) == PID, col(Evaluation.iteration) == ITERATION),
+    )
+
+
+def facts_from(row: Any, rows: Iterable[Any]) -> GateFacts:
+    """GateFacts from `gate_columns`' row and `gate_rows`' rows (any order)."""
+    criteria_rows = sorted((r for r in rows if r.kind == "criterion"), key=lambda r: r.id)
+    criteria = tuple(Criterion(r.a, r.b, r.c, r.d) for r in criteria_rows)
+    evaluations = sorted((r for r in rows if r.kind == "evaluation"), key=lambda r: -r.id)
     evaluation = evaluations[0] if evaluations else None
-    checked = next((e for e in evaluations if e.real_check), None)
-    results = tuple(
-        CriterionResult(c, next((e.value for e in evaluations if c.matches(e.metric)), None)) for c in criteria
-    )
-    total, open_ = (
-        await s.execute(
-            select(func.count(), func.count().filter(col(Task.status) == "open")).where(
-                Task.project_id == pid, Task.phase == Phase.DEPLOYMENT.value
-            )
-        )
-    ).one()
+    checked = next((e for e in evaluations if e.b), None)
+    results = tuple(CriterionResult(c, next((e.value for e in evaluations if c.matches(e.a)), None)) for c in criteria)
+    has_brief = row.brief_problem is not None
     return GateFacts(
-        brief_problem=brief.problem if brief else "",
+        brief_problem=row.brief_problem or "",
         criteria=criteria,
-        brief_acknowledged_by_business_owner=bool(brief and brief.acknowledged_by),
-        baseline=f"{baseline.metric} = {baseline.value:g}" if baseline else None,
-        pipeline_url=pipeline,
-        ready_decision=any(r for (r,) in decisions),
-        any_decision=bool(decisions),
-        evaluation=f"{evaluation.metric} = {evaluation.value:g}" if evaluation else None,
-        real_check=(
-            checked.real_check + (f" (evidence: {checked.evidence_url})" if checked.evidence_url else "")
-            if checked
-            else None
-        ),
+        brief_acknowledged_by_business_owner=bool(has_brief and row.brief_ack),
+        baseline=f"{row.baseline_metric} = {row.baseline_value:g}" if row.baseline_metric is not None else None,
+        pipeline_url=row.pipeline_url,
+        ready_decision=bool(row.ready_decision),
+        any_decision=bool(row.any_decision),
+        evaluation=f"{evaluation.a} = {evaluation.value:g}" if evaluation else None,
+        real_check=(checked.b + (f" (evidence: {checked.c})" if checked.c else "")) if checked else None,
         criterion_results=results,
-        brief_changed=bool(brief and brief.changed_after_ack),
-        deployment_tasks_total=int(total or 0),
-        deployment_tasks_open=int(open_ or 0),
+        brief_changed=bool(has_brief and row.brief_changed),
+        deployment_tasks_total=int(row.deployment_total or 0),
+        deployment_tasks_open=int(row.deployment_open or 0),
     )
+
+
+@cache
+def _facts() -> Any:
+    return sa.select(*gate_columns())
+
+
+@cache
+def _lists() -> Any:
+    return sa.union_all(*gate_rows())
+
+
+async def gather_facts(s: AsyncSession, project: Project) -> GateFacts:
+    """Everything the gates look at, in two queries whatever the project's size."""
+    row = (await s.execute(_facts(), gate_params(project))).one()
+    rows = (await s.execute(_lists(), gate_params(project))).all()
+    return facts_from(row, rows)
 
 
 async def current_record(s: AsyncSession, project: Project) -> PhaseRecord | None:

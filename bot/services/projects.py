@@ -46,6 +46,60 @@ def check_timezone(name: str) -> str:
     return name
 
 
+async def resolve_project(s: AsyncSession, *, actor: Actor, channel_id: str | None, name: str | None = None) -> Project:
+    """The project a command is about, in the caller's session: by name, else the channel's, else the user's only
+    project."""
+    if name:
+        p = (
+            await s.execute(select(Project).where(Project.team_id == actor.team_id, Project.name == name))
+        ).scalar_one_or_none()
+        if p is None:
+            raise NotFound(f"There is no project named `{name}`. `/phasegate status` lists yours.")
+        return p
+    if channel_id:
+        in_channel = list(
+            (
+                await s.execute(
+                    select(Project)
+                    .where(Project.team_id == actor.team_id, Project.channel_id == channel_id)
+                    .order_by(col(Project.id))
+                )
+            ).scalars()
+        )
+        if len(in_channel) == 1:
+            return in_channel[0]
+        if len(in_channel) > 1:
+            names = ", ".join(f"`{p.name}`" for p in in_channel)
+            raise InvalidInput(f"This channel hosts several projects ({names}): add project=<name> to say which.")
+    mine = await projects_of(s, actor)
+    if len(mine) == 1:
+        return mine[0]
+    if not mine:
+        raise NotFound(
+            "No project here yet. Start one with `/phasegate init <name> repo=<owner/repo>` in the project's channel."
+        )
+    raise InvalidInput(
+        "You are in several projects: run this in a project's channel or add project=<name> "
+        f"(yours: {', '.join(p.name for p in mine)})."
+    )
+
+
+async def projects_of(s: AsyncSession, actor: Actor) -> list[Project]:
+    """Projects the user leads or has a role in."""
+    member_of = select(ProjectMember.project_id).where(
+        ProjectMember.team_id == actor.team_id, ProjectMember.user_id == actor.user_id
+    )
+    rows = await s.execute(
+        select(Project)
+        .where(
+            Project.team_id == actor.team_id,
+            or_(Project.lead_user_id == actor.user_id, col(Project.id).in_(member_of)),
+        )
+        .order_by(col(Project.id))
+    )
+    return list(rows.scalars())
+
+
 class ProjectService(ServiceBase):
     allowed_repos: tuple[str, ...] = ()  # PHASEGATE_GITHUB_REPOS (set by the composition)
     # A GitHub App of many installations: why `repo` may not be named by this workspace (no linked installation
@@ -129,56 +183,10 @@ class ProjectService(ServiceBase):
     async def resolve(self, *, actor: Actor, channel_id: str | None, name: str | None = None) -> Project:
         """The project a command is about: by name, else the channel's, else the user's only project."""
         async with self.db.session() as s:
-            if name:
-                p = (
-                    await s.execute(select(Project).where(Project.team_id == actor.team_id, Project.name == name))
-                ).scalar_one_or_none()
-                if p is None:
-                    raise NotFound(f"There is no project named `{name}`. `/phasegate status` lists yours.")
-                return p
-            if channel_id:
-                in_channel = list(
-                    (
-                        await s.execute(
-                            select(Project)
-                            .where(Project.team_id == actor.team_id, Project.channel_id == channel_id)
-                            .order_by(col(Project.id))
-                        )
-                    ).scalars()
-                )
-                if len(in_channel) == 1:
-                    return in_channel[0]
-                if len(in_channel) > 1:
-                    names = ", ".join(f"`{p.name}`" for p in in_channel)
-                    raise InvalidInput(
-                        f"This channel hosts several projects ({names}): add project=<name> to say which."
-                    )
-            mine = await self._projects_of(s, actor)
-            if len(mine) == 1:
-                return mine[0]
-            if not mine:
-                raise NotFound(
-                    "No project here yet. Start one with `/phasegate init <name> repo=<owner/repo>` "
-                    "in the project's channel."
-                )
-            raise InvalidInput(
-                "You are in several projects: run this in a project's channel or add project=<name> "
-                f"(yours: {', '.join(p.name for p in mine)})."
-            )
+            return await resolve_project(s, actor=actor, channel_id=channel_id, name=name)
 
     async def _projects_of(self, s: AsyncSession, actor: Actor) -> list[Project]:
-        member_of = select(ProjectMember.project_id).where(
-            ProjectMember.team_id == actor.team_id, ProjectMember.user_id == actor.user_id
-        )
-        rows = await s.execute(
-            select(Project)
-            .where(
-                Project.team_id == actor.team_id,
-                or_(Project.lead_user_id == actor.user_id, col(Project.id).in_(member_of)),
-            )
-            .order_by(col(Project.id))
-        )
-        return list(rows.scalars())
+        return await projects_of(s, actor)
 
     async def list_for_user(self, *, actor: Actor) -> list[Project]:
         """Projects the user leads or has a role in."""
@@ -304,7 +312,11 @@ class ProjectService(ServiceBase):
                     row.roles = [MEMBER_ROLE]
                 s.add(row)
             await self.audit(
-                s, actor=actor, action="join.approve" if approve else "join.decline", project_id=project_id, user=user_id
+                s,
+                actor=actor,
+                action="join.approve" if approve else "join.decline",
+                project_id=project_id,
+                user=user_id,
             )
             await self.say(
                 s,

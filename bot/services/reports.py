@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from sqlalchemy import case, func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, or_, select
@@ -18,14 +23,17 @@ from bot.db.models import (
     PhaseRecord,
     PhaseTarget,
     Project,
+    ProjectMember,
     Proposal,
     Task,
+    UTCDateTime,
 )
 from bot.errors import InvalidInput
-from bot.outbox import undelivered
+from bot.outbox.store import problems_from, undelivered_select
 from bot.process import MEETING_KINDS, PHASE_ORDER, PHASES, GateResult, Phase, Role, evaluate_gate
-from bot.services.base import Actor, ServiceBase, project_members
-from bot.services.gates import gather_facts
+from bot.services.base import Actor, ServiceBase
+from bot.services.gates import PID, facts_from, gate_columns, gate_params, gate_rows
+from bot.services.projects import resolve_project
 
 OPEN_TASKS_SHOWN = 15
 TASK_FILTERS = ("mine", "open", "all")
@@ -89,7 +97,7 @@ class StatusReport:
 
     @property
     def sync_paused(self) -> str | None:
-        """"paused: <why> — fix: …" while a dead end in GitHub (archived, no access) holds the sync."""
+        """ "paused: <why> — fix: …" while a dead end in GitHub (archived, no access) holds the sync."""
         from bot.github.sync import pause_text
 
         if self.project.sync_paused_reason is None:
@@ -131,141 +139,264 @@ async def _task_lines(
     ]
 
 
-async def _meetings(s: AsyncSession, project_ids: list[int], now: datetime, user_id: str) -> list[MeetingLine]:
-    if not project_ids:
-        return []
-    rows = (
-        await s.execute(
-            select(Meeting)
-            .where(
-                col(Meeting.project_id).in_(project_ids),
-                col(Meeting.status).in_(("scheduled", "held")),
-                Meeting.starts_at >= now - timedelta(hours=12),
-            )
-            .order_by(col(Meeting.starts_at))
-            .limit(50)
+# The report's statements are built once (`cache`), with parameters: per command only the values change.
+PHASE = sa.bindparam("phase", type_=sa.String())
+TEAM = sa.bindparam("team", type_=sa.String())
+USER = sa.bindparam("user", type_=sa.String())
+ROLES: sa.BindParameter[str] = sa.bindparam(
+    "roles", expanding=True
+)  # the roles the acting person holds in the project (not lead)
+SINCE = sa.bindparam("since", type_=UTCDateTime())
+COAUTHOR = sa.bindparam("coauthor", type_=sa.String())  # a LIKE pattern: the person's id in a coauthors list
+
+
+def _task_branch(kind: str, where: Any, limit: int, *, current_first: bool = False) -> Any:
+    """Up to `limit` tasks (with their issue's url and failures) as one branch of the report's task UNION."""
+    q: Any = (
+        sa.select(
+            sa.literal_column(f"'{kind}'").label("kind"),
+            col(Task.number).label("number"),
+            col(Task.title).label("title"),
+            col(Task.phase).label("phase"),
+            col(Task.status).label("status"),
+            col(Task.assignee_user_id).label("assignee"),
+            col(Task.role).label("role"),
+            col(GitHubIssue.html_url).label("url"),
+            col(GitHubIssue.failures).label("failures"),
+            col(Task.superseded_at).label("superseded_at"),
+            sa.cast(sa.null(), sa.Integer()).label("total"),  # typed NULLs: PostgreSQL types a UNION by its first rows
+            sa.cast(sa.null(), sa.Integer()).label("closed"),
+            sa.cast(sa.null(), sa.Integer()).label("dropped"),
         )
-    ).scalars()
-    meetings = list(rows)
-    ids = [m.id for m in meetings]
-    if not ids:
-        return []
-    counts = dict(
-        (
-            await s.execute(
-                select(Proposal.meeting_id, func.count())
-                .where(col(Proposal.meeting_id).in_(ids))
-                .group_by(col(Proposal.meeting_id))
-            )
-        ).all()
+        .outerjoin(GitHubIssue, col(GitHubIssue.task_id) == col(Task.id))
+        .where(where)
     )
-    owes = {
-        mid
-        for (mid,) in (
-            await s.execute(
-                select(MeetingAttendee.meeting_id).where(
-                    col(MeetingAttendee.meeting_id).in_(ids),
-                    MeetingAttendee.user_id == user_id,
-                    col(MeetingAttendee.owes_proposal).is_(True),
-                )
-            )
-        ).all()
-    }
-    authored = {
-        mid
-        for mid, author, coauthors in (
-            await s.execute(
-                select(Proposal.meeting_id, Proposal.author_user_id, Proposal.coauthors).where(
-                    col(Proposal.meeting_id).in_(ids)
-                )
-            )
-        ).all()
-        if author == user_id or user_id in (coauthors or [])
-    }
-    return [
-        MeetingLine(
-            m.id or 0,
-            m.kind,
-            MEETING_KINDS[m.kind].title if m.kind in MEETING_KINDS else m.kind,
-            m.starts_at,
-            m.duration_min,
-            m.status,
-            m.proposal_deadline,
-            int(counts.get(m.id or 0, 0)),
-            m.id in owes and m.id not in authored,
+    if current_first:  # the current phase's tasks first, so a long list never hides them
+        q = q.order_by(case((col(Task.phase) == PHASE, 0), else_=1))
+    sub = q.order_by(col(Task.number)).limit(limit).subquery()
+    return sa.select(*sub.c)  # a LIMIT inside a UNION needs its own sub-select (SQLite)
+
+
+def _count_branch() -> Any:
+    """Tasks per phase (counted, superseded apart) as the task UNION's `count` rows."""
+    nulls = [sa.null()] * 6
+    return (
+        sa.select(
+            sa.literal_column("'count'"),
+            sa.null(),
+            sa.null(),
+            col(Task.phase),
+            *nulls,
+            func.count().filter(col(Task.superseded_at).is_(None)),
+            func.count().filter(col(Task.status) == "closed", col(Task.superseded_at).is_(None)),
+            func.count().filter(col(Task.superseded_at).is_not(None)),
         )
-        for m in meetings
+        .where(col(Task.project_id) == PID)
+        .group_by(col(Task.phase))
+    )
+
+
+@cache
+def _tasks(home: bool) -> Any:
+    """Open tasks, failing tasks, counts per phase; for App Home also the acting person's open tasks (assigned to
+    them, or to nobody yet but to a role they hold, as `task list mine`): one UNION ALL."""
+    in_project = col(Task.project_id) == PID
+    branches = [
+        _task_branch("open", sa.and_(in_project, col(Task.status) == "open"), OPEN_TASKS_SHOWN, current_first=True),
+        _task_branch("failing", sa.and_(in_project, col(GitHubIssue.failures) > 0), OPEN_TASKS_SHOWN),
+        _count_branch(),
+    ]
+    if home:
+        mine = or_(
+            col(Task.assignee_user_id) == USER,
+            col(Task.assignee_user_id).is_(None) & col(Task.role).in_(ROLES),
+        )
+        branches.append(_task_branch("mine", sa.and_(in_project, col(Task.status) == "open", mine), 10))
+    return sa.union_all(*branches)
+
+
+def _line(r: Any) -> TaskLine:
+    return TaskLine(
+        r.number,
+        r.title,
+        r.phase,
+        r.status,
+        r.assignee,
+        r.role,
+        r.url,
+        bool(r.failures),
+        r.superseded_at is not None,
+    )
+
+
+@cache
+def _facts() -> Any:
+    """The gates' facts, the GitHub sync's pending and failing items and the phase's target date: one SELECT."""
+    pending, failing = (
+        sa.select(func.count())
+        .where(col(OutboxItem.project_id) == PID, col(OutboxItem.status) == status)
+        .scalar_subquery()
+        for status in ("pending", "failing")
+    )
+    due = sa.select(col(PhaseTarget.due)).where(col(PhaseTarget.project_id) == PID, col(PhaseTarget.phase) == PHASE)
+    return sa.select(
+        *gate_columns(),
+        pending.label("sync_pending"),
+        failing.label("sync_failing"),
+        due.scalar_subquery().label("target_due"),
+    )
+
+
+@cache
+def _project_rows() -> Any:
+    """Gate lists, members and undelivered messages of a project: one UNION ALL (see gates.gate_rows)."""
+    members: Any = sa.select(
+        sa.literal_column("'member'"),
+        col(ProjectMember.id),
+        col(ProjectMember.user_id),
+        sa.cast(col(ProjectMember.roles), sa.String()),
+        *[sa.null()] * 4,
+    ).where(col(ProjectMember.project_id) == PID)
+    failed = undelivered_select(team_id=TEAM, project_id=PID).subquery()
+    problems = sa.select(
+        sa.literal_column("'undelivered'"),
+        failed.c.id,
+        failed.c.kind,
+        failed.c.target,
+        failed.c.last_error,
+        sa.null(),
+        sa.null(),
+        func.coalesce(failed.c.done_at, failed.c.created_at),
+    )
+    return sa.union_all(*gate_rows(), members, problems)
+
+
+@cache
+def _records() -> Any:
+    return select(PhaseRecord).where(col(PhaseRecord.project_id) == PID).order_by(col(PhaseRecord.id))
+
+
+@cache
+def _meetings_select() -> Any:
+    """Upcoming meetings (from 12 h ago) with their proposal count, and for the person looking: attending, owing a
+    proposal (an attendee who owes one), wrote or co-wrote one."""
+    me = col(MeetingAttendee.user_id) == USER
+    here = col(MeetingAttendee.meeting_id) == col(Meeting.id)
+    wrote = or_(
+        col(Proposal.author_user_id) == USER,
+        sa.cast(col(Proposal.coauthors), sa.String()).like(COAUTHOR, escape="\\"),
+    )
+    return (
+        sa.select(
+            Meeting,
+            sa.select(func.count())
+            .where(col(Proposal.meeting_id) == col(Meeting.id))
+            .scalar_subquery()
+            .label("proposals"),
+            sa.select(col(MeetingAttendee.id)).where(here, me).exists().label("attending"),
+            sa.select(col(MeetingAttendee.id))
+            .where(here, me, col(MeetingAttendee.owes_proposal).is_(True))
+            .exists()
+            .label("owes"),
+            sa.select(col(Proposal.id))
+            .where(col(Proposal.meeting_id) == col(Meeting.id), wrote)
+            .exists()
+            .label("wrote"),
+        )
+        .where(
+            col(Meeting.project_id) == PID,
+            col(Meeting.status).in_(("scheduled", "held")),
+            col(Meeting.starts_at) >= SINCE,
+        )
+        .order_by(col(Meeting.starts_at))
+        .limit(50)
+    )
+
+
+def _like_literal(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def _meetings(s: AsyncSession, params: dict[str, Any]) -> list[tuple[MeetingLine, bool]]:
+    """Upcoming meetings of the project, each with whether the person looking attends it: one query."""
+    rows = (await s.execute(_meetings_select(), params)).all()
+    return [
+        (
+            MeetingLine(
+                m.id or 0,
+                m.kind,
+                MEETING_KINDS[m.kind].title if m.kind in MEETING_KINDS else m.kind,
+                m.starts_at,
+                m.duration_min,
+                m.status,
+                m.proposal_deadline,
+                int(proposals or 0),
+                bool(owes) and not wrote,
+            ),
+            bool(attending),
+        )
+        for m, proposals, attending, owes, wrote in rows
     ]
 
 
 class ReportService(ServiceBase):
-    async def _status(self, s: AsyncSession, actor: Actor, project: Project) -> StatusReport:
+    async def _status(
+        self, s: AsyncSession, actor: Actor, project: Project, *, home: bool = False
+    ) -> tuple[StatusReport, list[TaskLine], set[int]]:
+        """The status report in five queries whatever the project's size; with `home`, also the acting person's
+        open tasks and the meetings they attend (no extra query)."""
         assert project.id is not None
-        pid = project.id
-        gate = evaluate_gate(Phase(project.phase), await gather_facts(s, project))
-        records = list(
-            (
-                await s.execute(select(PhaseRecord).where(PhaseRecord.project_id == pid).order_by(col(PhaseRecord.id)))
-            ).scalars()
+        now = self.clock.now()
+        params: dict[str, Any] = {
+            **gate_params(project),
+            "phase": project.phase,
+            "team": project.team_id,
+            "user": actor.user_id,
+            "since": now - timedelta(hours=12),
+            "coauthor": f'%"{_like_literal(actor.user_id)}"%',
+        }
+        facts = (await s.execute(_facts(), params)).one()
+        rows = (await s.execute(_project_rows(), params)).all()
+        gate = evaluate_gate(Phase(project.phase), facts_from(facts, rows))
+        members: dict[str, set[str]] = {
+            r.a: set(json.loads(r.b) if isinstance(r.b, str) else r.b or []) for r in rows if r.kind == "member"
+        }
+        problems = problems_from(
+            (r.id, r.a, r.b, r.c, r.at)
+            for r in sorted((r for r in rows if r.kind == "undelivered"), key=lambda r: -r.id)
         )
+        records = list((await s.execute(_records(), params)).scalars())
         record = next((r for r in reversed(records) if r.ended_at is None), None)
-        counts = (
-            await s.execute(
-                select(
-                    Task.phase,
-                    func.count().filter(col(Task.superseded_at).is_(None)),
-                    func.count().filter(col(Task.status) == "closed", col(Task.superseded_at).is_(None)),
-                    func.count().filter(col(Task.superseded_at).is_not(None)),
-                )
-                .where(Task.project_id == pid)
-                .group_by(col(Task.phase))
-            )
-        ).all()
-        by_phase = {ph: (int(total), int(closed)) for ph, total, closed, _ in counts}
-        dropped = {ph: int(n) for ph, _, _, n in counts}
-        progress = [
-            PhaseProgress(p, *by_phase[p.value], dropped[p.value]) for p in PHASE_ORDER if p.value in by_phase
-        ]
-        open_q = select(Task, GitHubIssue.html_url, GitHubIssue.failures).where(
-            Task.project_id == pid, Task.status == "open"
-        )
-        open_tasks = await _task_lines(s, open_q, OPEN_TASKS_SHOWN, first_phase=project.phase)
-        failing_q = select(Task, GitHubIssue.html_url, GitHubIssue.failures).where(
-            Task.project_id == pid, col(GitHubIssue.failures) > 0
-        )
-        failing = await _task_lines(s, failing_q, OPEN_TASKS_SHOWN)
-        outbox = dict(
-            (
-                await s.execute(
-                    select(OutboxItem.status, func.count())
-                    .where(OutboxItem.project_id == pid)
-                    .group_by(col(OutboxItem.status))
-                )
-            ).all()
-        )
-        target_due = (
-            await s.execute(
-                select(col(PhaseTarget.due)).where(PhaseTarget.project_id == pid, PhaseTarget.phase == project.phase)
-            )
-        ).scalar_one_or_none()
-        today = self.clock.now().astimezone(ZoneInfo(project.timezone)).date()
-        return StatusReport(
+        params["roles"] = sorted(members.get(actor.user_id, set()) - {Role.LEAD.value})
+        tasks = (await s.execute(_tasks(home), params)).all()
+        by_phase = {r.phase: (int(r.total), int(r.closed)) for r in tasks if r.kind == "count"}
+        dropped = {r.phase: int(r.dropped) for r in tasks if r.kind == "count"}
+        progress = [PhaseProgress(p, *by_phase[p.value], dropped[p.value]) for p in PHASE_ORDER if p.value in by_phase]
+
+        def lines(kind: str, key: Callable[[Any], Any] = lambda r: r.number) -> list[TaskLine]:
+            return [_line(r) for r in sorted((r for r in tasks if r.kind == kind), key=key)]
+
+        meetings = await _meetings(s, params)
+        target_due = facts.target_due
+        today = now.astimezone(ZoneInfo(project.timezone)).date()
+        report = StatusReport(
             project=project,
             gate=gate,
             record=record,
             overrides=[r for r in records if r.override_reason],
             progress=progress,
-            open_tasks=open_tasks,
+            open_tasks=lines("open", lambda r: (r.phase != project.phase, r.number)),
             open_total=sum(t - c for t, c in by_phase.values()),
-            meetings=await _meetings(s, [pid], self.clock.now(), actor.user_id),
-            members=await project_members(s, pid),
-            sync_pending=int(outbox.get("pending", 0)),
-            sync_failing=int(outbox.get("failing", 0)),
-            failing_tasks=failing,
-            undelivered=[p.line() for p in await undelivered(s, team_id=project.team_id, project_id=pid)],
+            meetings=[m for m, _ in meetings],
+            members=members,
+            sync_pending=int(facts.sync_pending or 0),
+            sync_failing=int(facts.sync_failing or 0),
+            failing_tasks=lines("failing"),
+            undelivered=[p.line() for p in problems],
             target_due=target_due,
             overdue_days=max(0, (today - target_due).days) if target_due else 0,
         )
+        return report, lines("mine"), {m.id for m, attending in meetings if attending}
 
     async def find_tasks(
         self,
@@ -303,13 +434,18 @@ class ReportService(ServiceBase):
         async with self.db.session() as s:
             if project is None or project.id != project_id or project.team_id != actor.team_id:
                 project = await self.project_by_id(s, actor, project_id)
-            return await self._status(s, actor, project)
+            return (await self._status(s, actor, project))[0]
+
+    async def status_here(self, *, actor: Actor, channel_id: str | None, name: str | None = None) -> StatusReport:
+        """`status`: the project the command is about (as `ProjectService.resolve`) and its report, in one session
+        and one transaction."""
+        async with self.db.session() as s:
+            project = await resolve_project(s, actor=actor, channel_id=channel_id, name=name)
+            return (await self._status(s, actor, project))[0]
 
     async def home(self, *, actor: Actor, limit_projects: int = 5) -> list[HomeProject]:
         """A person's App Home: their projects with gate, their meetings (owing a proposal?) and tasks."""
         async with self.db.session() as s:
-            from bot.db.models import ProjectMember
-
             member_of = select(ProjectMember.project_id).where(
                 ProjectMember.team_id == actor.team_id, ProjectMember.user_id == actor.user_id
             )
@@ -337,26 +473,6 @@ class ReportService(ServiceBase):
             )
             result = []
             for project in projects:
-                status = await self._status(s, actor, project)
-                # Mine: assigned to me, or to nobody yet but to a role I hold in the project (as `task list mine`).
-                roles = sorted(status.members.get(actor.user_id, set()) - {Role.LEAD.value})
-                mine = col(Task.assignee_user_id) == actor.user_id
-                if roles:
-                    mine = or_(mine, col(Task.assignee_user_id).is_(None) & col(Task.role).in_(roles))
-                mine_q = select(Task, GitHubIssue.html_url, GitHubIssue.failures).where(
-                    Task.project_id == project.id, Task.status == "open", mine
-                )
-                my_tasks = await _task_lines(s, mine_q, 10)
-                attendee_of = {
-                    mid
-                    for (mid,) in (
-                        await s.execute(
-                            select(MeetingAttendee.meeting_id).where(
-                                col(MeetingAttendee.meeting_id).in_([m.id for m in status.meetings] or [-1]),
-                                MeetingAttendee.user_id == actor.user_id,
-                            )
-                        )
-                    ).all()
-                }
-                result.append(HomeProject(status, my_tasks, [m for m in status.meetings if m.id in attendee_of]))
+                status, my_tasks, attends = await self._status(s, actor, project, home=True)
+                result.append(HomeProject(status, my_tasks, [m for m in status.meetings if m.id in attends]))
             return result

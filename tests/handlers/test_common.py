@@ -1,0 +1,75 @@
+"""What every listener shares: the acting person's context asks Slack for a profile once, not on every command."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.commands import Context, dispatch
+from bot.messaging import Person, RecordingMessenger
+from bot.services import Actor, Services
+from handlers.common import context_for, is_slash_command, replayed
+
+TEAM, CHANNEL = "TA000001", "C0COMMON01"
+
+
+@dataclass
+class CountingMessenger(RecordingMessenger):
+    asked: int = 0
+
+    async def person(self, *, team_id: str, user_id: str) -> Person | None:
+        self.asked += 1
+        return await super().person(team_id=team_id, user_id=user_id)
+
+
+def _services(services: Services, messenger: CountingMessenger) -> Services:
+    services.messenger = messenger
+    return services
+
+
+async def test_a_person_whose_profile_is_stored_is_not_looked_up_again(services: Services) -> None:
+    messenger = CountingMessenger(people={"U0ANA0001": Person("U0ANA0001", "ana", timezone="Europe/Lisbon")})
+    services = _services(services, messenger)
+    contexts = [
+        await context_for(services, team_id=TEAM, user_id="U0ANA0001", channel_id=CHANNEL, command="/phasegate")
+        for _ in range(3)
+    ]
+    assert [c.tz for c in contexts] == ["Europe/Lisbon"] * 3
+    assert messenger.asked == 1
+
+
+async def test_a_person_slack_gives_no_zone_is_asked_once_and_reads_utc(services: Services) -> None:
+    messenger = CountingMessenger(people={"U0RAJ0001": Person("U0RAJ0001", "raj", timezone=None)})
+    services = _services(services, messenger)
+    for _ in range(3):
+        ctx = await context_for(services, team_id=TEAM, user_id="U0RAJ0001", channel_id=CHANNEL, command="/phasegate")
+        assert ctx.tz == "UTC"
+    assert messenger.asked == 1
+
+
+async def test_a_person_slack_does_not_know_is_asked_again_later(services: Services) -> None:
+    messenger = CountingMessenger()
+    services = _services(services, messenger)
+    for _ in range(2):
+        await context_for(services, team_id=TEAM, user_id="U0NEW0001", channel_id=CHANNEL, command="/phasegate")
+    assert messenger.asked == 2  # nothing was stored: the next command tries again
+
+
+async def test_status_only_reads_so_it_does_not_wake_the_github_sync(services: Services) -> None:
+    ctx = Context(services=services, actor=Actor(TEAM, "U0LEAD0001"), channel_id=CHANNEL)
+    assert (await dispatch(ctx, "init common repo=acme/common")).changed
+    assert not (await dispatch(ctx, "status")).changed
+    assert (await dispatch(ctx, 'task add title="Write it"')).changed
+
+
+def test_a_slash_command_body_is_told_from_an_interaction_and_an_event() -> None:
+    assert is_slash_command("team_id=T1&command=%2Fphasegate&text=status")
+    assert not is_slash_command("payload=%7B%22type%22%3A%22block_actions%22%7D")
+    assert not is_slash_command('{"type": "event_callback"}')
+
+
+async def test_a_signature_is_accepted_once_and_a_request_without_one_is_never_a_replay(services: Services) -> None:
+    signed = {"x-slack-signature": ["v0=abc"]}
+    assert not await replayed(services, signed)
+    assert await replayed(services, signed)  # the same signature again: a replay, its command must not run
+    assert not await replayed(services, {})
+    assert not await replayed(services, {})
