@@ -526,10 +526,19 @@ def measure(
     return {"row": row, "hourly": hourly, **{k: v for k, v in run.items() if k not in row}}
 
 
-def main(*, quick: bool = False, postgres: bool | None = None, trace: bool = False) -> dict[str, Any]:
-    projects, warmup, hours, hour_wall = (4, 1, 2, 2.0) if quick else (100, WARMUP, 24, 8.0)
+def main(
+    *,
+    quick: bool = False,
+    postgres: bool | None = None,
+    sqlite: bool = True,
+    trace: bool = False,
+    projects: int | None = None,
+    hours: int | None = None,
+) -> dict[str, Any]:
+    sizes = (4, 1, 2, 2.0) if quick else (100, WARMUP, 24, 8.0)
+    projects, warmup, hours, hour_wall = projects or sizes[0], sizes[1], hours or sizes[2], sizes[3]
     tmp = Path(tempfile.mkdtemp(prefix="phasegate-memory-day-"))
-    configs = [("sqlite", f"sqlite:///{tmp}/day.db")]
+    configs = [("sqlite", f"sqlite:///{tmp}/day.db")] if sqlite else []
     pg = os.environ.get("BENCH_POSTGRES_URL") or os.environ.get("TEST_POSTGRES_URL")
     if pg and (postgres if postgres is not None else not quick):
         configs.append(("postgresql", fresh_pg_schema(pg, "phasegate_bench_memory_day")))
@@ -571,11 +580,21 @@ if __name__ == "__main__":
         default=None,
         help="also on PostgreSQL (BENCH_POSTGRES_URL or TEST_POSTGRES_URL); default: yes unless --quick",
     )
+    ap.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     ap.add_argument("--tracemalloc", action="store_true", help="trace allocations (slower; RSS includes the traces)")
+    ap.add_argument("--projects", type=int, help="instead of 100")
+    ap.add_argument("--hours", type=int, help="measured simulated hours after the warm-up, instead of 24")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the bot process
     ap.add_argument("--factor", type=float, default=360.0, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.serve:
         serve(trace=a.tracemalloc, factor=a.factor)
     else:
-        main(quick=a.quick, postgres=a.postgres, trace=a.tracemalloc)
+        main(
+            quick=a.quick,
+            postgres=a.postgres,
+            sqlite=not a.no_sqlite,
+            trace=a.tracemalloc,
+            projects=a.projects,
+            hours=a.hours,
+        )
