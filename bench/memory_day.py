@@ -8,8 +8,8 @@ GitHub in processes of their own. Its clock is compressed: frozen while the proj
 scheduler every 0.1 s of wall time, since its own wake-up is computed in (simulated) seconds. The GitHub poll
 interval is divided by the same factor (at least 5 s), so a simulated day polls about as often as a real one.
 The process adds two routes of its own: `POST /_bench/clock` (run the clock to a simulated time) and
-`GET /_bench/sample` (a full `gc.collect()`, then VmRSS, Python's object count, and with `--tracemalloc` the
-lines whose allocations grew most since the sample at the end of the warm-up).
+`GET /_bench/sample` (a full `gc.collect()`, then VmRSS, Python's object count, and with `--tracemalloc` —
+tracing from the end of the warm-up on — the memory allocated since and still held, and the lines holding most).
 
 This process drives it as Slack would: signed slash commands (answers to the fake Slack's response URLs),
 App Home opens (Events API), from 100 projects with 4 people each — setup with the clock frozen (init, roles,
@@ -69,7 +69,8 @@ START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # a Monday: every project's week
 # Simulated hours before the measured day: one whole meeting cycle (scheduled, proposals, verdict, agenda,
 # decision), so every kind of work has run once and its code is loaded before the figure after warm-up is taken.
 WARMUP = 8
-WAKE_EVERY = 0.1  # wall seconds between scheduler wake-ups in the bot process
+WAKE_EVERY = 0.1
+TRACE_FRAMES = 5  # frames kept per traced allocation (more is much slower)  # wall seconds between scheduler wake-ups in the bot process
 
 
 # --------------------------------------------------------------------------- the bot process
@@ -110,8 +111,6 @@ def serve(*, trace: bool, factor: float) -> None:
     why = upgrade_in_child(settings.database_url)
     if why:
         raise SystemExit(f"migrations failed: {why}")
-    if trace:
-        tracemalloc.start(10)
     clock = CompressedClock(START)
     bot.app.POLL_INTERVAL = max(bot.app.POLL_INTERVAL / factor, 5.0)  # a simulated day polls as a real one
     app = create_app(settings, clock=clock)
@@ -144,7 +143,11 @@ def serve(*, trace: bool, factor: float) -> None:
             "objects": len(gc.get_objects()),
             "now": clock.now().isoformat(),
         }
-        if trace:
+        if trace and rebase and not tracemalloc.is_tracing():
+            tracemalloc.start(
+                TRACE_FRAMES
+            )  # from the end of the warm-up: what is traced from here on is what it kept since
+        if tracemalloc.is_tracing():
             snap = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
             out["traced_kib"] = round(sum(s.size for s in snap.statistics("filename")) / 1024)
             if rebase or not baseline:
@@ -454,6 +457,8 @@ async def drive(
                 f"rss {row['rss_mib']} MiB  objects {s['objects']}  {len(acts)} actions  sent {d.sent}",
                 flush=True,
             )
+            for g in (s.get("top_growth") or [])[:4]:
+                print(f"      {g['kib']:+.1f} KiB  {g['count']:+d} blocks  {' < '.join(reversed(g['where'][-3:]))}")
     posts = slack.messages()
     kinds = Counter(" ".join(str(m.get("text") or "").split()[:2]) for m in posts)
     return {
@@ -581,7 +586,11 @@ if __name__ == "__main__":
         help="also on PostgreSQL (BENCH_POSTGRES_URL or TEST_POSTGRES_URL); default: yes unless --quick",
     )
     ap.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
-    ap.add_argument("--tracemalloc", action="store_true", help="trace allocations (slower; RSS includes the traces)")
+    ap.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="trace allocations after the warm-up (slower; RSS then includes the traces)",
+    )
     ap.add_argument("--projects", type=int, help="instead of 100")
     ap.add_argument("--hours", type=int, help="measured simulated hours after the warm-up, instead of 24")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the bot process
