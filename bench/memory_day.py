@@ -70,7 +70,7 @@ START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # a Monday: every project's week
 # decision), so every kind of work has run once and its code is loaded before the figure after warm-up is taken.
 WARMUP = 8
 WAKE_EVERY = 0.1
-TRACE_FRAMES = 5  # frames kept per traced allocation (more is much slower)  # wall seconds between scheduler wake-ups in the bot process
+TRACE_FRAMES = 8  # frames kept per traced allocation (more is much slower)  # wall seconds between scheduler wake-ups in the bot process
 
 
 # --------------------------------------------------------------------------- the bot process
@@ -158,7 +158,7 @@ def serve(*, trace: bool, factor: float) -> None:
                     {
                         "kib": round(s.size_diff / 1024, 1),
                         "count": s.count_diff,
-                        "where": [f"{f.filename}:{f.lineno}" for f in s.traceback][-6:],
+                        "where": [f"{f.filename}:{f.lineno}" for f in s.traceback],
                     }
                     for s in top
                 ]
@@ -457,8 +457,12 @@ async def drive(
                 f"rss {row['rss_mib']} MiB  objects {s['objects']}  {len(acts)} actions  sent {d.sent}",
                 flush=True,
             )
+            if "traced_kib" in s:
+                print(f"    traced since the warm-up: {s['traced_kib']} KiB; most:")
             for g in (s.get("top_growth") or [])[:4]:
-                print(f"      {g['kib']:+.1f} KiB  {g['count']:+d} blocks  {' < '.join(reversed(g['where'][-3:]))}")
+                print(f"      {g['kib']:+.1f} KiB  {g['count']:+d} blocks")
+                for where in reversed(g["where"]):
+                    print(f"          {where}")
     posts = slack.messages()
     kinds = Counter(" ".join(str(m.get("text") or "").split()[:2]) for m in posts)
     return {
