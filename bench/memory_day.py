@@ -304,8 +304,6 @@ async def setup(d: Driver, projects: list[Project]) -> None:
         ]
         for user, text, expect in steps:  # one after the other: each answer before the next command
             answer = await d.command(p, user, text, answer=True)
-            if os.environ.get("BENCH_DEBUG"):
-                print(text[:40], "->", json.loads(answer)["body"]["text"][:150] if answer else None)
             if expect not in answer or not answer:
                 d.refusal(text.split(" ", 1)[0], answer)
 
