@@ -8,7 +8,7 @@ import importlib
 from bench import readme_table
 
 BENCHMARKS = [
-    "ack_latency", "memory", "db_statements", "github_sync", "scheduler", "outbox", "workers",
+    "ack_latency", "memory", "memory_day", "db_statements", "github_sync", "scheduler", "outbox", "workers",
     "github_installations", "workspaces", "charts",
 ]
 

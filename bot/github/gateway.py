@@ -345,6 +345,9 @@ def due_on_text(day: date) -> str:
 
 
 _LINK_NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
+# The conditional-GET cache keeps whole pages of JSON (issue lists grow with every issue written): bounded in bytes
+# too, so a long-running bot with many large repositories stays within this, however many issues they gather.
+CACHE_BYTES = 16 * 1024 * 1024
 
 
 def _error(status: int, headers: Mapping[str, str], data: Any, what: str) -> GitHubError:
@@ -405,6 +408,7 @@ class PyGithubGateway:
         timeout: int = 15,
         per_page: int = 100,
         cache_size: int = 2048,
+        cache_bytes: int = CACHE_BYTES,
         conditional: bool = True,
     ) -> None:
         """`auth` may be a function that makes it: PyGithub (~25 MB with requests and its crypto) is then imported
@@ -419,8 +423,12 @@ class PyGithubGateway:
         }
         self._connected: tuple[Github, Auth.Auth] | None = None
         self._per_page = per_page
-        self._cache: OrderedDict[str, tuple[str, Any, str | None]] = OrderedDict()
+        # Conditional GETs: url -> (etag, body, next page, body size); at most `cache_size` pages and `cache_bytes`
+        # of JSON, least recently used dropped first (a dropped page is read in full once more, then kept again).
+        self._cache: OrderedDict[str, tuple[str, Any, str | None, int]] = OrderedDict()
         self._cache_size = cache_size if conditional else 0
+        self._cache_bytes = cache_bytes
+        self._cached_bytes = 0
         self._lock = threading.Lock()
         self._connect_lock = threading.Lock()
 
@@ -511,18 +519,33 @@ class PyGithubGateway:
         status, headers, data = self._request("GET", url, params=params, etag=cached[0] if cached else None)
         if status == 304 and cached is not None:
             with self._lock:
-                self._cache.move_to_end(key)
+                if key in self._cache:
+                    self._cache.move_to_end(key)
             return cached[1], cached[0], True, cached[2]
         match = _LINK_NEXT.search(headers.get("link", ""))
         next_url = match.group(1) if match else None
         etag = headers.get("etag")
         if etag and self._cache_size:
-            with self._lock:
-                self._cache[key] = (etag, data, next_url)
-                self._cache.move_to_end(key)
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
+            self._keep(key, (etag, data, next_url, len(json.dumps(data, separators=(",", ":")))))
         return data, etag, False, next_url
+
+    def _keep(self, key: str, entry: tuple[str, Any, str | None, int]) -> None:
+        """Cache a page (replacing its older copy), then drop the least recently used pages beyond the limits."""
+        with self._lock:
+            old = self._cache.pop(key, None)
+            if old is not None:
+                self._cached_bytes -= old[3]
+            if entry[3] > self._cache_bytes:
+                return  # larger than the whole budget: read in full each time
+            self._cache[key] = entry
+            self._cached_bytes += entry[3]
+            while len(self._cache) > self._cache_size or self._cached_bytes > self._cache_bytes:
+                self._cached_bytes -= self._cache.popitem(last=False)[1][3]
+
+    @property
+    def cached_bytes(self) -> int:
+        """The JSON size of the pages kept for conditional GETs (at most `cache_bytes`)."""
+        return self._cached_bytes
 
     def _get_all(self, url: str, params: Mapping[str, Any]) -> Read[list[Json]]:
         items: list[Json] = []

@@ -20,6 +20,9 @@ def test_benchmark_runs_and_writes_its_results(name: str, tmp_path: Path, monkey
     written = json.loads((tmp_path / f"{result['benchmark']}.json").read_text())
     assert written["rows"] == json.loads(json.dumps(result["rows"]))
     assert written["machine"]["cores"]
+    if name == "memory_day":  # the simulated day ran: every simulated hour sampled, no request failed
+        assert [len(hours) for hours in result["rss_per_hour_mib"].values()] == [3]
+        assert [r["errors"] for r in result["rows"]] == [0]
 
 
 def test_the_readme_table_is_generated_from_the_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -141,3 +141,32 @@ def test_a_proxys_problem_json_names_what_went_wrong() -> None:
     assert isinstance(error, Transient) and str(error) == "GET /repos/acme/genres/pulls: 500 Request/Response not valid"
     assert str(_error(404, {}, {"message": "Not Found"}, "GET /x")) == "GET /x: 404 Not Found"
     assert str(_error(502, {}, {}, "GET /x")) == "GET /x: 502"
+
+
+async def test_the_conditional_get_cache_keeps_at_most_its_bytes(github: FakeGitHub) -> None:
+    """Pages of issues grow with every issue: the cache drops the least recently used pages beyond its byte budget
+    (so a long-running bot's memory does not grow with its repositories), and reads stay right."""
+    for n in range(150):
+        github.open_issue(REPO, f"issue {n}")
+    assert github._own_url is not None
+    whole = PyGithubGateway(auth=Auth.Token("test-token"), base_url=github._own_url)
+    try:
+        await whole.list_issues(REPO)
+        two_pages = whole.cached_bytes
+    finally:
+        await whole.close()
+    gateway = PyGithubGateway(auth=Auth.Token("test-token"), base_url=github._own_url, cache_bytes=two_pages - 1)
+    try:
+        first = await gateway.list_issues(REPO)
+        assert 0 < gateway.cached_bytes < two_pages  # the second page only: the first was dropped for it
+        github.reset_stats()
+        again = await gateway.list_issues(REPO)
+        assert [i.number for i in again.value] == [i.number for i in first.value] and not again.not_modified
+        assert github.stats.counted == 2 and gateway.cached_bytes < two_pages
+        tiny = PyGithubGateway(auth=Auth.Token("test-token"), base_url=github._own_url, cache_bytes=10)
+        try:
+            assert len((await tiny.list_issues(REPO)).value) == 150 and tiny.cached_bytes == 0  # too big: not kept
+        finally:
+            await tiny.close()
+    finally:
+        await gateway.close()
