@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from bot.clock import Clock
+from bot.db.insert import insert_missing
 from bot.db.models import AuditEntry, Member, Project, ProjectMember, Workspace
 from bot.db.session import Database
 from bot.errors import NotAllowed, NotFound
@@ -141,10 +142,10 @@ class ServiceBase:
 
     async def ensure_workspace(self, s: AsyncSession, team_id: str) -> Workspace:
         ws = await s.get(Workspace, team_id)
-        if ws is None:
-            ws = Workspace(team_id=team_id, created_at=self.clock.now())
-            s.add(ws)
-            await s.flush()
+        if ws is None:  # first sight, perhaps by two requests at once: the second inserts nothing
+            await insert_missing(s, Workspace(team_id=team_id, created_at=self.clock.now()), ["team_id"])
+            ws = await s.get(Workspace, team_id)
+            assert ws is not None
         return ws
 
     async def member(self, s: AsyncSession, team_id: str, user_id: str) -> Member:
@@ -152,11 +153,13 @@ class ServiceBase:
         row = (
             await s.execute(select(Member).where(Member.team_id == team_id, Member.user_id == user_id))
         ).scalar_one_or_none()
-        if row is None:
+        if row is None:  # first sight, perhaps by two requests at once: the second inserts nothing
             await self.ensure_workspace(s, team_id)
-            row = Member(team_id=team_id, user_id=user_id, updated_at=self.clock.now())
-            s.add(row)
-            await s.flush()
+            person = Member(team_id=team_id, user_id=user_id, updated_at=self.clock.now())
+            await insert_missing(s, person, ["team_id", "user_id"])
+            row = (
+                await s.execute(select(Member).where(Member.team_id == team_id, Member.user_id == user_id))
+            ).scalar_one()
         return row
 
     async def project_by_id(self, s: AsyncSession, actor: Actor, project_id: int) -> Project:
