@@ -583,7 +583,7 @@ class SyncEngine:
             elif kind == "issue":
                 return await self._sync_issue(project, ref, item_id)
             elif kind == "decision_record":
-                from bot.github.record_sync import sync_decision_record  # reads the project report
+                from bot.sync.record_engine import sync_decision_record  # reads the project report
 
                 return await sync_decision_record(self, project, ref, item_id)
             else:

@@ -38,16 +38,6 @@ from bot.db.models import (
 from bot.db.session import Database
 from bot.github.gateway import GhIssue, GitHubError, GitHubGateway, RateLimited, build_gateway, parse_issue
 from bot.github.pacing import Pacer, Sleep
-from bot.github.sync import (
-    DrainResult,
-    SyncEngine,
-    SyncPlan,
-    compute_plan,
-    milestone_title,
-    pause_text,
-    task_id_in,
-)
-from bot.github.webhooks import WebhookEvent
 from bot.locks import SyncLock
 from bot.messaging import Messenger, RecordingMessenger
 from bot.outbox import Outbox
@@ -59,6 +49,16 @@ from bot.services.gates import gather_facts
 from bot.services.repos import check_allowed, check_claim, claim, parse_allowlist
 from bot.services.tasks import enqueue_sync
 from bot.slack_oauth import UNINSTALLED
+from bot.sync.engine import (
+    DrainResult,
+    SyncEngine,
+    SyncPlan,
+    compute_plan,
+    milestone_title,
+    pause_text,
+    task_id_in,
+)
+from bot.sync.inbound import WebhookEvent
 
 log = logging.getLogger(__name__)
 
