@@ -20,7 +20,7 @@ from bot.messaging import RecordingMessenger
 from bot.process import PHASE_ORDER
 from bot.services import Actor, Services
 from bot.services.tasks import new_task
-from bot.sync.engine import LABELS
+from bot.sync.desired import LABELS
 from bot.sync.service import SyncService
 from tests.fakes.github import FakeGitHub
 

@@ -36,7 +36,8 @@ from bot.slack_oauth import (
     Installations,
     WorkspaceTokens,
 )
-from bot.sync.service import SyncService, SyncWorker
+from bot.sync.service import SyncService
+from bot.sync.worker import SyncWorker
 from bot.token_cipher import TokenCipher
 from handlers import actions, commands, events, home, views, workspaces
 from handlers.oversized import MAX_BODY, oversized, refuse_oversized

@@ -15,7 +15,7 @@ from bot.messaging import RecordingMessenger
 from bot.rendering import Message
 from bot.scheduler import ReminderScheduler
 from bot.services import Services
-from bot.sync.engine import marker, task_id_in
+from bot.sync.desired import marker, task_id_in
 from bot.sync.service import SyncService
 from tests.bot.github import conftest as github_fixtures
 from tests.bot.github.conftest import REPO

@@ -23,7 +23,7 @@ from bot.db.session import Database
 from bot.messaging import RecordingMessenger
 from bot.process import Phase
 from bot.services import Services
-from bot.sync.engine import task_id_in
+from bot.sync.desired import task_id_in
 from bot.sync.service import SyncService
 from tests.bot.github import conftest as github_fixtures
 from tests.bot.github.conftest import COLLABORATORS, LEAD, REPO, add_member, add_tasks, make_gateway, new_project

@@ -56,8 +56,9 @@ from bot.messaging import RecordingMessenger
 from bot.process import Outcome, Phase
 from bot.services import Actor, Services
 from bot.services.tasks import new_task
-from bot.sync.engine import task_id_in
-from bot.sync.service import SyncService, render_plan_text
+from bot.sync.desired import task_id_in
+from bot.sync.plan import render_plan_text
+from bot.sync.service import SyncService
 from tests.bot.sync.test_exactly_once import DiesAfterCreate, Killed
 from tests.bot.sync.test_records import decide, enable
 

@@ -16,7 +16,7 @@ from bot.github.gateway import GhIssue, PyGithubGateway
 from bot.messaging import RecordingMessenger
 from bot.process import Phase
 from bot.services import Services
-from bot.sync.engine import task_id_in
+from bot.sync.desired import task_id_in
 from bot.sync.service import SyncService
 from tests.bot.github.conftest import LEAD, REPO, add_member, add_tasks, make_gateway, new_project
 from tests.fakes.github import FAULT_KINDS, FakeGitHub

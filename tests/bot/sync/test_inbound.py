@@ -19,7 +19,8 @@ from bot.messaging import RecordingMessenger
 from bot.process import Phase
 from bot.services import Services
 from bot.sync.inbound import WebhookEvent, make_webhook_handler, signature, verify_signature
-from bot.sync.service import SyncService, SyncWorker
+from bot.sync.service import SyncService
+from bot.sync.worker import SyncWorker
 from tests.bot.github.conftest import LEAD, REPO, add_member, new_project
 from tests.fakes.github import FakeGitHub
 
