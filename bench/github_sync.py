@@ -16,12 +16,12 @@ from bot.clock import FakeClock
 from bot.db.migrate import upgrade
 from bot.db.session import Database
 from bot.github.gateway import PyGithubGateway
-from bot.github.sync import LABELS
 from bot.messaging import RecordingMessenger
 from bot.process import PHASE_ORDER
 from bot.services import Actor, Services
-from bot.services.sync import SyncService
 from bot.services.tasks import new_task
+from bot.sync.desired import LABELS
+from bot.sync.service import SyncService
 from tests.fakes.github import FakeGitHub
 
 REPO = "acme/bench"

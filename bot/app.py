@@ -24,7 +24,6 @@ from bot.messaging import Messenger
 from bot.outbox import OutboxSender
 from bot.scheduler import ReminderScheduler, bind
 from bot.services import Actor, Services
-from bot.services.sync import SyncService, SyncWorker
 from bot.slack_client import SlackMessenger, make_client
 from bot.slack_oauth import (
     BOT_SCOPES,
@@ -37,6 +36,8 @@ from bot.slack_oauth import (
     Installations,
     WorkspaceTokens,
 )
+from bot.sync.service import SyncService
+from bot.sync.worker import SyncWorker
 from bot.token_cipher import TokenCipher
 from handlers import actions, commands, events, home, views, workspaces
 from handlers.common import is_slash_command
@@ -304,7 +305,7 @@ def create_app(
         app.extra_routes.append(("GET", INSTALL_PATH, app.slack_oauth))
         app.extra_routes.append(("GET", REDIRECT_PATH, app.slack_oauth))
     if settings.github_webhook_secret is not None:
-        from bot.github.webhooks import make_webhook_handler
+        from bot.sync.inbound import make_webhook_handler
 
         handler = make_webhook_handler(
             core.sync, secret=settings.github_webhook_secret.get_secret_value(), accepting=lambda: not app.draining

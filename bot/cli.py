@@ -314,7 +314,7 @@ def sync(
     """Bring GitHub in step now (or print the plan with --dry-run, or without credentials)."""
     import asyncio
 
-    from bot.services.sync import cli_sync
+    from bot.sync.service import cli_sync
 
     settings = _settings()
     logging.basicConfig(level="WARNING", stream=sys.stderr)

@@ -21,7 +21,7 @@ async def sync(ctx: Context, args: Args) -> Reply:
     service = ctx.services.sync
     if service is None:
         return Reply(message=notice("GitHub sync is not available in this process."))
-    from bot.services.sync import render_plan_message
+    from bot.sync.plan import render_plan_message
 
     if words or service.preview_mode:
         plan = await service.plan(actor=ctx.actor, project_id=pid)

@@ -26,7 +26,7 @@ from bot.services.tasks import TaskService
 
 if TYPE_CHECKING:
     from bot.services.github_connect import GitHubConnectService
-    from bot.services.sync import SyncService
+    from bot.sync.service import SyncService
 
 __all__ = ["Actor", "Services"]
 

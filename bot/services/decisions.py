@@ -252,7 +252,7 @@ async def configure_records(
     service: DecisionService, *, actor: Actor, project_id: int, enabled: bool | None, path: str | None
 ) -> DecisionRecordSettings:
     """`settings decision_records=on|off path=<folder>` (lead or admin); off by default."""
-    from bot.github.decision_records import DEFAULT_PATH, check_path
+    from bot.sync.records import DEFAULT_PATH, check_path
 
     folder = check_path(path) if path is not None else None
     if path is not None and folder is None:
@@ -281,7 +281,7 @@ async def configure_records(
 
 async def records_settings(service: DecisionService, *, actor: Actor, project_id: int) -> DecisionRecordSettings:
     """The project's decision-record settings (off, docs/decisions when never set)."""
-    from bot.github.decision_records import DEFAULT_PATH
+    from bot.sync.records import DEFAULT_PATH
 
     async with service.db.session() as s:
         project = await service.project_by_id(s, actor, project_id)

@@ -98,7 +98,7 @@ class StatusReport:
     @property
     def sync_paused(self) -> str | None:
         """ "paused: <why> — fix: …" while a dead end in GitHub (archived, no access) holds the sync."""
-        from bot.github.sync import pause_text
+        from bot.sync.engine import pause_text
 
         if self.project.sync_paused_reason is None:
             return None

@@ -62,7 +62,7 @@ async def test_phasegate_sync_skips_the_projects_of_an_uninstalled_workspace(
     database_url: str, clock: FakeClock
 ) -> None:
     from bot.config import load_settings
-    from bot.services.sync import cli_sync
+    from bot.sync.service import cli_sync
 
     db = Database(database_url)
     try:

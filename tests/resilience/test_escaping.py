@@ -11,18 +11,18 @@ from sqlmodel import col, select
 
 from bot.commands import Context, Reply
 from bot.db.models import Meeting, Proposal, Task
-from bot.github.sync import marker, task_id_in
 from bot.messaging import RecordingMessenger
 from bot.rendering import Message
 from bot.scheduler import ReminderScheduler
 from bot.services import Services
-from bot.services.sync import SyncService
+from bot.sync.desired import marker, task_id_in
+from bot.sync.service import SyncService
 from tests.bot.github import conftest as github_fixtures
 from tests.bot.github.conftest import REPO
-from tests.bot.github.test_exactly_once import markers
-from tests.bot.github.test_sync import MENTION
 from tests.bot.rituals import conftest as ritual_fixtures
 from tests.bot.rituals.helpers import CHANNEL, GOOD, Member, Timeline, new_team, run, utc
+from tests.bot.sync.test_exactly_once import markers
+from tests.bot.sync.test_service import MENTION
 from tests.conftest import actor
 from tests.fakes.github import FakeGitHub
 

@@ -20,14 +20,14 @@ from bot.clock import FakeClock, SystemClock
 from bot.db.migrate import upgrade
 from bot.db.models import GitHubIssue, OutboxItem, Task
 from bot.db.session import Database
-from bot.github.sync import task_id_in
 from bot.messaging import RecordingMessenger
 from bot.process import Phase
 from bot.services import Services
-from bot.services.sync import SyncService
+from bot.sync.desired import task_id_in
+from bot.sync.service import SyncService
 from tests.bot.github import conftest as github_fixtures
 from tests.bot.github.conftest import COLLABORATORS, LEAD, REPO, add_member, add_tasks, make_gateway, new_project
-from tests.bot.github.test_exactly_once import markers, task_ids
+from tests.bot.sync.test_exactly_once import markers, task_ids
 from tests.conftest import POSTGRES_URL, _libpq
 from tests.fakes.github import FAULT_KINDS, FakeGitHub
 from tests.resilience.procs import FakeGitHubProc, Processes, await_until, bot_env

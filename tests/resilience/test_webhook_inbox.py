@@ -21,8 +21,8 @@ from sqlmodel import col, select
 from bot.clock import SystemClock
 from bot.db.models import AuditEntry, GitHubIssue, Task, WebhookDelivery
 from bot.db.session import Database
-from bot.github.webhooks import signature
 from bot.services import Services
+from bot.sync.inbound import signature
 from tests.bot.github.conftest import COLLABORATORS, REPO, add_tasks, new_project
 from tests.resilience.procs import FakeSlackProc, Proc, Processes, await_until, bot_env
 from tests.resilience.test_github_resilience import marker_counts, outbox_left, procs, served_database

@@ -16,8 +16,8 @@ from bot.github.gateway import PyGithubGateway
 from bot.messaging import RecordingMessenger
 from bot.process import Phase, Role
 from bot.services import Services
-from bot.services.sync import SyncService
 from bot.services.tasks import new_task
+from bot.sync.service import SyncService
 from tests.conftest import actor
 from tests.fakes.github import FakeGitHub
 

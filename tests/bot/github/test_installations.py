@@ -20,7 +20,7 @@ from bot.messaging import RecordingMessenger
 from bot.services import Services
 from bot.services.base import Actor
 from bot.services.github_connect import GitHubConnectService
-from bot.services.sync import SyncService
+from bot.sync.service import SyncService
 from tests.bot.github.conftest import LEAD, add_tasks, new_project
 from tests.fakes.github import FakeGitHub
 

@@ -13,11 +13,11 @@ from bot.clock import FakeClock
 from bot.db.models import GitHubIssue, OutboxItem, Task
 from bot.db.session import Database
 from bot.github.gateway import GhIssue, PyGithubGateway
-from bot.github.sync import task_id_in
 from bot.messaging import RecordingMessenger
 from bot.process import Phase
 from bot.services import Services
-from bot.services.sync import SyncService
+from bot.sync.desired import task_id_in
+from bot.sync.service import SyncService
 from tests.bot.github.conftest import LEAD, REPO, add_member, add_tasks, make_gateway, new_project
 from tests.fakes.github import FAULT_KINDS, FakeGitHub
 

@@ -19,8 +19,9 @@ from bot.github.pacing import Pacer
 from bot.messaging import RecordingMessenger
 from bot.process import Outcome, Phase, Role
 from bot.services import Services
-from bot.services.sync import SyncService, cli_sync, render_plan_message, render_plan_text
 from bot.services.tasks import new_task
+from bot.sync.plan import render_plan_message, render_plan_text
+from bot.sync.service import SyncService, cli_sync
 from tests.bot.github.conftest import LEAD, REPO, add_member, add_tasks, make_gateway, new_project
 from tests.fakes.github import FakeGitHub
 

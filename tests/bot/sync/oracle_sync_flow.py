@@ -3,7 +3,7 @@
 Run from /work/main; the script starts the fake itself (port 8090, writing the proxy's address into URLs):
 
     /work/shared/oracle/oracle.py --github-upstream http://127.0.0.1:8090 --github-port 8100 \
-        --slack-upstream http://127.0.0.1:8091 -- .venv/bin/python -m tests.bot.github.oracle_sync_flow
+        --slack-upstream http://127.0.0.1:8091 -- .venv/bin/python -m tests.bot.sync.oracle_sync_flow
 
 It runs a dry run, a full sync, an unchanged re-sync (all 304), changes on both sides, a webhook-less poll,
 a milestone adopted by title, a crash between GitHub's create and our database write, an iterate, and
@@ -22,7 +22,7 @@ with 304 added there (tests/fakes/oracle_github_spec.py says why; nothing else d
 
     .venv/bin/python -m tests.fakes.oracle_github_spec /tmp/github_bot_subset_304.json
     /work/shared/oracle/oracle.py --github-spec /tmp/github_bot_subset_304.json \
-        --github-upstream http://127.0.0.1:8090 --github-port 8100 -- .venv/bin/python -m tests.bot.github.oracle_sync_flow
+        --github-upstream http://127.0.0.1:8090 --github-port 8100 -- .venv/bin/python -m tests.bot.sync.oracle_sync_flow
 
 `--no-conditional` sends no If-None-Match: GitHub answers conditional list reads with 304 (that is what
 makes an unchanged re-sync free), but its published description lists no 304 for the list endpoints
@@ -52,14 +52,15 @@ from bot.db.migrate import upgrade
 from bot.db.models import GitHubIssue, Member, OutboxItem, PhaseRecord
 from bot.db.session import Database
 from bot.github.gateway import GhPull, PyGithubGateway, Transient
-from bot.github.sync import task_id_in
 from bot.messaging import RecordingMessenger
 from bot.process import Outcome, Phase
 from bot.services import Actor, Services
-from bot.services.sync import SyncService, render_plan_text
 from bot.services.tasks import new_task
-from tests.bot.github.test_decision_records import decide, enable
-from tests.bot.github.test_exactly_once import DiesAfterCreate, Killed
+from bot.sync.desired import task_id_in
+from bot.sync.plan import render_plan_text
+from bot.sync.service import SyncService
+from tests.bot.sync.test_exactly_once import DiesAfterCreate, Killed
+from tests.bot.sync.test_records import decide, enable
 
 REPO = "acme/genres"
 FAKE = os.environ.get("FAKE_GITHUB_URL", "http://127.0.0.1:8090")

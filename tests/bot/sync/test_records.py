@@ -20,8 +20,8 @@ from bot.db.session import Database
 from bot.process import Phase
 from bot.services import Actor, Services
 from bot.services.decisions import records_on
-from bot.services.sync import SyncService
 from bot.services.tasks import enqueue_sync, new_task
+from bot.sync.service import SyncService
 from tests.bot.github.conftest import LEAD, REPO, new_project
 from tests.fakes.github import FakeGitHub
 

@@ -11,7 +11,7 @@ from bot.db.session import Database
 from bot.errors import NotAllowed
 from bot.services import Services
 from bot.services.repos import parse_allowlist
-from bot.services.sync import SyncService
+from bot.sync.service import SyncService
 from tests.bot.github.conftest import LEAD, REPO, new_project
 from tests.conftest import actor
 from tests.fakes.github import FakeGitHub

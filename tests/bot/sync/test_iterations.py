@@ -18,9 +18,9 @@ from bot.rendering import Message
 from bot.services import Services
 from bot.services.base import Announce
 from bot.services.gates import AdvanceResult
-from bot.services.sync import SyncService
 from bot.services.tasks import new_task
 from bot.slack_client import SlackMessenger, make_client
+from bot.sync.service import SyncService
 from tests.bot.github.conftest import LEAD, REPO, new_project
 from tests.conftest import actor
 from tests.fakes.github import FakeGitHub

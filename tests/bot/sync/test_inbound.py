@@ -15,11 +15,12 @@ from sqlmodel import col, select
 
 from bot.db.models import AuditEntry, Task
 from bot.db.session import Database
-from bot.github.webhooks import WebhookEvent, make_webhook_handler, signature, verify_signature
 from bot.messaging import RecordingMessenger
 from bot.process import Phase
 from bot.services import Services
-from bot.services.sync import SyncService, SyncWorker
+from bot.sync.inbound import WebhookEvent, make_webhook_handler, signature, verify_signature
+from bot.sync.service import SyncService
+from bot.sync.worker import SyncWorker
 from tests.bot.github.conftest import LEAD, REPO, add_member, new_project
 from tests.fakes.github import FakeGitHub
 

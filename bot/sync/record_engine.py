@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 from sqlmodel import select
 
 from bot.db.models import Decision, DecisionRecordFile, OutboxItem, Project
-from bot.github.decision_records import desired_record, ensure_row, record_marker, settings_of
 from bot.github.gateway import AuthError, GhPull, NotFoundError, RepoLocked, Unprocessable
 from bot.services.tasks import enqueue_sync
+from bot.sync.records import desired_record, ensure_row, record_marker, settings_of
 
 if TYPE_CHECKING:
-    from bot.github.sync import SyncEngine
+    from bot.sync.engine import SyncEngine
 
 
 async def sync_decision_record(engine: SyncEngine, project: Project, ref: str, item_id: int) -> str:

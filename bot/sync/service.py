@@ -1,9 +1,8 @@
-"""GitHub sync use cases: preview, run, the outbox worker, status, and changes coming back (webhook, poll)."""
+"""GitHub sync use cases: preview, run, status, and changes coming back (webhook, poll) with their digest."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -38,16 +37,6 @@ from bot.db.models import (
 from bot.db.session import Database
 from bot.github.gateway import GhIssue, GitHubError, GitHubGateway, RateLimited, build_gateway, parse_issue
 from bot.github.pacing import Pacer, Sleep
-from bot.github.sync import (
-    DrainResult,
-    SyncEngine,
-    SyncPlan,
-    compute_plan,
-    milestone_title,
-    pause_text,
-    task_id_in,
-)
-from bot.github.webhooks import WebhookEvent
 from bot.locks import SyncLock
 from bot.messaging import Messenger, RecordingMessenger
 from bot.outbox import Outbox
@@ -59,18 +48,15 @@ from bot.services.gates import gather_facts
 from bot.services.repos import check_allowed, check_claim, claim, parse_allowlist
 from bot.services.tasks import enqueue_sync
 from bot.slack_oauth import UNINSTALLED
+from bot.sync.desired import milestone_title, task_id_in
+from bot.sync.digest import DigestEntry, _entry, _entry_json, _name, _person
+from bot.sync.engine import DrainResult, SyncEngine, pause_text
+from bot.sync.inbound import WebhookEvent
+from bot.sync.plan import SyncPlan, compute_plan, render_plan_text
 
 log = logging.getLogger(__name__)
 
-PRUNE_INTERVAL = 3600.0  # seconds between prunes of old delivery records
 RETENTION_DAYS = 14  # webhook deliveries and dedupe records older than this are pruned (GitHub keeps 3 days)
-
-PREVIEW_NOTE = (
-    "Preview mode: no GitHub credentials are configured, so nothing is sent to GitHub. Set GITHUB_TOKEN "
-    "(or GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY and GITHUB_APP_INSTALLATION_ID) to sync for real."
-)
-ACTIONS = ("create", "adopt", "update", "close", "reopen", "comment")
-KINDS = (("label", "Labels"), ("milestone", "Milestones"), ("issue", "Issues"))
 
 
 @dataclass(frozen=True)
@@ -110,15 +96,6 @@ class SyncReport:
     pending: int = 0
     failing: int = 0
     inbound: int = 0
-
-
-@dataclass(frozen=True)
-class DigestEntry:
-    phase: Phase
-    task_number: int | None
-    title: str
-    change: str  # closed | reopened | assigned to X | unassigned | renamed | milestone …
-    who: str
 
 
 class SyncService(ServiceBase):
@@ -858,160 +835,6 @@ class _IssueIndex:
         row = self.by_task.get(task_id) if task_id else None
         row = row or self.by_number.get(gh.number)
         return row if row is not None and row.number == gh.number else None
-
-
-def _entry_json(entry: DigestEntry) -> dict[str, Any]:
-    return {
-        "phase": entry.phase.value,
-        "task_number": entry.task_number,
-        "title": entry.title,
-        "change": entry.change,
-        "who": entry.who,
-    }
-
-
-def _entry(data: dict[str, Any]) -> DigestEntry:
-    number = data.get("task_number")
-    return DigestEntry(
-        Phase(str(data["phase"])),
-        int(number) if number is not None else None,
-        str(data.get("title") or ""),
-        str(data.get("change") or ""),
-        str(data.get("who") or ""),
-    )
-
-
-def _name(member: Member) -> str:
-    return member.display_name or member.github_login or member.user_id
-
-
-def _person(members: dict[str, Member], login: str | None) -> str:
-    if not login:
-        return "someone in GitHub"
-    member = members.get(login.lower())
-    return _name(member) if member else f"{login} (GitHub)"
-
-
-# --------------------------------------------------------------------------- the worker
-
-
-class SyncWorker:
-    """Long-running loop: drain due outbox items, poll when configured, post digests; wakes on `kick()`."""
-
-    def __init__(
-        self,
-        service: SyncService,
-        *,
-        interval: float = 30.0,
-        poll_interval: float | None = None,
-        digest_interval: float = 60.0,
-        batch: int = 100,
-    ) -> None:
-        self.service = service
-        self.interval = interval
-        self.poll_interval = poll_interval
-        self.digest_interval = digest_interval
-        self.batch = batch
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-
-    async def start(self) -> None:
-        """Start the loop in the background (idempotent)."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._loop(), name="github-sync-worker")
-
-    async def stop(self, *, grace: float = 10.0) -> None:
-        """Let the pass under way finish (up to `grace` seconds; whatever is cut short is rolled back and left
-        to the next leader), then stop the loop."""
-        if self._task is not None:
-            self._stopping = True
-            self.service.kick()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError, Exception):
-                await asyncio.wait_for(asyncio.shield(self._task), grace)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
-            self._stopping = False
-
-    async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        last_poll = last_digest = loop.time()
-        last_prune = -PRUNE_INTERVAL
-        while not self._stopping:
-            timeout = self.interval
-            try:
-                applied = await self.service.apply_stored()
-                if self._stopping:
-                    break
-                result = await self.service.run_due(limit=self.batch)
-                now = loop.time()
-                if self.poll_interval is not None and now - last_poll >= self.poll_interval:
-                    last_poll = now
-                    await self.service.poll_all()
-                if now - last_digest >= self.digest_interval:
-                    last_digest = now
-                    await self.service.flush_digests()
-                if now - last_prune >= PRUNE_INTERVAL:
-                    last_prune = now
-                    await self.service.prune()
-                if result.processed >= self.batch or applied:
-                    timeout = 0.0
-                elif result.next_due_at is not None:
-                    due = (result.next_due_at - self.service.clock.now()).total_seconds()
-                    timeout = min(self.interval, max(due, 0.05))
-            except Exception:
-                log.exception("GitHub sync worker pass failed")
-            if timeout > 0 and not self._stopping:
-                await self.service.wait_for_kick(timeout)
-
-
-# --------------------------------------------------------------------------- text for Slack and the CLI
-
-
-def render_plan_text(plan: SyncPlan, *, limit: int = 25) -> str:
-    """The plan as plain text (CLI `phasegate sync --dry-run`, the shell)."""
-    lines: list[str] = []
-    if plan.preview_mode:
-        lines.append(PREVIEW_NOTE)
-    if not plan.repo:
-        lines.append(f"{plan.project}: no GitHub repository is set for this project, so there is nothing to sync.")
-        return "\n".join(lines)
-    lines.append(
-        f"Sync plan for {plan.project} → {plan.repo}: {len(plan.steps)} change(s), {plan.unchanged} unchanged."
-    )
-    for kind, label in KINDS:
-        for action in ACTIONS:
-            steps = plan.of(kind, action)
-            if not steps:
-                continue
-            lines.append(f"{label} to {action} ({len(steps)}):")
-            for step in steps[:limit]:
-                extra = [f"#{step.number}" if step.number and kind != "issue" else "", step.detail]
-                suffix = " ".join(x for x in extra if x)
-                lines.append(f"  - {step.title}" + (f" ({suffix})" if suffix else ""))
-            if len(steps) > limit:
-                lines.append(f"  …and {len(steps) - limit} more")
-    if not plan.steps:
-        lines.append("Nothing to change: GitHub is in step.")
-    return "\n".join(lines)
-
-
-def render_plan_message(plan: SyncPlan) -> Message:
-    """The plan as a Slack message (templates/blocks/sync_plan.json.j2)."""
-    groups = [
-        {"label": label, "action": action, "steps": plan.of(kind, action)}
-        for kind, label in KINDS
-        for action in ACTIONS
-        if plan.of(kind, action)
-    ]
-    return render_message(
-        "blocks/sync_plan.json.j2",
-        text=f"GitHub sync plan for {plan.project}: {len(plan.steps)} change(s)",
-        plan=plan,
-        groups=groups,
-        preview_note=PREVIEW_NOTE,
-    )
 
 
 def render_report_text(report: SyncReport) -> str:

@@ -16,12 +16,12 @@ from sqlmodel import col, select
 from bot.clock import FakeClock
 from bot.db.models import OutboxItem, WebhookDelivery
 from bot.db.session import Database
-from bot.github.webhooks import signature
 from bot.messaging import RecordingMessenger
 from bot.services import Services
-from bot.services.sync import SyncService
+from bot.sync.inbound import signature
+from bot.sync.service import SyncService
 from tests.bot.github.conftest import LEAD, REPO
-from tests.bot.github.test_webhooks import SECRET, synced_project, tasks_by_title, webhook_url
+from tests.bot.sync.test_inbound import SECRET, synced_project, tasks_by_title, webhook_url
 
 __all__ = ["webhook_url"]  # fixture used by name
 

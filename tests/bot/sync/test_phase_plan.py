@@ -14,7 +14,7 @@ from bot.errors import NotAllowed
 from bot.process import Phase, Role
 from bot.rendering import Message
 from bot.services import Services
-from bot.services.sync import SyncService
+from bot.sync.service import SyncService
 from tests.bot.github.conftest import LEAD, REPO, new_project
 from tests.bot.rituals.helpers import valid_message
 from tests.conftest import actor

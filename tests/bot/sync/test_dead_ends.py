@@ -15,7 +15,7 @@ from bot.messaging import RecordingMessenger
 from bot.outbox import Outbox
 from bot.rendering import render_message
 from bot.services import Services
-from bot.services.sync import SyncService
+from bot.sync.service import SyncService
 from tests.bot.github.conftest import LEAD, REPO, new_project
 from tests.fakes.github import FakeGitHub
 
