@@ -93,7 +93,7 @@ async def test_a_decision_taken_over_http_is_proposed_as_one_pull_request_and_a_
     assert project.id is not None
     scheduled = await services.meetings.schedule(
         actor=Actor(TEAM, LEAD), project_id=project.id, kind="model-decision",
-        starts_at=START + timedelta(days=1), attendees=[LEAD, RAJ, MIA],
+        starts_at=START + timedelta(days=2), attendees=[LEAD, RAJ, MIA],  # proposals due a day before
     )
     mid = scheduled.meeting.id
     chosen = None
@@ -101,7 +101,7 @@ async def test_a_decision_taken_over_http_is_proposed_as_one_pull_request_and_a_
         submitted = await services.proposals.submit(actor=Actor(TEAM, user), project_id=None, meeting_id=mid,
                                                     fields=GOOD[key])
         chosen = chosen or submitted.proposal.id
-    clock.set(START + timedelta(days=1, minutes=30))  # the meeting is on
+    clock.set(START + timedelta(days=2, minutes=30))  # the meeting is on, its readiness check passed
     decided = await say(slack, f'decide meeting={mid} proposal={chosen} rationale="best benefit for its cost"')
     assert "Decision recorded for Model decision" in decided, decided
 
