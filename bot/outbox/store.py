@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -29,6 +30,7 @@ BASE_DELAY = 2.0  # seconds before the first retry; doubles each attempt
 MAX_DELAY = 300.0  # never wait longer than this between tries
 MAX_RETRY_AFTER = 900.0  # a Retry-After beyond this is capped
 SYSTEM = "phasegate"
+UNDELIVERED_SHOWN = 200  # undelivered messages listed per project (status, App Home)
 
 
 def backoff(attempts: int, *, retry_after: float | None = None, rng: random.Random | None = None) -> float:
@@ -443,9 +445,8 @@ class Outbox:
         return await undelivered(s, team_id=team_id, project_id=project_id)
 
 
-def undelivered_select(*, team_id: Any, project_id: Any = None) -> Any:
-    """Messages Slack refused for good and not healed since (a later message to the same place went through),
-    newest first: one query (`team_id`, `project_id`: values, or bind parameters of a statement built once)."""
+def _undelivered(team_id: Any) -> Any:
+    """Failed for good and not healed since (a later message to the same place went through)."""
     later = aliased(OutboxMessage)
     healed = (
         select(later.id)
@@ -458,10 +459,28 @@ def undelivered_select(*, team_id: Any, project_id: Any = None) -> Any:
         )
         .exists()
     )
-    q = select(OutboxMessage).where(OutboxMessage.team_id == team_id, OutboxMessage.status == "failed", ~healed)
+    return sa.and_(col(OutboxMessage.team_id) == team_id, col(OutboxMessage.status) == "failed", ~healed)
+
+
+def undelivered_select(*, team_id: Any, project_id: Any = None) -> Any:
+    """Messages Slack refused for good and not healed since (a later message to the same place went through),
+    newest first: one query (`team_id`, `project_id`: values, or bind parameters of a statement built once)."""
+    q = select(OutboxMessage).where(_undelivered(team_id))
     if project_id is not None:
         q = q.where(OutboxMessage.project_id == project_id)
-    return q.order_by(col(OutboxMessage.id).desc()).limit(200)
+    return q.order_by(col(OutboxMessage.id).desc()).limit(UNDELIVERED_SHOWN)
+
+
+def undelivered_per_project_select(*, team_id: Any, project_ids: Any) -> Any:
+    """As `undelivered_select` for each of several projects at once (`project_ids`: a list, or an expanding bind
+    parameter): up to the same number per project, the newest, in one query; the order is left to the caller."""
+    newest = func.row_number().over(partition_by=col(OutboxMessage.project_id), order_by=col(OutboxMessage.id).desc())
+    ranked = (
+        sa.select(*OutboxMessage.__table__.columns, newest.label("newest"))  # type: ignore[attr-defined]
+        .where(_undelivered(team_id), col(OutboxMessage.project_id).in_(project_ids))
+        .subquery()
+    )
+    return sa.select(*[c for c in ranked.c if c.name != "newest"]).where(ranked.c.newest <= UNDELIVERED_SHOWN)
 
 
 def problems_from(rows: Iterable[tuple[int, str, str, str | None, datetime]]) -> list[Problem]:

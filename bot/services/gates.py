@@ -59,6 +59,7 @@ class AdvanceResult:
 
 PID = sa.bindparam("pid", type_=sa.Integer())  # the project the prepared statements below are about
 ITERATION = sa.bindparam("iteration", type_=sa.Integer())  # its current iteration
+PIDS: sa.BindParameter[int] = sa.bindparam("pids", expanding=True)  # several projects at once (`per_project`)
 
 
 def gate_params(project: Project) -> dict[str, Any]:
@@ -67,19 +68,25 @@ def gate_params(project: Project) -> dict[str, Any]:
 
 
 @cache
-def gate_columns() -> tuple[Any, ...]:
+def gate_columns(per_project: bool = False) -> tuple[Any, ...]:
     """The gates' single-valued facts as labelled scalar subqueries (one SELECT without FROM gathers them all).
-    Built once, with `pid` and `iteration` parameters (`gate_params`)."""
+    Built once, with `pid` and `iteration` parameters (`gate_params`); `per_project`: correlated to the enclosing
+    SELECT's `projects` row instead (its id and iteration), so one SELECT FROM projects gathers them per project."""
+    pid, iteration = (col(Project.id), col(Project.iteration)) if per_project else (PID, ITERATION)
     latest_baseline = (
-        sa.select(col(Baseline.id)).where(col(Baseline.project_id) == PID).order_by(col(Baseline.id).desc()).limit(1)
+        sa.select(col(Baseline.id))
+        .where(col(Baseline.project_id) == pid)
+        .order_by(col(Baseline.id).desc())
+        .limit(1)
+        .correlate_except(Baseline)  # its own baselines, the outer `projects` (per_project)
     ).scalar_subquery()
-    brief = col(Brief.project_id) == PID
+    brief = col(Brief.project_id) == pid
     decisions = (
         sa.select(col(Decision.id))
         .join(Meeting, col(Meeting.id) == col(Decision.meeting_id))
-        .where(col(Decision.project_id) == PID, col(Meeting.iteration) == ITERATION)
+        .where(col(Decision.project_id) == pid, col(Meeting.iteration) == iteration)
     )
-    deployment = sa.and_(col(Task.project_id) == PID, col(Task.phase) == Phase.DEPLOYMENT.value)
+    deployment = sa.and_(col(Task.project_id) == pid, col(Task.phase) == Phase.DEPLOYMENT.value)
     return (
         sa.select(col(Brief.problem)).where(brief).scalar_subquery().label("brief_problem"),
         sa.select(col(Brief.acknowledged_by)).where(brief).scalar_subquery().label("brief_ack"),
@@ -93,7 +100,7 @@ def gate_columns() -> tuple[Any, ...]:
         .scalar_subquery()
         .label("baseline_value"),
         sa.select(col(Baseline.pipeline_url))
-        .where(col(Baseline.project_id) == PID, col(Baseline.pipeline_url).is_not(None))
+        .where(col(Baseline.project_id) == pid, col(Baseline.pipeline_url).is_not(None))
         .order_by(col(Baseline.id).desc())
         .limit(1)
         .scalar_subquery()
@@ -109,10 +116,23 @@ def gate_columns() -> tuple[Any, ...]:
 
 
 @cache
-def gate_rows() -> tuple[Any, ...]:
+def gate_rows(per_project: bool = False) -> tuple[Any, ...]:
     """The gates' lists (success criteria; this iteration's evaluations) as branches of one UNION ALL of the same
     columns: kind, id, a, b, c, d (text), value (a number), at (a time); more branches of that shape can join the
-    UNION (the status report's members and undelivered messages). Built once, with `gate_params`."""
+    UNION (the status report's members and undelivered messages). Built once, with `gate_params`; `per_project`:
+    for the projects in `pids` (each at its own iteration), with their project's id as a last column, `pid`."""
+    if per_project:
+        criteria: Any = col(SuccessCriterion.project_id).in_(PIDS)
+        current = sa.select(col(Project.iteration)).where(col(Project.id) == col(Evaluation.project_id))
+        evaluations: Any = sa.and_(
+            col(Evaluation.project_id).in_(PIDS), col(Evaluation.iteration) == current.scalar_subquery()
+        )
+        pids: tuple[Any, ...] = (col(SuccessCriterion.project_id).label("pid"),)
+        eval_pids: tuple[Any, ...] = (col(Evaluation.project_id),)
+    else:
+        criteria = col(SuccessCriterion.project_id) == PID
+        evaluations = sa.and_(col(Evaluation.project_id) == PID, col(Evaluation.iteration) == ITERATION)
+        pids = eval_pids = ()
     return (
         sa.select(
             sa.literal_column("'criterion'").label("kind"),
@@ -123,7 +143,8 @@ def gate_rows() -> tuple[Any, ...]:
             col(SuccessCriterion.real_check).label("d"),
             sa.cast(sa.null(), sa.Float()).label("value"),  # typed NULLs: PostgreSQL types a UNION by its first rows
             sa.cast(sa.null(), UTCDateTime()).label("at"),
-        ).where(col(SuccessCriterion.project_id) == PID),
+            *pids,
+        ).where(criteria),
         sa.select(
             sa.literal_column("'evaluation'"),
             col(Evaluation.id),
@@ -133,7 +154,8 @@ def gate_rows() -> tuple[Any, ...]:
             sa.cast(sa.null(), sa.String()),
             col(Evaluation.value),
             sa.null(),
-        ).where(col(Evaluation.project_id) == PID, col(Evaluation.iteration) == ITERATION),
+            *eval_pids,
+        ).where(evaluations),
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -29,10 +29,10 @@ from bot.db.models import (
     UTCDateTime,
 )
 from bot.errors import InvalidInput
-from bot.outbox.store import problems_from, undelivered_select
+from bot.outbox.store import problems_from, undelivered_per_project_select
 from bot.process import MEETING_KINDS, PHASE_ORDER, PHASES, GateResult, Phase, Role, evaluate_gate
 from bot.services.base import Actor, ServiceBase
-from bot.services.gates import PID, facts_from, gate_columns, gate_params, gate_rows
+from bot.services.gates import PIDS, facts_from, gate_columns, gate_rows
 from bot.services.projects import resolve_project
 
 OPEN_TASKS_SHOWN = 15
@@ -139,20 +139,25 @@ async def _task_lines(
     ]
 
 
-# The report's statements are built once (`cache`), with parameters: per command only the values change.
-PHASE = sa.bindparam("phase", type_=sa.String())
+# The report's statements are built once (`cache`), with parameters: per command only the values change. Each is
+# about all the projects in `pids` at once (App Home shows several), its rows tagged with their project's id.
 TEAM = sa.bindparam("team", type_=sa.String())
 USER = sa.bindparam("user", type_=sa.String())
-ROLES: sa.BindParameter[str] = sa.bindparam(
+ROLES: sa.BindParameter[Any] = sa.bindparam(
     "roles", expanding=True
-)  # the roles the acting person holds in the project (not lead)
+)  # (project id, role) for each role the acting person holds in a project (not lead)
 SINCE = sa.bindparam("since", type_=UTCDateTime())
 COAUTHOR = sa.bindparam("coauthor", type_=sa.String())  # a LIKE pattern: the person's id in a coauthors list
 
 
 def _task_branch(kind: str, where: Any, limit: int, *, current_first: bool = False) -> Any:
-    """Up to `limit` tasks (with their issue's url and failures) as one branch of the report's task UNION."""
-    q: Any = (
+    """Up to `limit` tasks per project (with their issue's url and failures) as one branch of the report's task
+    UNION."""
+    order: list[Any] = [case((col(Task.phase) == col(Project.phase), 0), else_=1)] if current_first else []
+    # the current phase's tasks first, so a long list never hides them
+    rank = func.row_number().over(partition_by=col(Task.project_id), order_by=[*order, col(Task.number)])
+    tasks: Any = sa.join(Task, Project, col(Project.id) == col(Task.project_id)) if current_first else Task.__table__  # type: ignore[attr-defined]
+    sub = (
         sa.select(
             sa.literal_column(f"'{kind}'").label("kind"),
             col(Task.number).label("number"),
@@ -167,18 +172,18 @@ def _task_branch(kind: str, where: Any, limit: int, *, current_first: bool = Fal
             sa.cast(sa.null(), sa.Integer()).label("total"),  # typed NULLs: PostgreSQL types a UNION by its first rows
             sa.cast(sa.null(), sa.Integer()).label("closed"),
             sa.cast(sa.null(), sa.Integer()).label("dropped"),
+            col(Task.project_id).label("pid"),
+            rank.label("rank"),
         )
-        .outerjoin(GitHubIssue, col(GitHubIssue.task_id) == col(Task.id))
-        .where(where)
+        .select_from(tasks.outerjoin(GitHubIssue, col(GitHubIssue.task_id) == col(Task.id)))
+        .where(col(Task.project_id).in_(PIDS), where)
+        .subquery()
     )
-    if current_first:  # the current phase's tasks first, so a long list never hides them
-        q = q.order_by(case((col(Task.phase) == PHASE, 0), else_=1))
-    sub = q.order_by(col(Task.number)).limit(limit).subquery()
-    return sa.select(*sub.c)  # a LIMIT inside a UNION needs its own sub-select (SQLite)
+    return sa.select(*[c for c in sub.c if c.name != "rank"]).where(sub.c.rank <= limit)
 
 
 def _count_branch() -> Any:
-    """Tasks per phase (counted, superseded apart) as the task UNION's `count` rows."""
+    """Tasks per project and phase (counted, superseded apart) as the task UNION's `count` rows."""
     nulls = [sa.null()] * 6
     return (
         sa.select(
@@ -190,28 +195,28 @@ def _count_branch() -> Any:
             func.count().filter(col(Task.superseded_at).is_(None)),
             func.count().filter(col(Task.status) == "closed", col(Task.superseded_at).is_(None)),
             func.count().filter(col(Task.superseded_at).is_not(None)),
+            col(Task.project_id),
         )
-        .where(col(Task.project_id) == PID)
-        .group_by(col(Task.phase))
+        .where(col(Task.project_id).in_(PIDS))
+        .group_by(col(Task.project_id), col(Task.phase))
     )
 
 
 @cache
 def _tasks(home: bool) -> Any:
     """Open tasks, failing tasks, counts per phase; for App Home also the acting person's open tasks (assigned to
-    them, or to nobody yet but to a role they hold, as `task list mine`): one UNION ALL."""
-    in_project = col(Task.project_id) == PID
+    them, or to nobody yet but to a role they hold in that project, as `task list mine`): one UNION ALL."""
     branches = [
-        _task_branch("open", sa.and_(in_project, col(Task.status) == "open"), OPEN_TASKS_SHOWN, current_first=True),
-        _task_branch("failing", sa.and_(in_project, col(GitHubIssue.failures) > 0), OPEN_TASKS_SHOWN),
+        _task_branch("open", col(Task.status) == "open", OPEN_TASKS_SHOWN, current_first=True),
+        _task_branch("failing", col(GitHubIssue.failures) > 0, OPEN_TASKS_SHOWN),
         _count_branch(),
     ]
     if home:
         mine = or_(
             col(Task.assignee_user_id) == USER,
-            col(Task.assignee_user_id).is_(None) & col(Task.role).in_(ROLES),
+            col(Task.assignee_user_id).is_(None) & sa.tuple_(col(Task.project_id), col(Task.role)).in_(ROLES),
         )
-        branches.append(_task_branch("mine", sa.and_(in_project, col(Task.status) == "open", mine), 10))
+        branches.append(_task_branch("mine", sa.and_(col(Task.status) == "open", mine), 10))
     return sa.union_all(*branches)
 
 
@@ -231,33 +236,38 @@ def _line(r: Any) -> TaskLine:
 
 @cache
 def _facts() -> Any:
-    """The gates' facts, the GitHub sync's pending and failing items and the phase's target date: one SELECT."""
+    """Per project: the gates' facts, the GitHub sync's pending and failing items and the current phase's target
+    date: one SELECT FROM projects."""
     pending, failing = (
         sa.select(func.count())
-        .where(col(OutboxItem.project_id) == PID, col(OutboxItem.status) == status)
+        .where(col(OutboxItem.project_id) == col(Project.id), col(OutboxItem.status) == status)
         .scalar_subquery()
         for status in ("pending", "failing")
     )
-    due = sa.select(col(PhaseTarget.due)).where(col(PhaseTarget.project_id) == PID, col(PhaseTarget.phase) == PHASE)
+    due = sa.select(col(PhaseTarget.due)).where(
+        col(PhaseTarget.project_id) == col(Project.id), col(PhaseTarget.phase) == col(Project.phase)
+    )
     return sa.select(
-        *gate_columns(),
+        col(Project.id).label("pid"),
+        *gate_columns(per_project=True),
         pending.label("sync_pending"),
         failing.label("sync_failing"),
         due.scalar_subquery().label("target_due"),
-    )
+    ).where(col(Project.id).in_(PIDS))
 
 
 @cache
 def _project_rows() -> Any:
-    """Gate lists, members and undelivered messages of a project: one UNION ALL (see gates.gate_rows)."""
+    """Gate lists, members and undelivered messages of the projects: one UNION ALL (see gates.gate_rows)."""
     members: Any = sa.select(
         sa.literal_column("'member'"),
         col(ProjectMember.id),
         col(ProjectMember.user_id),
         sa.cast(col(ProjectMember.roles), sa.String()),
         *[sa.null()] * 4,
-    ).where(col(ProjectMember.project_id) == PID)
-    failed = undelivered_select(team_id=TEAM, project_id=PID).subquery()
+        col(ProjectMember.project_id),
+    ).where(col(ProjectMember.project_id).in_(PIDS))
+    failed = undelivered_per_project_select(team_id=TEAM, project_ids=PIDS).subquery()
     problems = sa.select(
         sa.literal_column("'undelivered'"),
         failed.c.id,
@@ -267,24 +277,39 @@ def _project_rows() -> Any:
         sa.null(),
         sa.null(),
         func.coalesce(failed.c.done_at, failed.c.created_at),
+        failed.c.project_id,
     )
-    return sa.union_all(*gate_rows(), members, problems)
+    return sa.union_all(*gate_rows(per_project=True), members, problems)
 
 
 @cache
 def _records() -> Any:
-    return select(PhaseRecord).where(col(PhaseRecord.project_id) == PID).order_by(col(PhaseRecord.id))
+    return select(PhaseRecord).where(col(PhaseRecord.project_id).in_(PIDS)).order_by(col(PhaseRecord.id))
 
 
 @cache
 def _meetings_select() -> Any:
-    """Upcoming meetings (from 12 h ago) with their proposal count, and for the person looking: attending, owing a
-    proposal (an attendee who owes one), wrote or co-wrote one."""
+    """Upcoming meetings (from 12 h ago, the first 50 per project) with their proposal count, and for the person
+    looking: attending, owing a proposal (an attendee who owes one), wrote or co-wrote one."""
     me = col(MeetingAttendee.user_id) == USER
     here = col(MeetingAttendee.meeting_id) == col(Meeting.id)
     wrote = or_(
         col(Proposal.author_user_id) == USER,
         sa.cast(col(Proposal.coauthors), sa.String()).like(COAUTHOR, escape="\\"),
+    )
+    upcoming = (
+        sa.select(
+            col(Meeting.id).label("id"),
+            func.row_number()
+            .over(partition_by=col(Meeting.project_id), order_by=[col(Meeting.starts_at), col(Meeting.id)])
+            .label("rank"),
+        )
+        .where(
+            col(Meeting.project_id).in_(PIDS),
+            col(Meeting.status).in_(("scheduled", "held")),
+            col(Meeting.starts_at) >= SINCE,
+        )
+        .subquery()
     )
     return (
         sa.select(
@@ -303,13 +328,9 @@ def _meetings_select() -> Any:
             .exists()
             .label("wrote"),
         )
-        .where(
-            col(Meeting.project_id) == PID,
-            col(Meeting.status).in_(("scheduled", "held")),
-            col(Meeting.starts_at) >= SINCE,
-        )
-        .order_by(col(Meeting.starts_at))
-        .limit(50)
+        .join(upcoming, upcoming.c.id == col(Meeting.id))
+        .where(upcoming.c.rank <= 50)
+        .order_by(col(Meeting.starts_at), col(Meeting.id))
     )
 
 
@@ -317,58 +338,93 @@ def _like_literal(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-async def _meetings(s: AsyncSession, params: dict[str, Any]) -> list[tuple[MeetingLine, bool]]:
-    """Upcoming meetings of the project, each with whether the person looking attends it: one query."""
+async def _meetings(s: AsyncSession, params: dict[str, Any]) -> dict[int, list[tuple[MeetingLine, bool]]]:
+    """Upcoming meetings of each project, each with whether the person looking attends it: one query."""
     rows = (await s.execute(_meetings_select(), params)).all()
-    return [
-        (
-            MeetingLine(
-                m.id or 0,
-                m.kind,
-                MEETING_KINDS[m.kind].title if m.kind in MEETING_KINDS else m.kind,
-                m.starts_at,
-                m.duration_min,
-                m.status,
-                m.proposal_deadline,
-                int(proposals or 0),
-                bool(owes) and not wrote,
-            ),
-            bool(attending),
+    by_project: dict[int, list[tuple[MeetingLine, bool]]] = {}
+    for m, proposals, attending, owes, wrote in rows:
+        line = MeetingLine(
+            m.id or 0,
+            m.kind,
+            MEETING_KINDS[m.kind].title if m.kind in MEETING_KINDS else m.kind,
+            m.starts_at,
+            m.duration_min,
+            m.status,
+            m.proposal_deadline,
+            int(proposals or 0),
+            bool(owes) and not wrote,
         )
-        for m, proposals, attending, owes, wrote in rows
-    ]
+        by_project.setdefault(m.project_id, []).append((line, bool(attending)))
+    return by_project
+
+
+def _grouped(rows: Iterable[Any], key: Callable[[Any], int] = lambda r: r.pid) -> dict[int, list[Any]]:
+    """Rows by project id (their order kept)."""
+    by_project: dict[int, list[Any]] = {}
+    for r in rows:
+        by_project.setdefault(key(r), []).append(r)
+    return by_project
 
 
 class ReportService(ServiceBase):
-    async def _status(
-        self, s: AsyncSession, actor: Actor, project: Project, *, home: bool = False
-    ) -> tuple[StatusReport, list[TaskLine], set[int]]:
-        """The status report in five queries whatever the project's size; with `home`, also the acting person's
-        open tasks and the meetings they attend (no extra query)."""
-        assert project.id is not None
+    async def _statuses(
+        self, s: AsyncSession, actor: Actor, projects: list[Project], *, home: bool = False
+    ) -> list[tuple[StatusReport, list[TaskLine], set[int]]]:
+        """The status reports of `projects` in five queries whatever their number and size; with `home`, also the
+        acting person's open tasks and the meetings they attend (no extra query)."""
+        if not projects:
+            return []
         now = self.clock.now()
         params: dict[str, Any] = {
-            **gate_params(project),
-            "phase": project.phase,
-            "team": project.team_id,
+            "pids": [p.id for p in projects],
+            "team": actor.team_id,
             "user": actor.user_id,
             "since": now - timedelta(hours=12),
             "coauthor": f'%"{_like_literal(actor.user_id)}"%',
         }
-        facts = (await s.execute(_facts(), params)).one()
-        rows = (await s.execute(_project_rows(), params)).all()
-        gate = evaluate_gate(Phase(project.phase), facts_from(facts, rows))
-        members: dict[str, set[str]] = {
-            r.a: set(json.loads(r.b) if isinstance(r.b, str) else r.b or []) for r in rows if r.kind == "member"
+        facts = {r.pid: r for r in (await s.execute(_facts(), params)).all()}
+        rows = _grouped((await s.execute(_project_rows(), params)).all())
+        records = _grouped((await s.execute(_records(), params)).scalars().all(), key=lambda r: r.project_id)
+        members: dict[int, dict[str, set[str]]] = {
+            pid: {r.a: set(json.loads(r.b) if isinstance(r.b, str) else r.b or []) for r in mine if r.kind == "member"}
+            for pid, mine in rows.items()
         }
+        params["roles"] = [
+            (pid, role)
+            for pid, people in members.items()
+            for role in sorted(people.get(actor.user_id, set()) - {Role.LEAD.value})
+        ]
+        tasks = _grouped((await s.execute(_tasks(home), params)).all())
+        meetings = await _meetings(s, params)
+        return [
+            self._report(project, now, facts[project.id], rows, records, members, tasks, meetings)
+            for project in projects
+            if project.id is not None
+        ]
+
+    @staticmethod
+    def _report(
+        project: Project,
+        now: datetime,
+        facts: Any,
+        all_rows: dict[int, list[Any]],
+        all_records: dict[int, list[Any]],
+        all_members: dict[int, dict[str, set[str]]],
+        all_tasks: dict[int, list[Any]],
+        all_meetings: dict[int, list[tuple[MeetingLine, bool]]],
+    ) -> tuple[StatusReport, list[TaskLine], set[int]]:
+        """One project's report from the rows of all the projects' queries."""
+        assert project.id is not None
+        rows = all_rows.get(project.id, [])
+        records: list[PhaseRecord] = all_records.get(project.id, [])
+        tasks = all_tasks.get(project.id, [])
+        meetings = all_meetings.get(project.id, [])
+        gate = evaluate_gate(Phase(project.phase), facts_from(facts, rows))
         problems = problems_from(
             (r.id, r.a, r.b, r.c, r.at)
             for r in sorted((r for r in rows if r.kind == "undelivered"), key=lambda r: -r.id)
         )
-        records = list((await s.execute(_records(), params)).scalars())
         record = next((r for r in reversed(records) if r.ended_at is None), None)
-        params["roles"] = sorted(members.get(actor.user_id, set()) - {Role.LEAD.value})
-        tasks = (await s.execute(_tasks(home), params)).all()
         by_phase = {r.phase: (int(r.total), int(r.closed)) for r in tasks if r.kind == "count"}
         dropped = {r.phase: int(r.dropped) for r in tasks if r.kind == "count"}
         progress = [PhaseProgress(p, *by_phase[p.value], dropped[p.value]) for p in PHASE_ORDER if p.value in by_phase]
@@ -376,7 +432,6 @@ class ReportService(ServiceBase):
         def lines(kind: str, key: Callable[[Any], Any] = lambda r: r.number) -> list[TaskLine]:
             return [_line(r) for r in sorted((r for r in tasks if r.kind == kind), key=key)]
 
-        meetings = await _meetings(s, params)
         target_due = facts.target_due
         today = now.astimezone(ZoneInfo(project.timezone)).date()
         report = StatusReport(
@@ -388,7 +443,7 @@ class ReportService(ServiceBase):
             open_tasks=lines("open", lambda r: (r.phase != project.phase, r.number)),
             open_total=sum(t - c for t, c in by_phase.values()),
             meetings=[m for m, _ in meetings],
-            members=members,
+            members=all_members.get(project.id, {}),
             sync_pending=int(facts.sync_pending or 0),
             sync_failing=int(facts.sync_failing or 0),
             failing_tasks=lines("failing"),
@@ -434,17 +489,18 @@ class ReportService(ServiceBase):
         async with self.db.session() as s:
             if project is None or project.id != project_id or project.team_id != actor.team_id:
                 project = await self.project_by_id(s, actor, project_id)
-            return (await self._status(s, actor, project))[0]
+            return (await self._statuses(s, actor, [project]))[0][0]
 
     async def status_here(self, *, actor: Actor, channel_id: str | None, name: str | None = None) -> StatusReport:
         """`status`: the project the command is about (as `ProjectService.resolve`) and its report, in one session
         and one transaction."""
         async with self.db.session() as s:
             project = await resolve_project(s, actor=actor, channel_id=channel_id, name=name)
-            return (await self._status(s, actor, project))[0]
+            return (await self._statuses(s, actor, [project]))[0][0]
 
     async def home(self, *, actor: Actor, limit_projects: int = 5) -> list[HomeProject]:
-        """A person's App Home: their projects with gate, their meetings (owing a proposal?) and tasks."""
+        """A person's App Home: their projects with gate, their meetings (owing a proposal?) and tasks; the projects
+        in one query, their reports in five more however many they are (each query over all of them)."""
         async with self.db.session() as s:
             member_of = select(ProjectMember.project_id).where(
                 ProjectMember.team_id == actor.team_id, ProjectMember.user_id == actor.user_id
@@ -471,8 +527,7 @@ class ReportService(ServiceBase):
                     )
                 ).scalars()
             )
-            result = []
-            for project in projects:
-                status, my_tasks, attends = await self._status(s, actor, project, home=True)
-                result.append(HomeProject(status, my_tasks, [m for m in status.meetings if m.id in attends]))
-            return result
+            return [
+                HomeProject(status, my_tasks, [m for m in status.meetings if m.id in attends])
+                for status, my_tasks, attends in await self._statuses(s, actor, projects, home=True)
+            ]

@@ -1,7 +1,8 @@
-"""SQL statements per `status` and App Home, counted with a SQLAlchemy event listener: no N+1 over tasks.
+"""SQL statements per `status` and App Home, counted with a SQLAlchemy event listener: no N+1 over tasks or projects.
 
-The counts are the same at 10 and 1,000 tasks and stay within issue #15's ceiling of 6 statements each, on SQLite and
-PostgreSQL (a change that adds a statement fails here and has to say why).
+The counts are the same at 10 and 1,000 tasks, App Home's the same for a person in 1 and in 5 projects, and they stay
+within issue #15's ceiling of 6 statements each, on SQLite and PostgreSQL (a change that adds a statement fails here
+and has to say why).
 """
 
 from __future__ import annotations
@@ -85,4 +86,24 @@ async def test_status_loads_the_project_once(services: Services) -> None:
         await dispatch(ctx, "status")
     finally:
         event.remove(services.db.engine.sync_engine, "before_cursor_execute", note)
-    assert sum(1 for s in selects if "FROM projects" in s) == 1, selects
+    # The project's row is loaded once; the report's queries only join `projects` by id (its phase and iteration).
+    loads = [s for s in selects if s.startswith("SELECT projects.id, projects.team_id, projects.name")]
+    assert len(loads) == 1, selects
+
+
+async def _lead_of(services: Services, team: str, projects: int) -> Context:
+    """A person leading `projects` projects (each with a few tasks), as the context of the last."""
+    ctx = Context(services=services, actor=Actor(team, LEAD), channel_id=CHANNEL)
+    for p in range(projects):
+        ctx = Context(services=services, actor=Actor(team, LEAD), channel_id=f"{CHANNEL}{p}")
+        await dispatch(ctx, f"init stmts{p} repo=acme/stmts{p}")
+        for i in range(3):
+            await dispatch(ctx, f'task add "Task {i}" @{LEAD}')
+    return ctx
+
+
+async def test_app_home_costs_the_same_statements_in_1_and_in_5_projects(services: Services) -> None:
+    one, five = await _lead_of(services, "TONEPROJ1", 1), await _lead_of(services, "TFIVEPROJ", 5)
+    assert len(await services.reports.home(actor=five.actor)) == 5
+    counts = {n: await _count(services.db, partial(home_view, ctx)) for n, ctx in ((1, one), (5, five))}
+    assert counts[1] == counts[5] <= HOME_BUDGET, counts
