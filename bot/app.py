@@ -90,9 +90,7 @@ def build_core(
     return Core(services, scheduler, sync)
 
 
-def github_connect(
-    settings: Settings, *, db: Database, clock: Clock, gateway: object
-) -> GitHubConnectService | None:
+def github_connect(settings: Settings, *, db: Database, clock: Clock, gateway: object) -> GitHubConnectService | None:
     """With a GitHub App of many installations: the `github connect` service, its links signed with
     GITHUB_APP_STATE_SECRET (bound to the workspace and the person, single use, expiring)."""
     secret = settings.github_app_state_secret
@@ -170,7 +168,7 @@ class PhasegateApp:
         result = await connect.setup(q.get("installation_id", ""), q.get("setup_action", ""), q.get("state", ""))
         title = "Phasegate is connected to GitHub" if result.ok else "Phasegate could not connect GitHub"
         page = (
-            f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title></head>"
+            f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
             f"<body><h1>{html.escape(title)}</h1><p>{html.escape(result.message)}</p></body></html>"
         )
         return web.Response(text=page, content_type="text/html", status=200 if result.ok else 400)

@@ -137,13 +137,17 @@ def timeline_chart(data: TimelineInput) -> Chart:
             end = sp.ended or data.today
             width = max((end - sp.started).days, 0.5)
             ax.barh(
-                i, width, left=mdates.date2num(sp.started), height=0.5,
-                color="#90caf9" if sp.ended else "#1565c0", edgecolor="black", linewidth=0.6,
+                i,
+                width,
+                left=mdates.date2num(sp.started),
+                height=0.5,
+                color="#90caf9" if sp.ended else "#1565c0",
+                edgecolor="black",
+                linewidth=0.6,
             )
             if sp.target is not None:
                 late = (sp.ended or data.today) > sp.target
-                ax.plot(mdates.date2num(sp.target), i, marker="D", color="#c62828" if late else "#2e7d32",
-                        markersize=7)
+                ax.plot(mdates.date2num(sp.target), i, marker="D", color="#c62828" if late else "#2e7d32", markersize=7)
         ax.axvline(mdates.date2num(data.today), color="#c62828", linestyle="--", linewidth=1)
         ax.text(mdates.date2num(data.today), -0.55, " today", color="#c62828", fontsize=8, va="bottom")
         ax.set_yticks(range(len(spans)), [_short(sp.label, 24) for sp in spans])

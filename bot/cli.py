@@ -274,12 +274,15 @@ def manifest(
         typer.echo("HTTP mode needs the public HTTPS base URL: --url https://… (or use --socket).", err=True)
         raise typer.Exit(2)
     if oauth and socket:
-        typer.echo("Many workspaces install through the public /slack/install page: use --url https://…, not "
-                   "--socket.", err=True)
+        typer.echo(
+            "Many workspaces install through the public /slack/install page: use --url https://…, not --socket.",
+            err=True,
+        )
         raise typer.Exit(2)
     if token_rotation and not oauth:
-        typer.echo("--token-rotation needs --many-workspaces: one workspace's SLACK_BOT_TOKEN does not rotate.",
-                   err=True)
+        typer.echo(
+            "--token-rotation needs --many-workspaces: one workspace's SLACK_BOT_TOKEN does not rotate.", err=True
+        )
         raise typer.Exit(2)
     typer.echo(
         render_text(
@@ -397,11 +400,13 @@ def purge(
     if not teams:
         typer.echo(f"No workspace uninstalled Phasegate more than {days} days ago: nothing to delete.")
     elif dry_run:
-        typer.echo(f"Would delete the data of {len(teams)} workspace(s) uninstalled over {days} days ago: "
-                   + ", ".join(teams))
+        typer.echo(
+            f"Would delete the data of {len(teams)} workspace(s) uninstalled over {days} days ago: " + ", ".join(teams)
+        )
     else:
-        typer.echo(f"Deleted the data of {len(teams)} workspace(s) uninstalled over {days} days ago: "
-                   + ", ".join(teams))
+        typer.echo(
+            f"Deleted the data of {len(teams)} workspace(s) uninstalled over {days} days ago: " + ", ".join(teams)
+        )
 
 
 def main() -> None:

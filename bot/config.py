@@ -140,8 +140,9 @@ class Settings(BaseSettings):
     def github_app_many_installations(self) -> bool:
         """The App without GITHUB_APP_INSTALLATION_ID (and no GITHUB_TOKEN): each workspace installs it."""
         token = self.github_token is not None and self.github_token.get_secret_value()
-        return bool(self.github_app_id and self.github_app_private_key and not self.github_app_installation_id
-                    and not token)
+        return bool(
+            self.github_app_id and self.github_app_private_key and not self.github_app_installation_id and not token
+        )
 
     def check_github_app(self) -> None:
         """Refuse a half-configured GitHub App, naming what is missing."""

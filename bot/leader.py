@@ -262,7 +262,9 @@ def _recent_sqlite(database_url: str, within: float) -> LeaderSeen | None:
         return None
     try:
         with contextlib.closing(sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=5)) as conn:
-            beat = conn.execute("SELECT replica, beat_at FROM leader_heartbeats ORDER BY beat_at DESC LIMIT 1").fetchone()
+            beat = conn.execute(
+                "SELECT replica, beat_at FROM leader_heartbeats ORDER BY beat_at DESC LIMIT 1"
+            ).fetchone()
     except sqlite3.OperationalError:  # no such table: a database no server of this version has led
         return None
     if beat is None or time.time() - float(beat[1]) > within:

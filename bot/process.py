@@ -432,7 +432,9 @@ def parse_criterion(text: str) -> tuple[Criterion | None, str | None]:
         if rng is None:
             return None, f"`{target[:40]}` is not a range of numbers. Write it as {CRITERION_USAGE}."
         unit = _unit_suffix(rng[2]).strip()
-        return Criterion(metric, "in", f"{rng[0]:g}-{rng[1]:g}{(' ' if unit != '%' and unit else '') + unit}", check), None
+        return Criterion(
+            metric, "in", f"{rng[0]:g}-{rng[1]:g}{(' ' if unit != '%' and unit else '') + unit}", check
+        ), None
     if parse_target(target) is None:
         return None, (
             f"The target `{target[:40]}` is not a number (a plain number, a % or ms). Write it as {CRITERION_USAGE}."

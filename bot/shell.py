@@ -238,7 +238,10 @@ class Shell:
         """Show a reply the way Slack would, then open its form (asked field by field)."""
         if reply.message is not None:
             await self.services.messenger.ephemeral(
-                team_id=TEAM, channel_id=CHANNEL, user_id=self.current, message=with_command(reply.message, self.command)
+                team_id=TEAM,
+                channel_id=CHANNEL,
+                user_id=self.current,
+                message=with_command(reply.message, self.command),
             )
         if reply.public is not None:
             await self.services.messenger.post(

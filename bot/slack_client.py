@@ -144,7 +144,9 @@ class SlackMessenger:
 
     async def update(self, *, team_id: str, channel_id: str, ts: str, message: Message) -> None:
         try:
-            await (await self._for(team_id)).chat_update(channel=channel_id, ts=ts, text=message.text, blocks=message.blocks or None)
+            await (await self._for(team_id)).chat_update(
+                channel=channel_id, ts=ts, text=message.text, blocks=message.blocks or None
+            )
         except SlackApiError as exc:
             self._refused(exc)
             log.warning("chat.update of %s failed: %s", ts, exc.response.get("error"))

@@ -370,9 +370,7 @@ async def submit_form(ctx: Context, form_name: str, values: Mapping[str, str], m
     }
     if missing:
         return Reply(field_errors=missing, message=notice("Some required fields are empty."))
-    options = {
-        k: strip_mention_tokens(clean_text(str(v))) for k, v in values.items() if v is not None and str(v) != ""
-    }
+    options = {k: strip_mention_tokens(clean_text(str(v))) for k, v in values.items() if v is not None and str(v) != ""}
     options.update({k: v for k, v in meta.items() if k != "channel" and v})
     reply = await _guarded(ctx, sub, Args(options=dict(options), from_form=True))
     if reply.field_errors:

@@ -55,9 +55,7 @@ async def join(ctx: Context, args: Args) -> Reply:
     project = await ctx.services.projects.request_join(
         actor=ctx.actor, name=name, ask=lambda p: _join_request(p.id or 0, p.name, ctx.actor.user_id)
     )
-    return Reply(
-        message=notice(f"I asked {mention(project.lead_user_id)}, the lead of {project.name}, to let you in.")
-    )
+    return Reply(message=notice(f"I asked {mention(project.lead_user_id)}, the lead of {project.name}, to let you in."))
 
 
 def _join_value(value: str) -> tuple[int, str]:

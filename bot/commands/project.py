@@ -604,7 +604,7 @@ async def advance(ctx: Context, args: Args) -> Reply:
     "settings",
     usage="settings [hours=09:00-17:00] [tz=<zone>] [deadline=<hours>] [min_proposals=<n>] "
     "[policy=escalate|postpone] [postpone_days=<n>] [max_postpones=<n>] [repo=<owner/repo>] "
-    "[decision_records=on|off] [path=<folder>] [digest=\"mon 09:00\"|off]",
+    '[decision_records=on|off] [path=<folder>] [digest="mon 09:00"|off]',
     summary="Show or change the project's settings (lead).",
     examples=('settings digest="mon 09:00"', "settings digest=off"),
 )
@@ -663,8 +663,12 @@ async def settings(ctx: Context, args: Args) -> Reply:
     digest = f"{slot.text} ({zone}, the lead's time zone)" if slot else "off"
     return Reply(
         message=render_message(
-            "blocks/settings.json.j2", text=f"{project.name} settings", project=project, records=records,
-            digest=digest, command=ctx.command,
+            "blocks/settings.json.j2",
+            text=f"{project.name} settings",
+            project=project,
+            records=records,
+            digest=digest,
+            command=ctx.command,
         )
     )
 
@@ -696,7 +700,9 @@ async def audit(ctx: Context, args: Args) -> Reply:
         page = parse_page(args.options["page"], ctx.command)
     who = parse_who(args.options["who"], ctx.command) if args.get("who") is not None else None
     kind = parse_kind(args.options["kind"], ctx.command) if args.get("kind") is not None else None
-    found = await ctx.services.audit.page(actor=ctx.actor, project_id=pid, page=page, who=who, kind=kind, page_size=size)
+    found = await ctx.services.audit.page(
+        actor=ctx.actor, project_id=pid, page=page, who=who, kind=kind, page_size=size
+    )
     entries = found.entries
     # People by name, never a raw id: the actor and any person a detail names (user=, coauthors=…).
     ids = {e.actor for e in entries} | ({who} if who else set())
@@ -716,9 +722,11 @@ async def audit(ctx: Context, args: Args) -> Reply:
     heading += f" · page {found.page} of {found.pages} ({found.total} entr{'y' if found.total == 1 else 'ies'})"
     more = None
     if found.page < found.pages:
-        more = f"Older: `{ctx.command} audit page={found.page + 1}" + "".join(
-            f" {k}={args.options[k]}" for k in ("who", "kind") if args.get(k) is not None
-        ) + "`"
+        more = (
+            f"Older: `{ctx.command} audit page={found.page + 1}"
+            + "".join(f" {k}={args.options[k]}" for k in ("who", "kind") if args.get(k) is not None)
+            + "`"
+        )
     return Reply(
         message=render_message(
             "blocks/audit.json.j2", text="Audit log", entries=entries, people=people, heading=heading, more=more

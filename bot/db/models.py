@@ -521,6 +521,7 @@ class PersonHours(SQLModel, table=True):
     set_by: str = Field(default="", max_length=32)
     set_at: datetime = _ts()
 
+
 # --- decision records (issue 14 item 5, 0015_decision_records) ------------------------------------------------
 
 
@@ -560,6 +561,7 @@ class DecisionRecordFile(SQLModel, table=True):
     synced_at: datetime | None = _ts(nullable=True)
     last_error: str | None = Field(default=None, max_length=1000)
     created_at: datetime = _ts()
+
 
 # --- github installations --- (wt-ghapp, 0017_github_installations)
 

@@ -263,9 +263,7 @@ class GitHubGateway(Protocol):
         """A file on `ref`; None when it is not there."""
         ...
 
-    async def put_file(
-        self, repo: str, path: str, *, branch: str, message: str, text: str, sha: str | None
-    ) -> str:
+    async def put_file(self, repo: str, path: str, *, branch: str, message: str, text: str, sha: str | None) -> str:
         """Create (sha None) or replace a file on `branch` in one commit; returns the new blob sha."""
         ...
 
@@ -712,9 +710,7 @@ class PyGithubGateway:
     async def branch_sha(self, repo: str, branch: str) -> str | None:
         """The commit a branch points at (`GET /git/ref/heads/{branch}`); None when there is no such branch."""
         try:
-            _, _, data = await self._run(
-                self._request, "GET", f"{self._repo(repo)}/git/ref/heads/{self._path(branch)}"
-            )
+            _, _, data = await self._run(self._request, "GET", f"{self._repo(repo)}/git/ref/heads/{self._path(branch)}")
         except NotFoundError:
             return None
         return str(data["object"]["sha"])
@@ -737,9 +733,7 @@ class PyGithubGateway:
         raw = base64.b64decode(str(data.get("content") or "")) if data.get("encoding") == "base64" else b""
         return GhFile(sha=str(data["sha"]), text=raw.decode("utf-8", errors="replace"))
 
-    async def put_file(
-        self, repo: str, path: str, *, branch: str, message: str, text: str, sha: str | None
-    ) -> str:
+    async def put_file(self, repo: str, path: str, *, branch: str, message: str, text: str, sha: str | None) -> str:
         """Create (sha None) or replace a file on `branch` in one commit; returns the new blob sha."""
         body: Json = {"message": message, "content": base64.b64encode(text.encode()).decode(), "branch": branch}
         if sha is not None:

@@ -175,9 +175,7 @@ class InstallationRoutingGateway:
         self, repo: str, number: int, *, title: str, description: str, due_on: date | None, state: str
     ) -> GhMilestone:
         gw = await self._for(repo)
-        return await gw.update_milestone(
-            repo, number, title=title, description=description, due_on=due_on, state=state
-        )
+        return await gw.update_milestone(repo, number, title=title, description=description, due_on=due_on, state=state)
 
     async def list_labels(self, repo: str) -> Read[list[GhLabel]]:
         return await (await self._for(repo)).list_labels(repo)
@@ -226,8 +224,15 @@ class InstallationRoutingGateway:
     ) -> GhIssue:
         gw = await self._for(repo)
         return await gw.update_issue(
-            repo, number, title=title, body=body, state=state, milestone=milestone, labels=labels,
-            assignees=assignees, state_reason=state_reason,
+            repo,
+            number,
+            title=title,
+            body=body,
+            state=state,
+            milestone=milestone,
+            labels=labels,
+            assignees=assignees,
+            state_reason=state_reason,
         )
 
     async def list_comments(self, repo: str, number: int) -> list[GhComment]:
@@ -251,9 +256,7 @@ class InstallationRoutingGateway:
     async def get_file(self, repo: str, path: str, *, ref: str) -> GhFile | None:
         return await (await self._for(repo)).get_file(repo, path, ref=ref)
 
-    async def put_file(
-        self, repo: str, path: str, *, branch: str, message: str, text: str, sha: str | None
-    ) -> str:
+    async def put_file(self, repo: str, path: str, *, branch: str, message: str, text: str, sha: str | None) -> str:
         gw = await self._for(repo)
         return await gw.put_file(repo, path, branch=branch, message=message, text=text, sha=sha)
 

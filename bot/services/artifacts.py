@@ -43,7 +43,9 @@ def check_url(raw: str, field: str) -> str:
 def _brief_change_message(
     project_name: str, actor: str, changes: list[tuple[str, str, str]], *, command: str
 ) -> Message:
-    lines = [f"*{label}*: {slack_escape(before or '(none)')} → {slack_escape(after)}" for label, before, after in changes]
+    lines = [
+        f"*{label}*: {slack_escape(before or '(none)')} → {slack_escape(after)}" for label, before, after in changes
+    ]
     text = (
         f"The acknowledged brief of {slack_escape(project_name)} was changed by {mention(actor)}:\n"
         + "\n".join(lines)
@@ -108,9 +110,7 @@ class ArtifactService(ServiceBase):
                     ).scalars()
                 )
                 same = [c for c in existing if Criterion(c.metric, c.comparator, "", "").matches(parsed.metric)]
-                before = "; ".join(
-                    str(Criterion(c.metric, c.comparator, c.target, c.real_check)) for c in same
-                )
+                before = "; ".join(str(Criterion(c.metric, c.comparator, c.target, c.real_check)) for c in same)
                 for c in same:  # a criterion on the same metric replaces the old one
                     await s.delete(c)
                 changes.append(("Success criterion", before, str(parsed)))
@@ -279,8 +279,11 @@ class ArtifactService(ServiceBase):
                 named = "; ".join(f'"{c.metric} {c.comparison}"' for c in criteria)
                 raise InvalidInput(
                     f"`{metric[:80]}` is not a metric of the brief's success criteria"
-                    + (f" ({named}): give metric= one of them." if criteria else ' (none yet): add one with '
-                       f'`{self.command} brief criterion="…"`.'),
+                    + (
+                        f" ({named}): give metric= one of them."
+                        if criteria
+                        else f' (none yet): add one with `{self.command} brief criterion="…"`.'
+                    ),
                     field="metric",
                 )
             row = Evaluation(

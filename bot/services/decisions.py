@@ -29,6 +29,8 @@ async def records_on(s: AsyncSession, project_id: int) -> bool:
     """Decision records in the repository are opt-in per project (off by default)."""
     row = await s.get(DecisionRecordSettings, project_id)
     return row is not None and row.enabled
+
+
 MAX_TASKS = 20
 
 

@@ -71,7 +71,7 @@ def parse_digest(raw: str) -> DigestSlot | None:
         return None
     refusal = (
         f"`{raw[:40]}` is not a digest time: say a day and a 24-hour time in your time zone, "
-        f'like `{EXAMPLE}`, or `digest=off`.'
+        f"like `{EXAMPLE}`, or `digest=off`."
     )
     m = _DIGEST_RE.match(text)
     if m is None:
@@ -203,12 +203,19 @@ class WeeklyDigest:
         listed("Tasks opened", [_task(t) for t in self.opened])
         listed("Tasks closed", [_task(t) for t in self.closed])
         listed("Changed in GitHub", [f"• {slack_escape(g)}" for g in self.github])
-        blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": part[:2900]}} for part in sections]
+        blocks: list[dict[str, Any]] = [
+            {"type": "section", "text": {"type": "mrkdwn", "text": part[:2900]}} for part in sections
+        ]
         blocks.append(
             {
                 "type": "context",
-                "elements": [{"type": "mrkdwn", "text": f"`{command} status` for the full picture; "
-                              f"`{command} settings digest=off` stops this digest."}],
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": f"`{command} status` for the full picture; "
+                        f"`{command} settings digest=off` stops this digest.",
+                    }
+                ],
             }
         )
         return Message(text=f"Weekly digest for {name}", blocks=blocks)
@@ -221,13 +228,17 @@ def _task(t: DigestTask) -> str:
     return f"• #{t.number} {title}"
 
 
-async def build_digest(s: AsyncSession, project: Project, *, since: datetime, until: datetime, zone: str) -> WeeklyDigest:
+async def build_digest(
+    s: AsyncSession, project: Project, *, since: datetime, until: datetime, zone: str
+) -> WeeklyDigest:
     """What happened in a project between `since` and `until`, and what is coming (a fixed number of queries)."""
     assert project.id is not None
     pid = project.id
     phase = Phase(project.phase)
     records = list(
-        (await s.execute(select(PhaseRecord).where(PhaseRecord.project_id == pid).order_by(col(PhaseRecord.id)))).scalars()
+        (
+            await s.execute(select(PhaseRecord).where(PhaseRecord.project_id == pid).order_by(col(PhaseRecord.id)))
+        ).scalars()
     )
     current = next((r for r in reversed(records) if r.ended_at is None), None)
     started = current.started_at if current is not None else project.created_at
@@ -256,8 +267,11 @@ async def build_digest(s: AsyncSession, project: Project, *, since: datetime, un
         (
             await s.execute(
                 select(Meeting)
-                .where(Meeting.project_id == pid, col(Meeting.status).in_(OPEN_STATUSES),
-                       Meeting.starts_at < until + MEETINGS_AHEAD)
+                .where(
+                    Meeting.project_id == pid,
+                    col(Meeting.status).in_(OPEN_STATUSES),
+                    Meeting.starts_at < until + MEETINGS_AHEAD,
+                )
                 .order_by(col(Meeting.starts_at))
             )
         ).scalars()
@@ -326,8 +340,11 @@ async def build_digest(s: AsyncSession, project: Project, *, since: datetime, un
     for row in (
         await s.execute(
             select(WebhookDelivery)
-            .where(col(WebhookDelivery.digested_at).is_not(None), col(WebhookDelivery.digested_at) >= since,
-                   col(WebhookDelivery.digested_at) < until)
+            .where(
+                col(WebhookDelivery.digested_at).is_not(None),
+                col(WebhookDelivery.digested_at) >= since,
+                col(WebhookDelivery.digested_at) < until,
+            )
             .order_by(col(WebhookDelivery.id))
         )
     ).scalars():
@@ -372,8 +389,12 @@ class DigestService(RitualBase):
             s.add(row)
             zone = await self.lead_zone(s, project)
             await self.audit(
-                s, actor=actor, action="project.digest", project_id=project_id,
-                digest=slot.text if slot else "off", zone=zone,
+                s,
+                actor=actor,
+                action="project.digest",
+                project_id=project_id,
+                digest=slot.text if slot else "off",
+                zone=zone,
             )
         await self._plan(project_id, slot, zone, self.clock.now())
         return slot, zone

@@ -753,12 +753,8 @@ class MeetingService(RitualBase):
                     }
                     left = [u for u in view.owing if u not in authors]
                     hours = {h.user_id: h for h in await self.availabilities(s, project, left)}
-                    away = [
-                        u for u in left if hours[u].away_on(now) or await self.slack_away(project.team_id, u)
-                    ]
-                    view = replace(
-                        view, still_owing=tuple(u for u in left if u not in away), excused=tuple(away)
-                    )
+                    away = [u for u in left if hours[u].away_on(now) or await self.slack_away(project.team_id, u)]
+                    view = replace(view, still_owing=tuple(u for u in left if u not in away), excused=tuple(away))
                 views.append(view)
             return views
 

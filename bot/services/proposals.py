@@ -252,18 +252,22 @@ class ProposalService(RitualBase):
                 ).scalars()
                 if approach_family(p.title) == approach_family(valid.title)
             ]
-            proposal = same[0] if same else Proposal(
-                team_id=project.team_id,
-                project_id=project.id,
-                meeting_id=meeting.id,
-                author_user_id=actor.user_id,
-                title=valid.title,
-                approach=valid.approach,
-                why=valid.why,
-                benefit=valid.benefit,
-                cost_days=valid.cost_days,
-                risk=valid.risk,
-                submitted_at=now,
+            proposal = (
+                same[0]
+                if same
+                else Proposal(
+                    team_id=project.team_id,
+                    project_id=project.id,
+                    meeting_id=meeting.id,
+                    author_user_id=actor.user_id,
+                    title=valid.title,
+                    approach=valid.approach,
+                    why=valid.why,
+                    benefit=valid.benefit,
+                    cost_days=valid.cost_days,
+                    risk=valid.risk,
+                    submitted_at=now,
+                )
             )
             updated = bool(same)
             proposal.confirmed_coauthors = [c for c in proposal.confirmed_coauthors if c in named]
@@ -373,4 +377,3 @@ def coauthor_request(p: Proposal, author: str, meeting_id: int) -> Message:
             },
         ],
     )
-

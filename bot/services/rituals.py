@@ -343,7 +343,9 @@ class RitualService(RitualBase):
                 drawn = cands.ranked and not unanswered
                 chart = await proposals_chart_for(due.view, cands.ranked) if drawn else None
                 await self._claim(s, due.project.team_id, key)
-                postpone = unanswered and due.meeting.postpone_count < min(UNANSWERED_POSTPONES, due.project.max_postpones)
+                postpone = unanswered and due.meeting.postpone_count < min(
+                    UNANSWERED_POSTPONES, due.project.max_postpones
+                )
                 if not unanswered:
                     await self.outbox.enqueue(
                         s,

@@ -227,16 +227,19 @@ async def desired_issue(ctx: IssueContext, task: Task) -> DesiredIssue:
     comment = None
     if closed and task.superseded_at is not None:
         record = await ctx.record(task.superseded_by_record) if task.superseded_by_record else None
-        comment = render_text(
-            "github/superseded_comment.md.j2",
-            task=task,
-            project=project,
-            note=task.superseded_note or "",
-            iteration=(record.iteration if record else project.iteration) + 1,
-            when=task.superseded_at,
-            slack_url=(record.permalink if record and record.permalink else channel_url),
-            marker=superseded_marker(task.id),
-        ).strip() + "\n"
+        comment = (
+            render_text(
+                "github/superseded_comment.md.j2",
+                task=task,
+                project=project,
+                note=task.superseded_note or "",
+                iteration=(record.iteration if record else project.iteration) + 1,
+                when=task.superseded_at,
+                slack_url=(record.permalink if record and record.permalink else channel_url),
+                marker=superseded_marker(task.id),
+            ).strip()
+            + "\n"
+        )
     return DesiredIssue(
         task_id=task.id,
         task_number=task.number,

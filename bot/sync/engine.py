@@ -56,7 +56,7 @@ PAUSE_REASONS = {
         "repository with `{command} github repo=<owner/name>`, then run `{command} sync`",
     ),
     "no_access": (
-        "the Phasegate GitHub App may not write to {repo} (\"Resource not accessible by integration\")",
+        'the Phasegate GitHub App may not write to {repo} ("Resource not accessible by integration")',
         "in GitHub, give the Phasegate App access to {repo} with Issues read & write (an organization owner: "
         "Settings → GitHub Apps → Phasegate → Configure), then run `{command} sync`",
     ),
@@ -65,7 +65,9 @@ PAUSE_REASONS = {
 
 def pause_text(reason: str, repo: str, command: str = "/phasegate") -> tuple[str, str]:
     """Why a project's sync is paused and what fixes it, in the words people type."""
-    why, fix = PAUSE_REASONS.get(reason, ("GitHub refuses every change to {repo}", "fix access, then run `{command} sync`"))
+    why, fix = PAUSE_REASONS.get(
+        reason, ("GitHub refuses every change to {repo}", "fix access, then run `{command} sync`")
+    )
     return why.format(repo=repo, command=command), fix.format(repo=repo, command=command)
 
 
@@ -73,7 +75,6 @@ class DeadEndNotice(Protocol):
     """Tells a project's lead about a dead end in GitHub (a paused sync, a deleted issue recreated), once."""
 
     async def __call__(self, *, project_id: int, key: str, text: str) -> None: ...
-
 
 
 def _paused_projects() -> Any:
@@ -597,9 +598,7 @@ class SyncEngine:
             await self._finish(s, item_id, now_want == want)
         return "done"
 
-    async def _superseded_comment(
-        self, repo: str, task_id: str, number: int, body: str, state: str | None
-    ) -> None:
+    async def _superseded_comment(self, repo: str, task_id: str, number: int, body: str, state: str | None) -> None:
         """The one comment saying why the issue was closed as not planned, exactly once: marked "sending" before
         the POST, so an attempt after a lost answer looks for the comment's marker before writing again."""
         needle = superseded_marker(task_id)

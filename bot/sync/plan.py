@@ -70,7 +70,9 @@ class SyncPlan:
         """Content-creating requests the plan needs (at least): a closed new issue needs two, and a superseded
         close one more for its comment."""
         issues = [x.detail for x in self.steps if x.kind == "issue"]
-        return len(self.steps) + sum(d.startswith("then close") for d in issues) + sum("(superseded)" in d for d in issues)
+        return (
+            len(self.steps) + sum(d.startswith("then close") for d in issues) + sum("(superseded)" in d for d in issues)
+        )
 
 
 async def compute_plan(
@@ -113,11 +115,7 @@ async def compute_plan(
                     "adopt" if ours else "create",
                     want.title if ours or found is None else want.title + OWN_SUFFIX,
                     found.number if ours and found else None,
-                    ", ".join(
-                        x
-                        for x in ("closed" if want.state == "closed" else "", _due_text(want.due_on))
-                        if x
-                    ),
+                    ", ".join(x for x in ("closed" if want.state == "closed" else "", _due_text(want.due_on)) if x),
                 )
             )
         elif row.synced_hash == want.hash() and not _drifted(by_number.get(row.number), want):

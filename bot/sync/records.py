@@ -195,19 +195,23 @@ async def desired_record(s: AsyncSession, project: Project, row: DecisionRecordF
     if older is not None:
         supersedes = await _neighbour(s, row, older)
     marker = record_marker(row.decision_id, project.id)
-    text = _environment().get_template("github/decision_record.md.j2").render(
-        row=row,
-        project=project,
-        repo=project.repo or "",
-        d=line,
-        chosen=chosen,
-        runner_ups=runner_ups,
-        tasks=tasks,
-        brief=report.brief,
-        criteria=report.criteria,
-        superseded=superseded,
-        supersedes=supersedes,
-        marker=marker,
+    text = (
+        _environment()
+        .get_template("github/decision_record.md.j2")
+        .render(
+            row=row,
+            project=project,
+            repo=project.repo or "",
+            d=line,
+            chosen=chosen,
+            runner_ups=runner_ups,
+            tasks=tasks,
+            brief=report.brief,
+            criteria=report.criteria,
+            superseded=superseded,
+            supersedes=supersedes,
+            marker=marker,
+        )
     )
     title = " ".join(github_safe(chosen.title).split())[:120]
     pr_title = (

@@ -222,7 +222,9 @@ class SyncService(ServiceBase):
             if self.outbox is not None:
                 seen = (
                     await s.execute(
-                        select(OutboxMessage.id).where(OutboxMessage.team_id == team_id, OutboxMessage.dedupe_key == key)
+                        select(OutboxMessage.id).where(
+                            OutboxMessage.team_id == team_id, OutboxMessage.dedupe_key == key
+                        )
                     )
                 ).first()
                 if seen is not None:
@@ -356,7 +358,6 @@ class SyncService(ServiceBase):
             return None
         why, fix = pause_text(project.sync_paused_reason, project.repo or "the repository")
         return f"paused: {why} — fix: {fix}"
-
 
     @staticmethod
     def _item_title(project: Project, item: OutboxItem, titles: dict[str, str]) -> str:
