@@ -112,9 +112,9 @@ def epoch(value: object) -> int:
     return int(when.timestamp())
 
 
-@lru_cache(maxsize=1)
-def environment() -> Environment:
-    env = Environment(
+def new_environment() -> Environment:
+    """A Jinja2 Environment over templates/ with the house settings and no filters (each user adds its own)."""
+    return Environment(
         loader=FileSystemLoader(str(TEMPLATES)),
         undefined=StrictUndefined,
         autoescape=False,
@@ -122,6 +122,11 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    env = new_environment()
     env.filters.update(
         slack_escape=slack_escape,
         truncate_to=truncate,

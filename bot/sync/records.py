@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from bot.db.models import Decision, DecisionRecordFile, DecisionRecordSettings, Meeting, Project, Proposal
-from bot.paths import TEMPLATES
-from bot.rendering import github_safe
+from bot.rendering import github_safe, new_environment
 from bot.services.project_report import DecisionLine, _href, _md_cell, _num, build_report
 
 DEFAULT_PATH = "docs/decisions"
@@ -60,14 +59,7 @@ def _link(url: str) -> str:
 
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(str(TEMPLATES)),
-        undefined=StrictUndefined,
-        autoescape=False,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
+    env = new_environment()
     env.filters.update(github_safe=github_safe, cell=_md_cell, num=_num, href=_href, link=_link)
     return env
 
