@@ -3,43 +3,34 @@ whether its workspace is the only one or one of many (no query over all workspac
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from bench.common import fresh_pg_schema
 from bench.workspaces import statements
+from tests.conftest import drop_pg_schema, new_pg_schema
 
-PG = os.environ.get("TEST_POSTGRES_URL")
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[str], str]]:
-    """A function giving a new empty database per call (SQLite files, or schemas of their own on PostgreSQL)."""
-    made: list[str] = []
+    """A function giving a new empty database per call (SQLite files, or schemas of their own on PostgreSQL:
+    skipped without TEST_POSTGRES_URL, a failure in CI, as every PostgreSQL test)."""
+    made: list[tuple[str, str]] = []
 
     def fresh(name: str) -> str:
         if request.param == "sqlite":
             return f"sqlite:///{tmp_path / name}.db"
-        assert PG is not None
-        schema = f"phasegate_test_ws_{name}_{os.getpid()}"
-        made.append(schema)
-        return fresh_pg_schema(PG, schema)
+        server, schema, url = new_pg_schema()
+        made.append((server, schema))
+        return url
 
-    if request.param == "postgresql" and not PG:
-        pytest.skip("TEST_POSTGRES_URL is not set")
+    if request.param == "postgresql":
+        server, schema, _ = new_pg_schema()  # skips (or fails in CI) before any work when there is no server
+        drop_pg_schema(server, schema)
     yield fresh
-    if made:
-        import psycopg
-        from sqlalchemy.engine import make_url
-
-        assert PG is not None
-        libpq = make_url(PG).set(drivername="postgresql").render_as_string(hide_password=False)
-        with psycopg.connect(libpq, autocommit=True) as conn:
-            for schema in made:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    for server, schema in made:
+        drop_pg_schema(server, schema)
 
 
 async def test_status_app_home_and_a_write_cost_the_same_statements_with_1_or_6_workspaces(
