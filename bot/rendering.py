@@ -121,6 +121,7 @@ def new_environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        auto_reload=False,  # compiled once: templates ship with the code (a new version is a restart)
     )
 
 

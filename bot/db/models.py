@@ -194,6 +194,7 @@ class Evaluation(SQLModel, table=True):
 
 class Meeting(SQLModel, table=True):
     __tablename__ = "meetings"
+    __table_args__ = (Index("ix_meetings_project_starts", "project_id", "starts_at"),)  # a report's next meetings
     id: int | None = Field(default=None, primary_key=True)
     team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
     project_id: int = Field(foreign_key="projects.id", index=True)
@@ -268,7 +269,13 @@ class Decision(SQLModel, table=True):
 
 class Task(SQLModel, table=True):
     __tablename__ = "tasks"
-    __table_args__ = (Index("ix_tasks_project_number", "project_id", "number", unique=True),)
+    __table_args__ = (
+        Index("ix_tasks_project_number", "project_id", "number", unique=True),
+        # A report's first open tasks of each phase of a project, by number
+        Index("ix_tasks_open_order", "project_id", "status", "phase", "number"),
+        # A report's counts per phase from the index alone
+        Index("ix_tasks_phase_counts", "project_id", "phase", "status", "superseded_at"),
+    )
     id: str = Field(default_factory=new_uuid, primary_key=True, max_length=36)
     number: int = Field(default=0)  # short per-project number people type
     team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
@@ -308,6 +315,7 @@ class GitHubMilestone(SQLModel, table=True):
 
 class GitHubIssue(SQLModel, table=True):
     __tablename__ = "github_issues"
+    __table_args__ = (Index("ix_github_issues_failing", "project_id", "failures"),)  # a report's failing tasks
     task_id: str = Field(foreign_key="tasks.id", primary_key=True, max_length=36)
     team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
     project_id: int = Field(foreign_key="projects.id", index=True)
@@ -329,7 +337,10 @@ class OutboxItem(SQLModel, table=True):
     """Persistent queue of GitHub work; an item leaves only when done."""
 
     __tablename__ = "sync_outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_project_status", "project_id", "status"),  # a report's pending and failing counts
+    )
     id: int | None = Field(default=None, primary_key=True)
     team_id: str = Field(foreign_key="workspaces.team_id", index=True, max_length=32)
     project_id: int = Field(foreign_key="projects.id", index=True)

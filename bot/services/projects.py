@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from datetime import date
+from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import sqlalchemy as sa
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, or_, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.db.models import Member, PhaseRecord, Project, ProjectMember, RepoClaim, RepoShare
 from bot.errors import InvalidInput, NotAllowed, NotFound
@@ -46,26 +49,48 @@ def check_timezone(name: str) -> str:
     return name
 
 
+# The statements a command's project lookup runs, built once (`cache`) with parameters: per command only the values
+# change, so SQLAlchemy neither rebuilds nor recompiles them.
+_TEAM = sa.bindparam("team", type_=sa.String())
+
+
+@cache
+def _by_name() -> SelectOfScalar[Project]:
+    return select(Project).where(col(Project.team_id) == _TEAM, col(Project.name) == sa.bindparam("name"))
+
+
+@cache
+def _in_channel() -> SelectOfScalar[Project]:
+    return (
+        select(Project)
+        .where(col(Project.team_id) == _TEAM, col(Project.channel_id) == sa.bindparam("channel"))
+        .order_by(col(Project.id))
+    )
+
+
+@cache
+def _projects_of() -> SelectOfScalar[Project]:
+    user = sa.bindparam("user", type_=sa.String())
+    member_of = select(ProjectMember.project_id).where(
+        col(ProjectMember.team_id) == _TEAM, col(ProjectMember.user_id) == user
+    )
+    return (
+        select(Project)
+        .where(col(Project.team_id) == _TEAM, or_(col(Project.lead_user_id) == user, col(Project.id).in_(member_of)))
+        .order_by(col(Project.id))
+    )
+
+
 async def resolve_project(s: AsyncSession, *, actor: Actor, channel_id: str | None, name: str | None = None) -> Project:
     """The project a command is about, in the caller's session: by name, else the channel's, else the user's only
     project."""
     if name:
-        p = (
-            await s.execute(select(Project).where(Project.team_id == actor.team_id, Project.name == name))
-        ).scalar_one_or_none()
+        p = (await s.execute(_by_name(), {"team": actor.team_id, "name": name})).scalar_one_or_none()
         if p is None:
             raise NotFound(f"There is no project named `{name}`. `/phasegate status` lists yours.")
         return p
     if channel_id:
-        in_channel = list(
-            (
-                await s.execute(
-                    select(Project)
-                    .where(Project.team_id == actor.team_id, Project.channel_id == channel_id)
-                    .order_by(col(Project.id))
-                )
-            ).scalars()
-        )
+        in_channel = list((await s.execute(_in_channel(), {"team": actor.team_id, "channel": channel_id})).scalars())
         if len(in_channel) == 1:
             return in_channel[0]
         if len(in_channel) > 1:
@@ -86,18 +111,7 @@ async def resolve_project(s: AsyncSession, *, actor: Actor, channel_id: str | No
 
 async def projects_of(s: AsyncSession, actor: Actor) -> list[Project]:
     """Projects the user leads or has a role in."""
-    member_of = select(ProjectMember.project_id).where(
-        ProjectMember.team_id == actor.team_id, ProjectMember.user_id == actor.user_id
-    )
-    rows = await s.execute(
-        select(Project)
-        .where(
-            Project.team_id == actor.team_id,
-            or_(Project.lead_user_id == actor.user_id, col(Project.id).in_(member_of)),
-        )
-        .order_by(col(Project.id))
-    )
-    return list(rows.scalars())
+    return list((await s.execute(_projects_of(), {"team": actor.team_id, "user": actor.user_id})).scalars())
 
 
 class ProjectService(ServiceBase):

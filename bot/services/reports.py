@@ -36,6 +36,7 @@ from bot.services.gates import PIDS, facts_from, gate_columns, gate_rows
 from bot.services.projects import resolve_project
 
 OPEN_TASKS_SHOWN = 15
+MY_TASKS_SHOWN = 10  # App Home: the person's open tasks per project
 TASK_FILTERS = ("mine", "open", "all")
 
 
@@ -150,14 +151,23 @@ SINCE = sa.bindparam("since", type_=UTCDateTime())
 COAUTHOR = sa.bindparam("coauthor", type_=sa.String())  # a LIKE pattern: the person's id in a coauthors list
 
 
-def _task_branch(kind: str, where: Any, limit: int, *, current_first: bool = False) -> Any:
-    """Up to `limit` tasks per project (with their issue's url and failures) as one branch of the report's task
-    UNION."""
-    order: list[Any] = [case((col(Task.phase) == col(Project.phase), 0), else_=1)] if current_first else []
-    # the current phase's tasks first, so a long list never hides them
-    rank = func.row_number().over(partition_by=col(Task.project_id), order_by=[*order, col(Task.number)])
-    tasks: Any = sa.join(Task, Project, col(Project.id) == col(Task.project_id)) if current_first else Task.__table__  # type: ignore[attr-defined]
-    sub = (
+def _pid(i: int) -> sa.BindParameter[Any]:
+    return sa.bindparam(f"pid{i}", type_=sa.Integer())  # the i-th project of the report
+
+
+def _first_tasks(kind: str, i: int, where: Any, limit: int, *, failing: bool = False) -> Any:
+    """The first `limit` tasks by number of the i-th project matching `where`, with their issue's url and failures,
+    as one branch of the report's task UNION. An ORDER BY … LIMIT per project reads only those rows through an index
+    (a window over all the project's tasks read every one); `failing` starts from the failing issues instead."""
+    issues: Any = GitHubIssue.__table__  # type: ignore[attr-defined]
+    tasks: Any = Task.__table__  # type: ignore[attr-defined]
+    source = (
+        sa.join(issues, tasks, col(Task.id) == col(GitHubIssue.task_id))
+        if failing
+        else tasks.outerjoin(issues, col(GitHubIssue.task_id) == col(Task.id))
+    )
+    owner = col(GitHubIssue.project_id) if failing else col(Task.project_id)
+    first = (
         sa.select(
             sa.literal_column(f"'{kind}'").label("kind"),
             col(Task.number).label("number"),
@@ -173,13 +183,14 @@ def _task_branch(kind: str, where: Any, limit: int, *, current_first: bool = Fal
             sa.cast(sa.null(), sa.Integer()).label("closed"),
             sa.cast(sa.null(), sa.Integer()).label("dropped"),
             col(Task.project_id).label("pid"),
-            rank.label("rank"),
         )
-        .select_from(tasks.outerjoin(GitHubIssue, col(GitHubIssue.task_id) == col(Task.id)))
-        .where(col(Task.project_id).in_(PIDS), where)
+        .select_from(source)
+        .where(owner == _pid(i), where)
+        .order_by(col(Task.number))
+        .limit(limit)
         .subquery()
     )
-    return sa.select(*[c for c in sub.c if c.name != "rank"]).where(sub.c.rank <= limit)
+    return sa.select(first)  # a UNION member may not have its own ORDER BY … LIMIT (SQLite): a subquery may
 
 
 def _count_branch() -> Any:
@@ -203,21 +214,27 @@ def _count_branch() -> Any:
 
 
 @cache
-def _tasks(home: bool) -> Any:
-    """Open tasks, failing tasks, counts per phase; for App Home also the acting person's open tasks (assigned to
-    them, or to nobody yet but to a role they hold in that project, as `task list mine`): one UNION ALL."""
-    branches = [
-        _task_branch("open", col(Task.status) == "open", OPEN_TASKS_SHOWN, current_first=True),
-        _task_branch("failing", col(GitHubIssue.failures) > 0, OPEN_TASKS_SHOWN),
-        _count_branch(),
-    ]
-    if home:
-        mine = or_(
-            col(Task.assignee_user_id) == USER,
-            col(Task.assignee_user_id).is_(None) & sa.tuple_(col(Task.project_id), col(Task.role)).in_(ROLES),
-        )
-        branches.append(_task_branch("mine", sa.and_(col(Task.status) == "open", mine), 10))
-    return sa.union_all(*branches)
+def _tasks(home: bool, projects: int) -> Any:
+    """For each of `projects` projects: its first open tasks of each phase (one index range each, read in order and
+    left early; the report shows the current phase's first, so a long list never hides them), its failing tasks,
+    and for App Home the acting person's open tasks (assigned to them, or to nobody yet but to a role they hold in
+    that project, as `task list mine`); the counts per phase of all of them. One UNION ALL, its shape fixed by
+    `projects`."""
+    is_open = col(Task.status) == "open"
+    branches: list[Any] = []
+    for i in range(projects):
+        branches += [
+            _first_tasks("open", i, sa.and_(is_open, col(Task.phase) == phase.value), OPEN_TASKS_SHOWN)
+            for phase in PHASE_ORDER
+        ]
+        branches.append(_first_tasks("failing", i, col(GitHubIssue.failures) > 0, OPEN_TASKS_SHOWN, failing=True))
+        if home:
+            mine = or_(
+                col(Task.assignee_user_id) == USER,
+                col(Task.assignee_user_id).is_(None) & sa.tuple_(col(Task.project_id), col(Task.role)).in_(ROLES),
+            )
+            branches.append(_first_tasks("mine", i, sa.and_(is_open, mine), MY_TASKS_SHOWN))
+    return sa.union_all(*branches, _count_branch())
 
 
 def _line(r: Any) -> TaskLine:
@@ -287,33 +304,28 @@ def _records() -> Any:
     return select(PhaseRecord).where(col(PhaseRecord.project_id).in_(PIDS)).order_by(col(PhaseRecord.id))
 
 
-@cache
-def _meetings_select() -> Any:
-    """Upcoming meetings (from 12 h ago, the first 50 per project) with their proposal count, and for the person
-    looking: attending, owing a proposal (an attendee who owes one), wrote or co-wrote one."""
+MEETINGS_SHOWN = 50  # per project, from 12 hours ago
+
+
+def _upcoming(i: int) -> Any:
+    """The i-th project's first upcoming meetings (from 12 h ago) by start, with their proposal count, and for the
+    person looking: attending, owing a proposal (an attendee who owes one), wrote or co-wrote one. ORDER BY … LIMIT
+    over the project's meetings by start (an index range, left early); the subqueries run for those rows only."""
     me = col(MeetingAttendee.user_id) == USER
     here = col(MeetingAttendee.meeting_id) == col(Meeting.id)
     wrote = or_(
         col(Proposal.author_user_id) == USER,
         sa.cast(col(Proposal.coauthors), sa.String()).like(COAUTHOR, escape="\\"),
     )
-    upcoming = (
+    first = (
         sa.select(
-            col(Meeting.id).label("id"),
-            func.row_number()
-            .over(partition_by=col(Meeting.project_id), order_by=[col(Meeting.starts_at), col(Meeting.id)])
-            .label("rank"),
-        )
-        .where(
-            col(Meeting.project_id).in_(PIDS),
-            col(Meeting.status).in_(("scheduled", "held")),
-            col(Meeting.starts_at) >= SINCE,
-        )
-        .subquery()
-    )
-    return (
-        sa.select(
-            Meeting,
+            col(Meeting.id),
+            col(Meeting.project_id),
+            col(Meeting.kind),
+            col(Meeting.starts_at),
+            col(Meeting.duration_min),
+            col(Meeting.status),
+            col(Meeting.proposal_deadline),
             sa.select(func.count())
             .where(col(Proposal.meeting_id) == col(Meeting.id))
             .scalar_subquery()
@@ -328,21 +340,38 @@ def _meetings_select() -> Any:
             .exists()
             .label("wrote"),
         )
-        .join(upcoming, upcoming.c.id == col(Meeting.id))
-        .where(upcoming.c.rank <= 50)
+        .where(
+            col(Meeting.project_id) == _pid(i),
+            or_(col(Meeting.status) == "scheduled", col(Meeting.status) == "held"),
+            col(Meeting.starts_at) >= SINCE,
+        )
         .order_by(col(Meeting.starts_at), col(Meeting.id))
+        .limit(MEETINGS_SHOWN)
+        .subquery()
     )
+    return sa.select(first)
+
+
+@cache
+def _meetings_select(projects: int) -> Any:
+    """Upcoming meetings of each of `projects` projects (see `_upcoming`): one statement, ordered by start."""
+    if projects == 1:
+        return _upcoming(0)
+    union = sa.union_all(*(_upcoming(i) for i in range(projects))).subquery()
+    return sa.select(union).order_by(union.c.starts_at, union.c.id)
 
 
 def _like_literal(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-async def _meetings(s: AsyncSession, params: dict[str, Any]) -> dict[int, list[tuple[MeetingLine, bool]]]:
+async def _meetings(
+    s: AsyncSession, params: dict[str, Any], projects: int
+) -> dict[int, list[tuple[MeetingLine, bool]]]:
     """Upcoming meetings of each project, each with whether the person looking attends it: one query."""
-    rows = (await s.execute(_meetings_select(), params)).all()
+    rows = (await s.execute(_meetings_select(projects), params)).all()
     by_project: dict[int, list[tuple[MeetingLine, bool]]] = {}
-    for m, proposals, attending, owes, wrote in rows:
+    for m in rows:
         line = MeetingLine(
             m.id or 0,
             m.kind,
@@ -351,10 +380,10 @@ async def _meetings(s: AsyncSession, params: dict[str, Any]) -> dict[int, list[t
             m.duration_min,
             m.status,
             m.proposal_deadline,
-            int(proposals or 0),
-            bool(owes) and not wrote,
+            int(m.proposals or 0),
+            bool(m.owes) and not m.wrote,
         )
-        by_project.setdefault(m.project_id, []).append((line, bool(attending)))
+        by_project.setdefault(m.project_id, []).append((line, bool(m.attending)))
     return by_project
 
 
@@ -394,8 +423,10 @@ class ReportService(ServiceBase):
             for pid, people in members.items()
             for role in sorted(people.get(actor.user_id, set()) - {Role.LEAD.value})
         ]
-        tasks = _grouped((await s.execute(_tasks(home), params)).all())
-        meetings = await _meetings(s, params)
+        for i, project in enumerate(projects):
+            params[f"pid{i}"] = project.id
+        tasks = _grouped((await s.execute(_tasks(home, len(projects)), params)).all())
+        meetings = await _meetings(s, params, len(projects))
         return [
             self._report(project, now, facts[project.id], rows, records, members, tasks, meetings)
             for project in projects
@@ -440,7 +471,7 @@ class ReportService(ServiceBase):
             record=record,
             overrides=[r for r in records if r.override_reason],
             progress=progress,
-            open_tasks=lines("open", lambda r: (r.phase != project.phase, r.number)),
+            open_tasks=lines("open", lambda r: (r.phase != project.phase, r.number))[:OPEN_TASKS_SHOWN],
             open_total=sum(t - c for t, c in by_phase.values()),
             meetings=[m for m, _ in meetings],
             members=all_members.get(project.id, {}),
