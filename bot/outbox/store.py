@@ -472,8 +472,8 @@ def undelivered_select(*, team_id: Any, project_id: Any = None) -> Any:
 
 
 def undelivered_per_project_select(*, team_id: Any, project_ids: Any) -> Any:
-    """As `undelivered_select` for each of several projects at once (`project_ids`: a list, or an expanding bind
-    parameter): up to the same number per project, the newest, in one query; the order is left to the caller."""
+    """As `undelivered_select` for each of several projects at once (`project_ids`: a list of ids or of bind
+    parameters): up to the same number per project, the newest, in one query; the order is left to the caller."""
     newest = func.row_number().over(partition_by=col(OutboxMessage.project_id), order_by=col(OutboxMessage.id).desc())
     ranked = (
         sa.select(*OutboxMessage.__table__.columns, newest.label("newest"))  # type: ignore[attr-defined]

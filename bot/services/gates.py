@@ -59,7 +59,22 @@ class AdvanceResult:
 
 PID = sa.bindparam("pid", type_=sa.Integer())  # the project the prepared statements below are about
 ITERATION = sa.bindparam("iteration", type_=sa.Integer())  # its current iteration
-PIDS: sa.BindParameter[int] = sa.bindparam("pids", expanding=True)  # several projects at once (`per_project`)
+
+
+def project_id(i: int) -> sa.BindParameter[int]:
+    """`pid<i>`: the i-th of the projects a statement of several projects is about."""
+    return sa.bindparam(f"pid{i}", type_=sa.Integer())
+
+
+def project_ids(projects: int) -> list[sa.BindParameter[int]]:
+    """`pid0` …: one parameter per project (an expanding IN list would make SQLAlchemy re-render the statement's
+    SQL on every execution)."""
+    return [project_id(i) for i in range(projects)]
+
+
+def project_params(ids: Iterable[int | None]) -> dict[str, Any]:
+    """The `project_ids` parameters of these projects."""
+    return {f"pid{i}": pid for i, pid in enumerate(ids)}
 
 
 def gate_params(project: Project) -> dict[str, Any]:
@@ -116,16 +131,18 @@ def gate_columns(per_project: bool = False) -> tuple[Any, ...]:
 
 
 @cache
-def gate_rows(per_project: bool = False) -> tuple[Any, ...]:
+def gate_rows(projects: int = 0) -> tuple[Any, ...]:
     """The gates' lists (success criteria; this iteration's evaluations) as branches of one UNION ALL of the same
     columns: kind, id, a, b, c, d (text), value (a number), at (a time); more branches of that shape can join the
-    UNION (the status report's members and undelivered messages). Built once, with `gate_params`; `per_project`:
-    for the projects in `pids` (each at its own iteration), with their project's id as a last column, `pid`."""
-    if per_project:
-        criteria: Any = col(SuccessCriterion.project_id).in_(PIDS)
+    UNION (the status report's members and undelivered messages). Built once, with `gate_params`; `projects`:
+    for that many projects (`project_ids`, each at its own iteration), with their project's id as a last column,
+    `pid`."""
+    if projects:
+        criteria: Any = col(SuccessCriterion.project_id).in_(project_ids(projects))
         current = sa.select(col(Project.iteration)).where(col(Project.id) == col(Evaluation.project_id))
         evaluations: Any = sa.and_(
-            col(Evaluation.project_id).in_(PIDS), col(Evaluation.iteration) == current.scalar_subquery()
+            col(Evaluation.project_id).in_(project_ids(projects)),
+            col(Evaluation.iteration) == current.scalar_subquery(),
         )
         pids: tuple[Any, ...] = (col(SuccessCriterion.project_id).label("pid"),)
         eval_pids: tuple[Any, ...] = (col(Evaluation.project_id),)

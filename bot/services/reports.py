@@ -32,7 +32,7 @@ from bot.errors import InvalidInput
 from bot.outbox.store import problems_from, undelivered_per_project_select
 from bot.process import MEETING_KINDS, PHASE_ORDER, PHASES, GateResult, Phase, Role, evaluate_gate
 from bot.services.base import Actor, ServiceBase
-from bot.services.gates import PIDS, facts_from, gate_columns, gate_rows
+from bot.services.gates import facts_from, gate_columns, gate_rows, project_id, project_ids, project_params
 from bot.services.projects import resolve_project
 
 OPEN_TASKS_SHOWN = 15
@@ -74,12 +74,22 @@ class PhaseProgress:
     superseded: int = 0
 
 
+@dataclass(frozen=True)
+class Override:
+    """A gate passed by the lead's override, with the reason given."""
+
+    phase: str
+    override_by: str | None
+    override_at: datetime | None
+    override_reason: str
+
+
 @dataclass
 class StatusReport:
     project: Project
     gate: GateResult
-    record: PhaseRecord | None
-    overrides: list[PhaseRecord]
+    phase_since: datetime | None  # when the project entered its current phase
+    overrides: list[Override]
     progress: list[PhaseProgress]
     open_tasks: list[TaskLine]
     open_total: int
@@ -151,10 +161,6 @@ SINCE = sa.bindparam("since", type_=UTCDateTime())
 COAUTHOR = sa.bindparam("coauthor", type_=sa.String())  # a LIKE pattern: the person's id in a coauthors list
 
 
-def _pid(i: int) -> sa.BindParameter[Any]:
-    return sa.bindparam(f"pid{i}", type_=sa.Integer())  # the i-th project of the report
-
-
 def _first_tasks(kind: str, i: int, where: Any, limit: int, *, failing: bool = False) -> Any:
     """The first `limit` tasks by number of the i-th project matching `where`, with their issue's url and failures,
     as one branch of the report's task UNION. An ORDER BY … LIMIT per project reads only those rows through an index
@@ -185,7 +191,7 @@ def _first_tasks(kind: str, i: int, where: Any, limit: int, *, failing: bool = F
             col(Task.project_id).label("pid"),
         )
         .select_from(source)
-        .where(owner == _pid(i), where)
+        .where(owner == project_id(i), where)
         .order_by(col(Task.number))
         .limit(limit)
         .subquery()
@@ -193,7 +199,7 @@ def _first_tasks(kind: str, i: int, where: Any, limit: int, *, failing: bool = F
     return sa.select(first)  # a UNION member may not have its own ORDER BY … LIMIT (SQLite): a subquery may
 
 
-def _count_branch() -> Any:
+def _count_branch(projects: int) -> Any:
     """Tasks per project and phase (counted, superseded apart) as the task UNION's `count` rows."""
     nulls = [sa.null()] * 6
     return (
@@ -208,7 +214,7 @@ def _count_branch() -> Any:
             func.count().filter(col(Task.superseded_at).is_not(None)),
             col(Task.project_id),
         )
-        .where(col(Task.project_id).in_(PIDS))
+        .where(col(Task.project_id).in_(project_ids(projects)))
         .group_by(col(Task.project_id), col(Task.phase))
     )
 
@@ -234,7 +240,7 @@ def _tasks(home: bool, projects: int) -> Any:
                 col(Task.assignee_user_id).is_(None) & sa.tuple_(col(Task.project_id), col(Task.role)).in_(ROLES),
             )
             branches.append(_first_tasks("mine", i, sa.and_(is_open, mine), MY_TASKS_SHOWN))
-    return sa.union_all(*branches, _count_branch())
+    return sa.union_all(*branches, _count_branch(projects))
 
 
 def _line(r: Any) -> TaskLine:
@@ -252,9 +258,9 @@ def _line(r: Any) -> TaskLine:
 
 
 @cache
-def _facts() -> Any:
-    """Per project: the gates' facts, the GitHub sync's pending and failing items and the current phase's target
-    date: one SELECT FROM projects."""
+def _facts(projects: int) -> Any:
+    """Per project: the gates' facts, the GitHub sync's pending and failing items, the current phase's target date
+    and since when the project is in it: one SELECT FROM projects."""
     pending, failing = (
         sa.select(func.count())
         .where(col(OutboxItem.project_id) == col(Project.id), col(OutboxItem.status) == status)
@@ -264,18 +270,26 @@ def _facts() -> Any:
     due = sa.select(col(PhaseTarget.due)).where(
         col(PhaseTarget.project_id) == col(Project.id), col(PhaseTarget.phase) == col(Project.phase)
     )
+    since = (
+        sa.select(col(PhaseRecord.started_at))
+        .where(col(PhaseRecord.project_id) == col(Project.id), col(PhaseRecord.ended_at).is_(None))
+        .order_by(col(PhaseRecord.id).desc())
+        .limit(1)
+    )
     return sa.select(
         col(Project.id).label("pid"),
         *gate_columns(per_project=True),
         pending.label("sync_pending"),
         failing.label("sync_failing"),
         due.scalar_subquery().label("target_due"),
-    ).where(col(Project.id).in_(PIDS))
+        since.scalar_subquery().label("phase_since"),
+    ).where(col(Project.id).in_(project_ids(projects)))
 
 
 @cache
-def _project_rows() -> Any:
-    """Gate lists, members and undelivered messages of the projects: one UNION ALL (see gates.gate_rows)."""
+def _project_rows(projects: int) -> Any:
+    """Gate lists, members, gate overrides and undelivered messages of the projects: one UNION ALL (see
+    gates.gate_rows)."""
     members: Any = sa.select(
         sa.literal_column("'member'"),
         col(ProjectMember.id),
@@ -283,8 +297,19 @@ def _project_rows() -> Any:
         sa.cast(col(ProjectMember.roles), sa.String()),
         *[sa.null()] * 4,
         col(ProjectMember.project_id),
-    ).where(col(ProjectMember.project_id).in_(PIDS))
-    failed = undelivered_per_project_select(team_id=TEAM, project_ids=PIDS).subquery()
+    ).where(col(ProjectMember.project_id).in_(project_ids(projects)))
+    overrides: Any = sa.select(
+        sa.literal_column("'override'"),
+        col(PhaseRecord.id),
+        col(PhaseRecord.phase),
+        col(PhaseRecord.override_by),
+        col(PhaseRecord.override_reason),
+        sa.null(),
+        sa.null(),
+        col(PhaseRecord.override_at),
+        col(PhaseRecord.project_id),
+    ).where(col(PhaseRecord.project_id).in_(project_ids(projects)), col(PhaseRecord.override_reason).is_not(None))
+    failed = undelivered_per_project_select(team_id=TEAM, project_ids=project_ids(projects)).subquery()
     problems = sa.select(
         sa.literal_column("'undelivered'"),
         failed.c.id,
@@ -296,12 +321,7 @@ def _project_rows() -> Any:
         func.coalesce(failed.c.done_at, failed.c.created_at),
         failed.c.project_id,
     )
-    return sa.union_all(*gate_rows(per_project=True), members, problems)
-
-
-@cache
-def _records() -> Any:
-    return select(PhaseRecord).where(col(PhaseRecord.project_id).in_(PIDS)).order_by(col(PhaseRecord.id))
+    return sa.union_all(*gate_rows(projects), members, overrides, problems)
 
 
 MEETINGS_SHOWN = 50  # per project, from 12 hours ago
@@ -341,7 +361,7 @@ def _upcoming(i: int) -> Any:
             .label("wrote"),
         )
         .where(
-            col(Meeting.project_id) == _pid(i),
+            col(Meeting.project_id) == project_id(i),
             or_(col(Meeting.status) == "scheduled", col(Meeting.status) == "held"),
             col(Meeting.starts_at) >= SINCE,
         )
@@ -399,21 +419,21 @@ class ReportService(ServiceBase):
     async def _statuses(
         self, s: AsyncSession, actor: Actor, projects: list[Project], *, home: bool = False
     ) -> list[tuple[StatusReport, list[TaskLine], set[int]]]:
-        """The status reports of `projects` in five queries whatever their number and size; with `home`, also the
+        """The status reports of `projects` in four queries whatever their number and size; with `home`, also the
         acting person's open tasks and the meetings they attend (no extra query)."""
         if not projects:
             return []
         now = self.clock.now()
         params: dict[str, Any] = {
-            "pids": [p.id for p in projects],
+            **project_params(p.id for p in projects),
             "team": actor.team_id,
             "user": actor.user_id,
             "since": now - timedelta(hours=12),
             "coauthor": f'%"{_like_literal(actor.user_id)}"%',
         }
-        facts = {r.pid: r for r in (await s.execute(_facts(), params)).all()}
-        rows = _grouped((await s.execute(_project_rows(), params)).all())
-        records = _grouped((await s.execute(_records(), params)).scalars().all(), key=lambda r: r.project_id)
+        n = len(projects)
+        facts = {r.pid: r for r in (await s.execute(_facts(n), params)).all()}
+        rows = _grouped((await s.execute(_project_rows(n), params)).all())
         members: dict[int, dict[str, set[str]]] = {
             pid: {r.a: set(json.loads(r.b) if isinstance(r.b, str) else r.b or []) for r in mine if r.kind == "member"}
             for pid, mine in rows.items()
@@ -423,12 +443,10 @@ class ReportService(ServiceBase):
             for pid, people in members.items()
             for role in sorted(people.get(actor.user_id, set()) - {Role.LEAD.value})
         ]
-        for i, project in enumerate(projects):
-            params[f"pid{i}"] = project.id
-        tasks = _grouped((await s.execute(_tasks(home, len(projects)), params)).all())
-        meetings = await _meetings(s, params, len(projects))
+        tasks = _grouped((await s.execute(_tasks(home, n), params)).all())
+        meetings = await _meetings(s, params, n)
         return [
-            self._report(project, now, facts[project.id], rows, records, members, tasks, meetings)
+            self._report(project, now, facts[project.id], rows, members, tasks, meetings)
             for project in projects
             if project.id is not None
         ]
@@ -439,7 +457,6 @@ class ReportService(ServiceBase):
         now: datetime,
         facts: Any,
         all_rows: dict[int, list[Any]],
-        all_records: dict[int, list[Any]],
         all_members: dict[int, dict[str, set[str]]],
         all_tasks: dict[int, list[Any]],
         all_meetings: dict[int, list[tuple[MeetingLine, bool]]],
@@ -447,7 +464,6 @@ class ReportService(ServiceBase):
         """One project's report from the rows of all the projects' queries."""
         assert project.id is not None
         rows = all_rows.get(project.id, [])
-        records: list[PhaseRecord] = all_records.get(project.id, [])
         tasks = all_tasks.get(project.id, [])
         meetings = all_meetings.get(project.id, [])
         gate = evaluate_gate(Phase(project.phase), facts_from(facts, rows))
@@ -455,7 +471,6 @@ class ReportService(ServiceBase):
             (r.id, r.a, r.b, r.c, r.at)
             for r in sorted((r for r in rows if r.kind == "undelivered"), key=lambda r: -r.id)
         )
-        record = next((r for r in reversed(records) if r.ended_at is None), None)
         by_phase = {r.phase: (int(r.total), int(r.closed)) for r in tasks if r.kind == "count"}
         dropped = {r.phase: int(r.dropped) for r in tasks if r.kind == "count"}
         progress = [PhaseProgress(p, *by_phase[p.value], dropped[p.value]) for p in PHASE_ORDER if p.value in by_phase]
@@ -468,8 +483,11 @@ class ReportService(ServiceBase):
         report = StatusReport(
             project=project,
             gate=gate,
-            record=record,
-            overrides=[r for r in records if r.override_reason],
+            phase_since=facts.phase_since,
+            overrides=[
+                Override(r.a, r.b, r.at, r.c)
+                for r in sorted((r for r in rows if r.kind == "override"), key=lambda r: r.id)
+            ],
             progress=progress,
             open_tasks=lines("open", lambda r: (r.phase != project.phase, r.number))[:OPEN_TASKS_SHOWN],
             open_total=sum(t - c for t, c in by_phase.values()),
@@ -531,7 +549,7 @@ class ReportService(ServiceBase):
 
     async def home(self, *, actor: Actor, limit_projects: int = 5) -> list[HomeProject]:
         """A person's App Home: their projects with gate, their meetings (owing a proposal?) and tasks; the projects
-        in one query, their reports in five more however many they are (each query over all of them)."""
+        in one query, their reports in four more however many they are (each query over all of them)."""
         async with self.db.session() as s:
             member_of = select(ProjectMember.project_id).where(
                 ProjectMember.team_id == actor.team_id, ProjectMember.user_id == actor.user_id
