@@ -276,6 +276,8 @@ def create_app(
     slack = SlackMessenger(client, strict_client=strict_client, tokens=tokens)
     core = build_core(settings, db=database, clock=clock, messenger=messenger or slack)
     services = core.services
+    if store is not None:  # an install, uninstall or revoke: the workspace's people are looked up afresh
+        store.listeners.append(services.known_people.forget_team)
     assert services.outbox is not None
     services.outbox.inline = False  # delivered by the leader's sender, woken on every commit
     sender = OutboxSender(services.outbox)

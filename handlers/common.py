@@ -52,8 +52,13 @@ async def context_for(
     """The acting person's context; their time zone comes from Phasegate's record, else their Slack profile (asked
     once: a person whose profile is stored is not looked up again).
 
+    A person this process has seen with a stored profile (`Services.known_people`) is not read here at all: the
+    command's own session is then the only one, and a command that needs the zone reads it (`Context.zone`).
     `ask_slack=False` before an ack (modal submissions): no Web API call, an unknown zone reads as UTC.
     """
+    actor = Actor(team_id=team_id, user_id=user_id)
+    if (team_id, user_id) in services.known_people:
+        return Context(services=services, actor=actor, channel_id=channel_id, tz=None, command=command)
     members = await services.projects.members(team_id=team_id, user_ids=[user_id])
     member = members.get(user_id)
     tz = member.timezone if member and member.timezone else None
@@ -71,16 +76,13 @@ async def context_for(
                     timezone=person.timezone,
                     is_admin=person.is_admin,
                 )
+                known = True
             except Exception:  # an unknown zone name from Slack must not block the command
                 log.warning("could not store the Slack profile of %s", user_id, exc_info=True)
             tz = person.timezone
-    return Context(
-        services=services,
-        actor=Actor(team_id=team_id, user_id=user_id),
-        channel_id=channel_id,
-        tz=tz or "UTC",
-        command=command,
-    )
+    if known:
+        services.known_people.add((team_id, user_id))
+    return Context(services=services, actor=actor, channel_id=channel_id, tz=tz or "UTC", command=command)
 
 
 async def deliver(

@@ -234,11 +234,21 @@ class Context:
     services: Services
     actor: Actor
     channel_id: str | None
-    tz: str = "UTC"  # the acting person's zone, for reading and showing times
+    # The acting person's zone, for reading and showing times; None: read from their stored profile when a command
+    # first needs it (`zone`), so a command that shows no local time does not read it at all.
+    tz: str | None = "UTC"
     command: str = "/phasegate"
 
     def now(self) -> datetime:
         return self.services.clock.now()
+
+    async def zone(self) -> str:
+        """The acting person's zone: as given, else from their stored profile (UTC when it has none)."""
+        if self.tz is None:
+            people = await self.services.projects.members(team_id=self.actor.team_id, user_ids=[self.actor.user_id])
+            person = people.get(self.actor.user_id)
+            self.tz = person.timezone if person is not None and person.timezone else "UTC"
+        return self.tz
 
 
 Handler = Callable[[Context, Args], Awaitable[Reply]]

@@ -191,7 +191,7 @@ async def meeting_schedule(ctx: Context, args: Args) -> Reply:
             kind=kind,
             first_day=window[0],
             last_day=window[1],
-            zone=ctx.tz,
+            zone=await ctx.zone(),
             attendees=attendees,
             duration_min=duration,
         )
@@ -211,7 +211,7 @@ async def meeting_schedule(ctx: Context, args: Args) -> Reply:
         actor=ctx.actor,
         project_id=pid,
         kind=kind,
-        starts_at=_when(at, ctx.tz),
+        starts_at=_when(at, await ctx.zone()),
         attendees=attendees,
         duration_min=duration,
     )
@@ -279,7 +279,7 @@ async def meeting_move(ctx: Context, args: Args) -> Reply:
     if mid is None:
         raise UsageError("Which meeting? `meeting move 12 at=2026-03-12T15:00`.", field="meeting")
     at = args.require("at", "the new time, e.g. at=2026-03-12T15:00")
-    result = await ctx.services.meetings.move(actor=ctx.actor, meeting_id=mid, starts_at=_when(at, ctx.tz))
+    result = await ctx.services.meetings.move(actor=ctx.actor, meeting_id=mid, starts_at=_when(at, await ctx.zone()))
     return _scheduled_reply(ctx, result, "Moved")
 
 

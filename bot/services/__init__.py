@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bot.clock import Clock
@@ -17,6 +17,7 @@ from bot.services.deliveries import DeliveryService
 from bot.services.digest import DigestService
 from bot.services.gates import GateService
 from bot.services.hours import HoursService
+from bot.services.known_people import KnownPeople
 from bot.services.meetings import MeetingService
 from bot.services.projects import ProjectService
 from bot.services.proposals import ProposalService
@@ -54,6 +55,10 @@ class Services:
     outbox: Outbox | None = None  # every message the bot sends on its own (set by build)
     # A GitHub App of many installations: `github connect` and GitHub's setup redirect (set by the composition).
     github_connect: GitHubConnectService | None = None
+    known_people: KnownPeople = field(init=False)  # whose profile is stored: their commands skip that read
+
+    def __post_init__(self) -> None:
+        self.known_people = KnownPeople(self.clock)
 
     def changed(self) -> None:
         """Something may need syncing: wake the GitHub sync worker now rather than at its next interval."""

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import event
+
+from bot.clock import FakeClock
 from bot.commands import Context, dispatch
 from bot.messaging import Person, RecordingMessenger
 from bot.services import Actor, Services
+from bot.services.known_people import KNOWN_FOR
 from handlers.common import context_for, is_slash_command, replayed
 
 TEAM, CHANNEL = "TA000001", "C0COMMON01"
@@ -33,7 +37,7 @@ async def test_a_person_whose_profile_is_stored_is_not_looked_up_again(services:
         await context_for(services, team_id=TEAM, user_id="U0ANA0001", channel_id=CHANNEL, command="/phasegate")
         for _ in range(3)
     ]
-    assert [c.tz for c in contexts] == ["Europe/Lisbon"] * 3
+    assert [await c.zone() for c in contexts] == ["Europe/Lisbon"] * 3
     assert messenger.asked == 1
 
 
@@ -42,7 +46,33 @@ async def test_a_person_slack_gives_no_zone_is_asked_once_and_reads_utc(services
     services = _services(services, messenger)
     for _ in range(3):
         ctx = await context_for(services, team_id=TEAM, user_id="U0RAJ0001", channel_id=CHANNEL, command="/phasegate")
-        assert ctx.tz == "UTC"
+        assert await ctx.zone() == "UTC"
+    assert messenger.asked == 1
+
+
+async def test_a_known_persons_command_reads_nothing_before_it_runs(services: Services, clock: FakeClock) -> None:
+    """Seen once with a stored profile, a person's next contexts cost no statement: the command's session is the
+    only one, and the zone is read when a command asks for it. Forgotten with their workspace, and after a while."""
+    messenger = CountingMessenger(people={"U0MIA0001": Person("U0MIA0001", "mia", timezone="Asia/Kolkata")})
+    services = _services(services, messenger)
+
+    async def context() -> Context:
+        return await context_for(services, team_id=TEAM, user_id="U0MIA0001", channel_id=CHANNEL, command="/pg")
+
+    assert (await context()).tz == "Asia/Kolkata"
+    statements: list[str] = []
+    listen = lambda *args: statements.append(args[2])  # noqa: E731 (before_cursor_execute's statement)
+    event.listen(services.db.engine.sync_engine, "before_cursor_execute", listen)
+    try:
+        later = await context()
+        assert statements == [] and later.tz is None
+        assert await later.zone() == "Asia/Kolkata" and len(statements) == 1
+    finally:
+        event.remove(services.db.engine.sync_engine, "before_cursor_execute", listen)
+    services.known_people.forget_team(TEAM)
+    assert (await context()).tz == "Asia/Kolkata"  # read again (the profile is stored: Slack is not asked)
+    clock.advance(KNOWN_FOR)
+    assert ("TA000001", "U0MIA0001") not in services.known_people
     assert messenger.asked == 1
 
 
