@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import namedtuple
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -158,7 +159,7 @@ ROLES: sa.BindParameter[Any] = sa.bindparam(
     "roles", expanding=True
 )  # (project id, role) for each role the acting person holds in a project (not lead)
 SINCE = sa.bindparam("since", type_=UTCDateTime())
-COAUTHOR = sa.bindparam("coauthor", type_=sa.String())  # a LIKE pattern: the person's id in a coauthors list
+COAUTHOR = sa.bindparam("coauthor", type_=sa.String())  # the person's quoted id, LIKE-escaped: in a coauthors list
 
 
 def _first_tasks(kind: str, i: int, where: Any, limit: int, *, failing: bool = False) -> Any:
@@ -335,7 +336,11 @@ def _upcoming(i: int) -> Any:
     here = col(MeetingAttendee.meeting_id) == col(Meeting.id)
     wrote = or_(
         col(Proposal.author_user_id) == USER,
-        sa.cast(col(Proposal.coauthors), sa.String()).like(COAUTHOR, escape="\\"),
+        # '%' || ? || '%', not a bound pattern: SQLite re-prepares a statement on every run whose LIKE pattern is a
+        # bare parameter (to try its LIKE optimization with each value)
+        sa.cast(col(Proposal.coauthors), sa.String()).like(
+            sa.literal_column("'%'") + COAUTHOR + sa.literal_column("'%'"), escape="\\"
+        ),
     )
     first = (
         sa.select(
@@ -389,7 +394,7 @@ async def _meetings(
     s: AsyncSession, params: dict[str, Any], projects: int
 ) -> dict[int, list[tuple[MeetingLine, bool]]]:
     """Upcoming meetings of each project, each with whether the person looking attends it: one query."""
-    rows = (await s.execute(_meetings_select(projects), params)).all()
+    rows = await _records(s, _meetings_select(projects), params)
     by_project: dict[int, list[tuple[MeetingLine, bool]]] = {}
     for m in rows:
         line = MeetingLine(
@@ -405,6 +410,20 @@ async def _meetings(
         )
         by_project.setdefault(m.project_id, []).append((line, bool(m.attending)))
     return by_project
+
+
+@cache
+def _record_type(keys: tuple[str, ...]) -> Any:
+    return namedtuple("Record", keys, rename=True)  # the keys are the result's, known only when it is read
+
+
+async def _records(s: AsyncSession, statement: Any, params: dict[str, Any]) -> list[Any]:
+    """A report statement's rows as plain named tuples, read once. A SQLAlchemy Row answers `row.name` only after a
+    normal attribute lookup has failed (an AttributeError raised and dropped on every access), and a report reads
+    its rows' fields many times."""
+    result = await s.execute(statement, params)
+    record = _record_type(tuple(result.keys()))
+    return [record._make(row) for row in result]
 
 
 def _grouped(rows: Iterable[Any], key: Callable[[Any], int] = lambda r: r.pid) -> dict[int, list[Any]]:
@@ -429,11 +448,11 @@ class ReportService(ServiceBase):
             "team": actor.team_id,
             "user": actor.user_id,
             "since": now - timedelta(hours=12),
-            "coauthor": f'%"{_like_literal(actor.user_id)}"%',
+            "coauthor": f'"{_like_literal(actor.user_id)}"',
         }
         n = len(projects)
-        facts = {r.pid: r for r in (await s.execute(_facts(n), params)).all()}
-        rows = _grouped((await s.execute(_project_rows(n), params)).all())
+        facts = {r.pid: r for r in await _records(s, _facts(n), params)}
+        rows = _grouped(await _records(s, _project_rows(n), params))
         members: dict[int, dict[str, set[str]]] = {
             pid: {r.a: set(json.loads(r.b) if isinstance(r.b, str) else r.b or []) for r in mine if r.kind == "member"}
             for pid, mine in rows.items()
@@ -443,7 +462,7 @@ class ReportService(ServiceBase):
             for pid, people in members.items()
             for role in sorted(people.get(actor.user_id, set()) - {Role.LEAD.value})
         ]
-        tasks = _grouped((await s.execute(_tasks(home, n), params)).all())
+        tasks = _grouped(await _records(s, _tasks(home, n), params))
         meetings = await _meetings(s, params, n)
         return [
             self._report(project, now, facts[project.id], rows, members, tasks, meetings)
