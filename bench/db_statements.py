@@ -28,12 +28,9 @@ GOALS = {"statements": ("<=", 6.0)}  # per status and App Home (issue #15); prop
 CPU_GOAL = ("<=", 3.0)  # ms of CPU per `status` (median, issue #15)
 
 
-async def measure(url: str, tasks: int, runs: int) -> list[dict[str, Any]]:
-    from handlers.common import context_for, deliver
-
-    db = Database(url)
-    services = Services.build(db, SystemClock())
-    team = f"T{uuid.uuid4().hex[:9].upper()}"  # a workspace of its own per size
+async def bench_project(services: Services, tasks: int) -> tuple[Context, str]:
+    """A project of `tasks` tasks led by LEAD in a workspace of its own: the lead's context and the project's name."""
+    team = f"T{uuid.uuid4().hex[:9].upper()}"
     ctx = Context(services=services, actor=Actor(team, LEAD), channel_id=CHANNEL)
     name = f"b{uuid.uuid4().hex[:8]}"
     await dispatch(ctx, f"init {name} repo=acme/bench")
@@ -42,6 +39,16 @@ async def measure(url: str, tasks: int, runs: int) -> list[dict[str, Any]]:
     assert project.id is not None
     for i in range(tasks - 2):  # the project starts with Discovery's two default tasks
         await services.tasks.add(actor=ctx.actor, project_id=project.id, title=f"Task {i}", assignee=LEAD)
+    return ctx, name
+
+
+async def measure(url: str, tasks: int, runs: int) -> list[dict[str, Any]]:
+    from handlers.common import context_for, deliver
+
+    db = Database(url)
+    services = Services.build(db, SystemClock())
+    ctx, name = await bench_project(services, tasks)
+    team = ctx.actor.team_id
 
     async def respond(**_: Any) -> None:
         return None

@@ -8,8 +8,8 @@ import importlib
 from bench import readme_table
 
 BENCHMARKS = [
-    "ack_latency", "memory", "memory_day", "db_statements", "github_sync", "scheduler", "outbox", "workers",
-    "github_installations", "workspaces", "charts",
+    "ack_latency", "memory", "memory_day", "db_statements", "instructions", "github_sync", "scheduler", "outbox",
+    "workers", "github_installations", "workspaces", "charts",
 ]
 
 

@@ -6,14 +6,14 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import date
 from functools import cache
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
-from sqlalchemy import func
+from sqlalchemy import Row, func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, or_, select
-from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.db.models import Member, PhaseRecord, Project, ProjectMember, RepoClaim, RepoShare
 from bot.errors import InvalidInput, NotAllowed, NotFound
@@ -55,27 +55,27 @@ _TEAM = sa.bindparam("team", type_=sa.String())
 
 
 @cache
-def _by_name() -> SelectOfScalar[Project]:
-    return select(Project).where(col(Project.team_id) == _TEAM, col(Project.name) == sa.bindparam("name"))
+def _by_name(columns: tuple[Any, ...]) -> Any:
+    return select(Project, *columns).where(col(Project.team_id) == _TEAM, col(Project.name) == sa.bindparam("name"))
 
 
 @cache
-def _in_channel() -> SelectOfScalar[Project]:
+def _in_channel(columns: tuple[Any, ...]) -> Any:
     return (
-        select(Project)
+        select(Project, *columns)
         .where(col(Project.team_id) == _TEAM, col(Project.channel_id) == sa.bindparam("channel"))
         .order_by(col(Project.id))
     )
 
 
 @cache
-def _projects_of() -> SelectOfScalar[Project]:
+def _projects_of(columns: tuple[Any, ...]) -> Any:
     user = sa.bindparam("user", type_=sa.String())
     member_of = select(ProjectMember.project_id).where(
         col(ProjectMember.team_id) == _TEAM, col(ProjectMember.user_id) == user
     )
     return (
-        select(Project)
+        select(Project, *columns)
         .where(col(Project.team_id) == _TEAM, or_(col(Project.lead_user_id) == user, col(Project.id).in_(member_of)))
         .order_by(col(Project.id))
     )
@@ -84,34 +84,44 @@ def _projects_of() -> SelectOfScalar[Project]:
 async def resolve_project(s: AsyncSession, *, actor: Actor, channel_id: str | None, name: str | None = None) -> Project:
     """The project a command is about, in the caller's session: by name, else the channel's, else the user's only
     project."""
+    project, _ = await resolve_project_row(s, actor=actor, channel_id=channel_id, name=name)
+    return project
+
+
+async def resolve_project_row(
+    s: AsyncSession, *, actor: Actor, channel_id: str | None, name: str | None = None, columns: tuple[Any, ...] = ()
+) -> tuple[Project, Row[Any]]:
+    """As `resolve_project`, reading `columns` (labelled, correlated to the `projects` row) in the same statement:
+    the project and its row (the project first, then those columns)."""
     if name:
-        p = (await s.execute(_by_name(), {"team": actor.team_id, "name": name})).scalar_one_or_none()
-        if p is None:
+        row = (await s.execute(_by_name(columns), {"team": actor.team_id, "name": name})).first()
+        if row is None:
             raise NotFound(f"There is no project named `{name}`. `/phasegate status` lists yours.")
-        return p
+        return row[0], row
     if channel_id:
-        in_channel = list((await s.execute(_in_channel(), {"team": actor.team_id, "channel": channel_id})).scalars())
+        here = {"team": actor.team_id, "channel": channel_id}
+        in_channel = (await s.execute(_in_channel(columns), here)).all()
         if len(in_channel) == 1:
-            return in_channel[0]
+            return in_channel[0][0], in_channel[0]
         if len(in_channel) > 1:
-            names = ", ".join(f"`{p.name}`" for p in in_channel)
+            names = ", ".join(f"`{r[0].name}`" for r in in_channel)
             raise InvalidInput(f"This channel hosts several projects ({names}): add project=<name> to say which.")
-    mine = await projects_of(s, actor)
+    mine = (await s.execute(_projects_of(columns), {"team": actor.team_id, "user": actor.user_id})).all()
     if len(mine) == 1:
-        return mine[0]
+        return mine[0][0], mine[0]
     if not mine:
         raise NotFound(
             "No project here yet. Start one with `/phasegate init <name> repo=<owner/repo>` in the project's channel."
         )
     raise InvalidInput(
         "You are in several projects: run this in a project's channel or add project=<name> "
-        f"(yours: {', '.join(p.name for p in mine)})."
+        f"(yours: {', '.join(r[0].name for r in mine)})."
     )
 
 
 async def projects_of(s: AsyncSession, actor: Actor) -> list[Project]:
     """Projects the user leads or has a role in."""
-    return list((await s.execute(_projects_of(), {"team": actor.team_id, "user": actor.user_id})).scalars())
+    return list((await s.execute(_projects_of(()), {"team": actor.team_id, "user": actor.user_id})).scalars())
 
 
 class ProjectService(ServiceBase):

@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy import case, func
+from sqlalchemy import Row, case, func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, or_, select
 
@@ -34,7 +34,7 @@ from bot.outbox.store import problems_from, undelivered_per_project_select
 from bot.process import MEETING_KINDS, PHASE_ORDER, PHASES, GateResult, Phase, Role, evaluate_gate
 from bot.services.base import Actor, ServiceBase
 from bot.services.gates import facts_from, gate_columns, gate_rows, project_id, project_ids, project_params
-from bot.services.projects import resolve_project
+from bot.services.projects import resolve_project_row
 
 OPEN_TASKS_SHOWN = 15
 MY_TASKS_SHOWN = 10  # App Home: the person's open tasks per project
@@ -259,9 +259,10 @@ def _line(r: Any) -> TaskLine:
 
 
 @cache
-def _facts(projects: int) -> Any:
-    """Per project: the gates' facts, the GitHub sync's pending and failing items, the current phase's target date
-    and since when the project is in it: one SELECT FROM projects."""
+def _fact_columns() -> tuple[Any, ...]:
+    """Per project, correlated to its `projects` row: the gates' facts, the GitHub sync's pending and failing items,
+    the current phase's target date and since when the project is in it (a command's project lookup reads them in
+    its own statement: `resolve_project_row`)."""
     pending, failing = (
         sa.select(func.count())
         .where(col(OutboxItem.project_id) == col(Project.id), col(OutboxItem.status) == status)
@@ -277,14 +278,25 @@ def _facts(projects: int) -> Any:
         .order_by(col(PhaseRecord.id).desc())
         .limit(1)
     )
-    return sa.select(
+    return (
         col(Project.id).label("pid"),
         *gate_columns(per_project=True),
         pending.label("sync_pending"),
         failing.label("sync_failing"),
         due.scalar_subquery().label("target_due"),
         since.scalar_subquery().label("phase_since"),
-    ).where(col(Project.id).in_(project_ids(projects)))
+    )
+
+
+@cache
+def _facts(projects: int) -> Any:
+    """`_fact_columns` of `projects` projects already loaded: one SELECT FROM projects."""
+    return sa.select(*_fact_columns()).where(col(Project.id).in_(project_ids(projects)))
+
+
+def _record(row: Row[Any]) -> Any:
+    """A row read by the project lookup as a named tuple (see `_records`)."""
+    return _record_type(tuple(row._fields))._make(row)
 
 
 @cache
@@ -434,12 +446,39 @@ def _grouped(rows: Iterable[Any], key: Callable[[Any], int] = lambda r: r.pid) -
     return by_project
 
 
+@cache
+def _home_projects() -> Any:
+    """The first projects (by id) a person leads, has a role in or attends a meeting of, with their facts."""
+    member_of = select(ProjectMember.project_id).where(
+        col(ProjectMember.team_id) == TEAM, col(ProjectMember.user_id) == USER
+    )
+    attending = (
+        select(Meeting.project_id)
+        .join(MeetingAttendee, col(MeetingAttendee.meeting_id) == col(Meeting.id))
+        .where(col(MeetingAttendee.team_id) == TEAM, col(MeetingAttendee.user_id) == USER)
+    )
+    mine = or_(col(Project.lead_user_id) == USER, col(Project.id).in_(member_of), col(Project.id).in_(attending))
+    return (
+        select(Project, *_fact_columns())
+        .where(col(Project.team_id) == TEAM, mine)
+        .order_by(col(Project.id))
+        .limit(sa.bindparam("limit", type_=sa.Integer()))
+    )
+
+
 class ReportService(ServiceBase):
     async def _statuses(
-        self, s: AsyncSession, actor: Actor, projects: list[Project], *, home: bool = False
+        self,
+        s: AsyncSession,
+        actor: Actor,
+        projects: list[Project],
+        *,
+        home: bool = False,
+        facts: dict[int, Any] | None = None,
     ) -> list[tuple[StatusReport, list[TaskLine], set[int]]]:
-        """The status reports of `projects` in four queries whatever their number and size; with `home`, also the
-        acting person's open tasks and the meetings they attend (no extra query)."""
+        """The status reports of `projects` in three queries whatever their number and size, four without `facts`
+        (the projects' `_fact_columns`, when their lookup read them); with `home`, also the acting person's open
+        tasks and the meetings they attend (no extra query)."""
         if not projects:
             return []
         now = self.clock.now()
@@ -451,7 +490,8 @@ class ReportService(ServiceBase):
             "coauthor": f'"{_like_literal(actor.user_id)}"',
         }
         n = len(projects)
-        facts = {r.pid: r for r in await _records(s, _facts(n), params)}
+        if facts is None:
+            facts = {r.pid: r for r in await _records(s, _facts(n), params)}
         rows = _grouped(await _records(s, _project_rows(n), params))
         members: dict[int, dict[str, set[str]]] = {
             pid: {r.a: set(json.loads(r.b) if isinstance(r.b, str) else r.b or []) for r in mine if r.kind == "member"}
@@ -560,42 +600,24 @@ class ReportService(ServiceBase):
             return (await self._statuses(s, actor, [project]))[0][0]
 
     async def status_here(self, *, actor: Actor, channel_id: str | None, name: str | None = None) -> StatusReport:
-        """`status`: the project the command is about (as `ProjectService.resolve`) and its report, in one session
-        and one transaction."""
+        """`status`: the project the command is about (as `ProjectService.resolve`, its facts in the same statement)
+        and its report, in one session and one transaction."""
         async with self.db.session() as s:
-            project = await resolve_project(s, actor=actor, channel_id=channel_id, name=name)
-            return (await self._statuses(s, actor, [project]))[0][0]
+            project, row = await resolve_project_row(
+                s, actor=actor, channel_id=channel_id, name=name, columns=_fact_columns()
+            )
+            facts = _record(row)
+            return (await self._statuses(s, actor, [project], facts={facts.pid: facts}))[0][0]
 
     async def home(self, *, actor: Actor, limit_projects: int = 5) -> list[HomeProject]:
         """A person's App Home: their projects with gate, their meetings (owing a proposal?) and tasks; the projects
-        in one query, their reports in four more however many they are (each query over all of them)."""
+        and their facts in one query, their reports in three more however many they are (each over all of them)."""
         async with self.db.session() as s:
-            member_of = select(ProjectMember.project_id).where(
-                ProjectMember.team_id == actor.team_id, ProjectMember.user_id == actor.user_id
-            )
-            attending = (
-                select(Meeting.project_id)
-                .join(MeetingAttendee, col(MeetingAttendee.meeting_id) == col(Meeting.id))
-                .where(MeetingAttendee.team_id == actor.team_id, MeetingAttendee.user_id == actor.user_id)
-            )
-            projects = list(
-                (
-                    await s.execute(
-                        select(Project)
-                        .where(
-                            Project.team_id == actor.team_id,
-                            or_(
-                                Project.lead_user_id == actor.user_id,
-                                col(Project.id).in_(member_of),
-                                col(Project.id).in_(attending),
-                            ),
-                        )
-                        .order_by(col(Project.id))
-                        .limit(limit_projects)
-                    )
-                ).scalars()
-            )
+            params = {"team": actor.team_id, "user": actor.user_id, "limit": limit_projects}
+            rows = [_record(r) for r in (await s.execute(_home_projects(), params)).all()]
+            projects = [r.Project for r in rows]
+            facts = {r.pid: r for r in rows}
             return [
                 HomeProject(status, my_tasks, [m for m in status.meetings if m.id in attends])
-                for status, my_tasks, attends in await self._statuses(s, actor, projects, home=True)
+                for status, my_tasks, attends in await self._statuses(s, actor, projects, home=True, facts=facts)
             ]

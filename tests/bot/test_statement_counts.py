@@ -1,7 +1,7 @@
 """SQL statements per `status` and App Home, counted with a SQLAlchemy event listener: no N+1 over tasks or projects.
 
 The counts are the same at 10 and 1,000 tasks, App Home's the same for a person in 1 and in 5 projects, and they stay
-within 5 statements each (issue #15 asks for at most 6), on SQLite and PostgreSQL (a change that adds a statement
+within 4 statements each (issue #15 asks for at most 6), on SQLite and PostgreSQL (a change that adds a statement
 fails here and has to say why).
 """
 
@@ -20,7 +20,7 @@ from bot.db.session import Database
 from bot.services import Actor, Services
 
 LEAD, CHANNEL = "U0LEAD0001", "C0STMT0001"
-STATUS_BUDGET, HOME_BUDGET = 5, 5  # what they run now (issue #15 asks for at most 6): one more fails here
+STATUS_BUDGET, HOME_BUDGET = 4, 4  # what they run now (issue #15 asks for at most 6): one more fails here
 
 
 async def _project_with(services: Services, team: str, tasks: int) -> Context:
