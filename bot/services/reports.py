@@ -294,11 +294,6 @@ def _facts(projects: int) -> Any:
     return sa.select(*_fact_columns()).where(col(Project.id).in_(project_ids(projects)))
 
 
-def _record(row: Row[Any]) -> Any:
-    """A row read by the project lookup as a named tuple (see `_records`)."""
-    return _record_type(tuple(row._fields))._make(row)
-
-
 @cache
 def _project_rows(projects: int) -> Any:
     """Gate lists, members, gate overrides and undelivered messages of the projects: one UNION ALL (see
@@ -438,11 +433,16 @@ async def _records(s: AsyncSession, statement: Any, params: dict[str, Any]) -> l
     return [record._make(row) for row in result]
 
 
-def _grouped(rows: Iterable[Any], key: Callable[[Any], int] = lambda r: r.pid) -> dict[int, list[Any]]:
-    """Rows by project id (their order kept)."""
+def _record(row: Row[Any]) -> Any:
+    """A row read by the project lookup as a named tuple (see `_records`)."""
+    return _record_type(tuple(row._fields))._make(row)
+
+
+def _grouped(rows: Iterable[Any]) -> dict[int, list[Any]]:
+    """Rows by project id, `pid` (their order kept)."""
     by_project: dict[int, list[Any]] = {}
     for r in rows:
-        by_project.setdefault(key(r), []).append(r)
+        by_project.setdefault(r.pid, []).append(r)
     return by_project
 
 
