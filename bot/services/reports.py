@@ -614,7 +614,7 @@ class ReportService(ServiceBase):
         and their facts in one query, their reports in three more however many they are (each over all of them)."""
         async with self.db.session() as s:
             params = {"team": actor.team_id, "user": actor.user_id, "limit": limit_projects}
-            rows = [_record(r) for r in (await s.execute(_home_projects(), params)).all()]
+            rows = await _records(s, _home_projects(), params)
             projects = [r.Project for r in rows]
             facts = {r.pid: r for r in rows}
             return [
