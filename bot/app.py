@@ -24,7 +24,7 @@ from bot.messaging import Messenger
 from bot.outbox import OutboxSender
 from bot.scheduler import ReminderScheduler, bind
 from bot.services import Actor, Services
-from bot.slack_client import SlackMessenger, make_client
+from bot.slack_client import SharedSession, SlackMessenger, make_client
 from bot.slack_oauth import (
     BOT_SCOPES,
     INSTALL_PATH,
@@ -340,8 +340,9 @@ def create_app(
             core.scheduler.shutdown()
         await core.sync.aclose()
 
-    app.background.append(start)
-    app.shutdown.append(stop)
+    session = SharedSession(client, strict_client)
+    app.background.extend((session.open, start))
+    app.shutdown.extend((session.close, stop))  # run in reverse: the sender stops before the session closes
     return app
 
 

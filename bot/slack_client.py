@@ -6,6 +6,7 @@ import logging
 import re
 from typing import Any, Protocol
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -35,6 +36,29 @@ def make_client(
         AsyncRateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
     ]
     return AsyncWebClient(token=token, base_url=base_url, retry_handlers=handlers)
+
+
+class SharedSession:
+    """One aiohttp session, a keep-alive connection pool, for the Web API clients of a running bot (and so for
+    the clients Bolt makes per request from them, and the answers to response_urls sent through those). Without
+    it slack_sdk opens and closes a session per call: a new TCP and TLS connection to Slack for every message.
+    `open` in the running loop, `close` at shutdown; a client whose session is closed or absent opens its own."""
+
+    def __init__(self, *clients: AsyncWebClient, timeout: float = 30.0) -> None:
+        self.clients, self.timeout = clients, timeout  # slack_sdk's own default timeout, per request
+        self.session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+        for client in self.clients:
+            client.session = self.session
+
+    async def close(self) -> None:
+        for client in self.clients:
+            client.session = None
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
 
 
 def person_from_user(user: dict[str, Any]) -> Person:
@@ -111,7 +135,9 @@ class SlackMessenger:
             if len(self._clients) > 1000:  # rotated tokens pile up: start over now and then
                 self._clients.clear()
             retry = self.client.retry_handlers
-            client = AsyncWebClient(token=token, base_url=self.client.base_url, retry_handlers=retry)
+            client = AsyncWebClient(
+                token=token, base_url=self.client.base_url, retry_handlers=retry, session=self.client.session
+            )
             self._clients[token] = client
         return client
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands import run_action
 from bot.services import Services
-from handlers.common import context_for, deliver
+from handlers.common import context_for, deliver, responder
 
 
 def register(app: AsyncApp, services: Services, *, command: str = "/phasegate") -> None:
     @app.action(re.compile(r"^phasegate:"))
-    async def on_action(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient) -> None:
+    async def on_action(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         action = (body.get("actions") or [{}])[0]
         user = body.get("user") or {}
@@ -29,11 +29,4 @@ def register(app: AsyncApp, services: Services, *, command: str = "/phasegate") 
             command=command,
         )
         reply = await run_action(ctx, str(action.get("action_id")), str(action.get("value") or ""))
-        has_response_url = bool(body.get("response_url"))
-        await deliver(
-            ctx,
-            reply,
-            client=client,
-            respond=respond if has_response_url else None,
-            trigger_id=body.get("trigger_id"),
-        )
+        await deliver(ctx, reply, client=client, respond=responder(body, client), trigger_id=body.get("trigger_id"))

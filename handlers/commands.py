@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltRequest, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands import dispatch
 from bot.rendering import slack_unescape
 from bot.services import Services
-from handlers.common import context_for, deliver, replayed
+from handlers.common import context_for, deliver, replayed, responder
 
 
 def register(app: AsyncApp, services: Services, *, command: str = "/phasegate") -> None:
     @app.command(command)
     async def on_command(
-        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, request: AsyncBoltRequest
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, request: AsyncBoltRequest
     ) -> None:
         await ack()  # first: the replay guard's write happens after it, so the ack never waits for the database
         if await replayed(services, request.headers):
@@ -29,4 +29,4 @@ def register(app: AsyncApp, services: Services, *, command: str = "/phasegate") 
             command=command,
         )
         reply = await dispatch(ctx, slack_unescape(str(body.get("text") or "")))
-        await deliver(ctx, reply, client=client, respond=respond, trigger_id=body.get("trigger_id"))
+        await deliver(ctx, reply, client=client, respond=responder(body, client), trigger_id=body.get("trigger_id"))

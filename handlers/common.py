@@ -10,6 +10,7 @@ from uuid import uuid4
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.commands import Context, Reply, render_form
 from bot.commands.base import notice
@@ -21,6 +22,31 @@ from bot.services import Actor, Services
 log = logging.getLogger(__name__)
 
 Respond = Callable[..., Awaitable[Any]]
+
+
+class ResponseUrlRefused(Exception):
+    """Slack did not take an answer posted to a response_url (HTTP 404 `used_url` or `expired_url`, …)."""
+
+
+def responder(body: Mapping[str, Any], client: AsyncWebClient) -> Respond | None:
+    """Answers to the request's response_url (None when it has none), over the Web API client's session: the bot's
+    shared keep-alive pool when it is serving (Bolt's own respond() opens a connection per answer). Raises
+    ResponseUrlRefused when Slack does not take the answer (Bolt's returns the 404 and the answer is lost), so
+    `answer` falls back to chat.postEphemeral."""
+    url = body.get("response_url")
+    if not url:
+        return None
+
+    async def respond(
+        *, text: str, blocks: Sequence[dict[str, Any]] | None, response_type: str, replace_original: bool
+    ) -> None:
+        sent = await AsyncWebhookClient(str(url), session=client.session).send(
+            text=text, blocks=blocks, response_type=response_type, replace_original=replace_original
+        )
+        if sent.status_code != 200:
+            raise ResponseUrlRefused(f"HTTP {sent.status_code} {sent.body[:200]}")
+
+    return respond
 
 
 def is_slash_command(body: str) -> bool:
@@ -167,8 +193,8 @@ async def answer(ctx: Context, message: Message, *, respond: Respond | None) -> 
         try:
             await respond(text=message.text, blocks=message.blocks, response_type="ephemeral", replace_original=False)
             return
-        except Exception:  # response_url expired or used up: fall through to the Web API
-            log.info("respond() failed; answering with chat.postEphemeral", exc_info=True)
+        except Exception as exc:  # response_url expired or used up, or Slack unreachable: try the Web API
+            log.info("the response_url did not take the answer (%s); answering with chat.postEphemeral", exc)
     messenger = ctx.services.messenger
     if ctx.channel_id:
         await messenger.ephemeral(

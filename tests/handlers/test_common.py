@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
+from aiohttp import web
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import event
 
 from bot.clock import FakeClock
@@ -11,7 +14,8 @@ from bot.commands import Context, dispatch
 from bot.messaging import Person, RecordingMessenger
 from bot.services import Actor, Services
 from bot.services.known_people import KNOWN_FOR
-from handlers.common import context_for, is_slash_command, replayed
+from bot.slack_client import SharedSession
+from handlers.common import ResponseUrlRefused, context_for, is_slash_command, replayed, responder
 
 TEAM, CHANNEL = "TA000001", "C0COMMON01"
 
@@ -103,3 +107,41 @@ async def test_a_signature_is_accepted_once_and_a_request_without_one_is_never_a
     assert await replayed(services, signed)  # the same signature again: a replay, its command must not run
     assert not await replayed(services, {})
     assert not await replayed(services, {})
+
+
+async def test_answers_share_one_connection_and_a_refused_response_url_raises() -> None:
+    """Through the bot's shared session, answers to response_urls reuse one keep-alive connection (Bolt's own
+    respond() opened one per answer); a URL Slack no longer takes raises, so the answer goes by the Web API."""
+    peers: list[object] = []
+
+    async def response_url(request: web.Request) -> web.Response:
+        peers.append(request.transport.get_extra_info("peername") if request.transport else None)
+        if request.match_info["rid"] == "used":
+            return web.Response(status=404, text="used_url")
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/r/{rid}", response_url)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    client = AsyncWebClient(token="xoxb-test")
+    shared = SharedSession(client)
+    await shared.open()
+    try:
+        for _ in range(3):
+            respond = responder({"response_url": f"http://127.0.0.1:{port}/r/fine"}, client)
+            assert respond is not None
+            await respond(text="hi", blocks=None, response_type="ephemeral", replace_original=False)
+        assert len(peers) == 3 and len(set(map(str, peers))) == 1  # one client port: one connection
+        refused = responder({"response_url": f"http://127.0.0.1:{port}/r/used"}, client)
+        assert refused is not None
+        with pytest.raises(ResponseUrlRefused, match="404 used_url"):
+            await refused(text="late", blocks=None, response_type="ephemeral", replace_original=False)
+        assert responder({}, client) is None
+    finally:
+        await shared.close()
+        await runner.cleanup()
+    assert client.session is None  # closed at shutdown: a later call opens its own

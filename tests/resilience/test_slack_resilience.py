@@ -80,15 +80,10 @@ async def test_a_used_up_response_url_falls_back_to_an_ephemeral_message(slack: 
     from bot.commands import Context
     from bot.commands.base import notice
     from bot.services import Actor
-    from handlers.common import answer
-
-    async def respond(**kwargs: object) -> None:
-        async with slack.session.post(sent["response_url"], json=kwargs) as resp:
-            if resp.status != 200:
-                raise RuntimeError(await resp.text())
+    from handlers.common import answer, responder
 
     ctx = Context(services=slack.app.services, actor=Actor(TEAM, LEAD), channel_id=CHANNEL)
-    await answer(ctx, notice("late answer"), respond=respond)
+    await answer(ctx, notice("late answer"), respond=responder(sent, slack.app.bolt.client))  # the listeners' own
     assert "late answer" in slack.text_of(slack.fake.ephemerals(user=LEAD)[-1])
 
 
