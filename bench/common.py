@@ -52,6 +52,20 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_s() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, summed over its cores (Linux /proc/stat)."""
+    jiffies = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = jiffies[3] + jiffies[4]  # idle + iowait
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(jiffies[:8]) - idle) / tick, sum(jiffies[:8]) / tick
+
+
 class Statements:
     """Counts the SQL statements an engine runs while inside `with` (a before_cursor_execute listener);
     `count` can be read and reset meanwhile."""
