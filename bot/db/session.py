@@ -49,6 +49,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# Connections per process: (kept open, opened on top under load). SQLite's are SQLAlchemy's defaults, stated.
+POOLS = {"postgresql": (10, 10), "sqlite": (5, 10)}
+
+
 class Database:
     """Owns the async engine; `async with db.session() as s:` is one unit of work (commit on success)."""
 
@@ -56,8 +60,13 @@ class Database:
         self.url = url
         self.backend, _ = _base(url)
         kwargs: dict[str, Any] = {"echo": echo}
+        self.pool_limit: int | None = None  # pooled connections, overflow included (None: not a pool of ours)
         if self.backend == "postgresql":
-            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
+            kwargs["pool_pre_ping"] = True
+        if self.backend == "postgresql" or make_url(url).database not in (None, "", ":memory:"):  # in memory: no pool
+            size, overflow = POOLS[self.backend]
+            kwargs.update(pool_size=size, max_overflow=overflow)
+            self.pool_limit = size + overflow
         self.engine: AsyncEngine = create_async_engine(async_url(url), **kwargs)
         if self.backend == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
@@ -93,9 +102,9 @@ class Database:
     def pool_exhausted(self) -> bool:
         """Every pooled connection (overflow included) is checked out: the next session waits for one."""
         pool = self.engine.pool
-        if not isinstance(pool, QueuePool) or pool._max_overflow < 0:
+        if self.pool_limit is None or not isinstance(pool, QueuePool):
             return False
-        return pool.checkedout() >= pool.size() + pool._max_overflow
+        return pool.checkedout() >= self.pool_limit
 
     async def health(self, *, within: float = 2.0) -> Health:
         """`up`, `busy` (the database answers, but all pooled connections are in use) or `down`, within `within`
