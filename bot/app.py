@@ -56,6 +56,9 @@ Route = tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]
 HEALTH_TIMEOUT = 2.0  # seconds; well inside Docker's healthcheck timeout (5 s)
 POLL_INTERVAL = 300.0  # seconds between GitHub polls when no webhook secret (so no public URL) is set
 SAFETY_POLL_INTERVAL = 1800.0  # with webhooks: a conditional poll every 30 min catches what no webhook told us
+# A shutdown step that takes longer is left behind (and logged), so a stop never hangs: the sync worker's own
+# grace is 10 s and the leader lock's session closes within its 10-s timeout.
+SHUTDOWN_STEP_TIMEOUT = 30.0
 
 
 @dataclass
@@ -220,7 +223,10 @@ class PhasegateApp:
     async def close(self) -> None:
         for stop in reversed(self.shutdown):
             try:
-                await stop()
+                async with asyncio.timeout(SHUTDOWN_STEP_TIMEOUT):
+                    await stop()
+            except TimeoutError:
+                log.error("shutdown step %s took over %.0f s: left behind", stop.__qualname__, SHUTDOWN_STEP_TIMEOUT)
             except Exception:
                 log.exception("error while shutting down")
         await self.db.dispose()

@@ -17,6 +17,8 @@ from urllib.parse import quote
 
 from sqlalchemy.engine import make_url
 
+from bot.waits import cancel_and_wait
+
 if TYPE_CHECKING:
     import psycopg  # imported where PostgreSQL is used: a SQLite deployment never loads it
 
@@ -106,11 +108,9 @@ class Leadership:
         self._task = asyncio.create_task(self._campaign(), name="phasegate-leadership")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            await cancel_and_wait(task)
         await self._step_down()
         await self._disconnect()  # ends the session, so the lock is free for the next replica at once
 
@@ -150,7 +150,8 @@ class Leadership:
     async def _disconnect(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._conn.close(), self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    await self._conn.close()
             self._conn = None
 
     async def _check(self) -> bool:
@@ -167,11 +168,14 @@ class Leadership:
     async def _campaign(self) -> None:
         import psycopg
 
-        while True:
+        me = asyncio.current_task()
+        while self._task is me:  # `stop()` cancels this task and forgets it: either ends the loop
             try:
                 # A session that hangs (network gone) must not keep a leader that can no longer prove it leads;
                 # closing it (below) also frees a lock taken by a call that timed out.
-                if await asyncio.wait_for(self._check(), self.timeout):
+                async with asyncio.timeout(self.timeout):
+                    took = await self._check()
+                if took:
                     await self._become_leader()
             except (psycopg.Error, OSError, TimeoutError) as exc:
                 log.warning("leadership check failed (%s); retrying", exc or exc.__class__.__name__)
@@ -191,7 +195,8 @@ class Leadership:
 
         try:
             if self._conn is not None:
-                await asyncio.wait_for(self._conn.execute(_PG_BEAT, {"r": self.name}), self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    await self._conn.execute(_PG_BEAT, {"r": self.name})
         except (psycopg.Error, OSError, TimeoutError) as exc:
             log.debug("could not write the leader heartbeat (%s)", exc)
 
@@ -207,7 +212,8 @@ class Leadership:
             log.debug("could not write the leader heartbeat (%s)", exc)
 
     async def _sqlite_heartbeats(self) -> None:
-        while True:
+        me = asyncio.current_task()
+        while self._task is me:
             await asyncio.to_thread(self._beat_sqlite)
             await asyncio.sleep(self.retry)
 

@@ -22,6 +22,7 @@ from sqlalchemy import bindparam, select
 from bot.clock import Clock, SystemClock
 from bot.db.session import sync_url
 from bot.timeplan import PlannedJob
+from bot.waits import wait_event
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -177,7 +178,8 @@ class ReminderScheduler:
         return bool(self.aps.state != STATE_STOPPED)
 
     async def _drive(self) -> None:
-        while True:
+        me = asyncio.current_task()
+        while self._driver is me:  # `pause()` cancels this task and forgets it: either ends the loop
             try:
                 ran = await self.run_due(self.clock.now())
                 upcoming = await asyncio.to_thread(self.next_run_time)
@@ -192,8 +194,7 @@ class ReminderScheduler:
             if upcoming is not None:
                 delay = min(max((upcoming - self.clock.now()).total_seconds(), 0.0), MAX_SLEEP)
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+            await wait_event(self._wake, delay)
 
     def wake(self) -> None:
         """Look for due jobs now (e.g. after the clock jumped) instead of at the planned wake-up."""

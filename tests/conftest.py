@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,17 @@ REQUIRE_POSTGRES = os.environ.get("PHASEGATE_REQUIRE_POSTGRES") == "1"
 ROOT = Path(__file__).resolve().parents[1]
 
 _pg_passed = 0
+
+
+async def finishes(stop: Coroutine[Any, Any, None], *, within: float) -> bool:
+    """Whether `stop` returns within `within` seconds. It is not cancelled on the way (as `asyncio.wait_for` would
+    cancel it), since a cancel could end by itself the loop whose stopping is under test."""
+    task = asyncio.create_task(stop)
+    done, _ = await asyncio.wait({task}, timeout=within)
+    if not done:
+        task.cancel()
+    return bool(done)
+
 _resilience_figures: list[str] = []
 
 

@@ -110,7 +110,8 @@ class Database:
         """`up`, `busy` (the database answers, but all pooled connections are in use) or `down`, within `within`
         seconds: the check uses a connection of its own, so a full pool never makes it wait (or look down)."""
         try:
-            await asyncio.wait_for(self._probe(within), within)
+            async with asyncio.timeout(within):
+                await self._probe(within)
         except Exception:  # refused, timed out, unreadable file, bad credentials: the database is not there for us
             return "down"
         return "busy" if self.pool_exhausted else "up"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Iterable
@@ -23,6 +22,7 @@ from bot.db.session import Database
 from bot.messaging import Messenger
 from bot.outbox.errors import DeliveryError, classify
 from bot.rendering import DEFAULT_COMMAND, Message, with_command
+from bot.waits import cancel_and_wait, wait_event
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +163,7 @@ class Outbox:
             await asyncio.sleep(0.02)
 
     async def wait_for_wake(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+        await wait_event(self._wake, seconds)
         self._wake.clear()
 
     # --- delivering ----------------------------------------------------------------------------
@@ -577,14 +576,13 @@ class OutboxSender:
 
     async def stop(self) -> None:
         self.outbox.sending = False
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            await cancel_and_wait(task)
 
     async def _loop(self) -> None:
-        while True:
+        me = asyncio.current_task()
+        while self._task is me:  # `stop()` cancels this task and forgets it: either ends the loop
             timeout = self.interval
             try:
                 await self.outbox.drain()

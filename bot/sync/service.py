@@ -53,6 +53,7 @@ from bot.sync.digest import DigestEntry, _entry, _entry_json, _name, _person
 from bot.sync.engine import DrainResult, SyncEngine, pause_text
 from bot.sync.inbound import WebhookEvent
 from bot.sync.plan import SyncPlan, compute_plan, render_plan_text
+from bot.waits import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -287,10 +288,7 @@ class SyncService(ServiceBase):
     async def wait_for_kick(self, seconds: float) -> bool:
         """Wait up to `seconds` for `kick()`; True when kicked."""
         try:
-            await asyncio.wait_for(self._kicked.wait(), seconds)
-            return True
-        except TimeoutError:
-            return False
+            return await wait_event(self._kicked, seconds)
         finally:
             self._kicked.clear()
 

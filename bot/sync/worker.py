@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING
+
+from bot.waits import cancel_and_wait
 
 if TYPE_CHECKING:
     from bot.sync.service import SyncService
@@ -43,22 +44,21 @@ class SyncWorker:
     async def stop(self, *, grace: float = 10.0) -> None:
         """Let the pass under way finish (up to `grace` seconds; whatever is cut short is rolled back and left
         to the next leader), then stop the loop."""
-        if self._task is not None:
+        task = self._task
+        if task is not None:
             self._stopping = True
             self.service.kick()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError, Exception):
-                await asyncio.wait_for(asyncio.shield(self._task), grace)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await asyncio.wait({task}, timeout=grace)
             self._task = None
+            await cancel_and_wait(task)
             self._stopping = False
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         last_poll = last_digest = loop.time()
         last_prune = -PRUNE_INTERVAL
-        while not self._stopping:
+        me = asyncio.current_task()
+        while not self._stopping and self._task is me:  # a cancel from `stop()` that got lost still ends it
             timeout = self.interval
             try:
                 applied = await self.service.apply_stored()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -14,8 +16,9 @@ from bot.clock import FakeClock
 from bot.db.models import AuditEntry, OutboxMessage, Workspace
 from bot.db.session import Database
 from bot.messaging import Delivery, RecordingMessenger
-from bot.outbox import DeliveryError, Outbox, backoff, classify
+from bot.outbox import DeliveryError, Outbox, OutboxSender, backoff, classify
 from bot.rendering import Message
+from tests.conftest import finishes
 
 TEAM, CHANNEL, LEAD = "TA000001", "C0CHAN0001", "U0LEAD0001"
 
@@ -220,3 +223,42 @@ async def test_a_reply_whose_parent_was_refused_goes_to_the_channel(db: Database
     await outbox.drain()
     replies = [d for d in messenger.deliveries if d.message and d.message.text.endswith(":timeline")]
     assert len(replies) == 1 and replies[0].thread_ts is None and replies[0].target == CHANNEL
+
+
+async def test_a_stop_that_comes_with_a_wake_up_ends_the_sender(
+    db: Database, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outbox, _ = await _setup(db, clock)
+    outbox.inline = False  # as in the server: committed() wakes the sender
+    waiting = asyncio.Event()
+    wait = outbox.wait_for_wake
+
+    async def noted_wait(seconds: float) -> None:
+        waiting.set()
+        await wait(seconds)
+
+    monkeypatch.setattr(outbox, "wait_for_wake", noted_wait)
+    sender = OutboxSender(outbox, interval=3600)
+    await sender.start()
+    await asyncio.wait_for(waiting.wait(), 10)
+    await asyncio.sleep(0)  # it waits for a wake-up
+    await outbox.committed()  # a message committed as the replica stops: the wake-up and the stop in one turn
+    assert await finishes(sender.stop(), within=5)  # with asyncio.wait_for the sender dropped the stop, ran on
+
+
+async def test_a_stop_lost_in_the_senders_wait_still_ends_it(
+    db: Database, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outbox, _ = await _setup(db, clock)
+    waiting = asyncio.Event()
+
+    async def wait_losing_the_cancel(seconds: float) -> None:
+        waiting.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(seconds)
+
+    monkeypatch.setattr(outbox, "wait_for_wake", wait_losing_the_cancel)
+    sender = OutboxSender(outbox, interval=3600)
+    await sender.start()
+    await asyncio.wait_for(waiting.wait(), 10)
+    assert await finishes(sender.stop(), within=5)
