@@ -109,7 +109,8 @@ async def test_an_upstream_that_never_answers_is_a_transient_error_after_the_tim
                 while True:
                     held.append(server.accept()[0])  # read nothing, answer nothing
 
-        threading.Thread(target=accept, daemon=True).start()
+        acceptor = threading.Thread(target=accept, daemon=True)
+        acceptor.start()
         port = server.getsockname()[1]
         gw = PyGithubGateway(auth=Auth.Token("t"), base_url=f"http://127.0.0.1:{port}", timeout=1)
         try:
@@ -126,6 +127,9 @@ async def test_an_upstream_that_never_answers_is_a_transient_error_after_the_tim
             await gw.close()
             for conn in held:
                 conn.close()
+            server.shutdown(socket.SHUT_RDWR)  # wakes the accept() (closing alone leaves the thread blocked in it)
+            acceptor.join(5)
+            assert not acceptor.is_alive()
 
 
 def test_the_app_gateway_has_a_finite_timeout() -> None:
