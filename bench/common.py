@@ -97,14 +97,22 @@ def meets(value: Any, goal: Goal) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and bool(_OPS[op](value, target))
 
 
+def where(row: dict[str, Any], keys: list[str] | None, figure: str) -> list[str]:
+    """The columns that say which row a figure is from: `keys` (the configuration a benchmark varies), else the
+    first three columns but the figure itself."""
+    return [c for c in (keys or list(row)[:3]) if c != figure and c in row]
+
+
 def report(
     name: str,
     rows: list[dict[str, Any]],
     extra: dict[str, Any] | None = None,
     goals: dict[str, Goal] | None = None,
+    keys: list[str] | None = None,
 ) -> dict[str, Any]:
     """Print rows as a table, each figure that has a goal with the goal beside it, and write
-    bench/results/<name>.json (goals included, so the README table can show them)."""
+    bench/results/<name>.json (goals included, so the README table can show them). `keys`: the columns that
+    name a row (what the benchmark varies), by which a figure with a goal is labelled."""
     goals = goals or {}
     result = {
         "benchmark": name,
@@ -113,6 +121,7 @@ def report(
         "rows": rows,
         **(extra or {}),
         "goals": {k: list(v) for k, v in goals.items()},
+        **({"keys": keys} if keys else {}),
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -128,9 +137,9 @@ def report(
     for figure, goal in goals.items():
         for r in rows:
             if figure in r:
-                where = ", ".join(f"{c}={r[c]}" for c in cols[:3] if c != figure)
+                at = ", ".join(f"{c}={r[c]}" for c in where(r, keys, figure))
                 verdict = "met" if meets(r[figure], goal) else "MISSED"
-                print(f"  {figure} [{where}] = {_fmt(r[figure])}   goal {goal[0]} {goal[1]:g}   {verdict}")
+                print(f"  {figure} [{at}] = {_fmt(r[figure])}   goal {goal[0]} {goal[1]:g}   {verdict}")
         if figure in result and figure not in ("rows", "goals"):
             verdict = "met" if meets(result[figure], goal) else "MISSED"
             print(f"  {figure} = {_fmt(result[figure])}   goal {goal[0]} {goal[1]:g}   {verdict}")

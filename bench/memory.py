@@ -104,7 +104,7 @@ def main(*, quick: bool = False) -> dict[str, Any]:
             configs.append(("postgresql, GITHUB_TOKEN", env(fresh_pg_schema(pg, "phasegate_bench_memory"), **token)))
         for name, config in configs[:1] if quick else configs:
             rows.append(measure(procs, name, config, n=n, settle=settle))
-    return report("memory", rows, {"settle_s": settle}, goals=GOALS)
+    return report("memory", rows, {"settle_s": settle}, goals=GOALS, keys=["config"])
 
 
 if __name__ == "__main__":

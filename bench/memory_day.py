@@ -564,7 +564,7 @@ def main(
         "hour_overrun_max_s": {name: got["hour_overrun_max_s"] for name, got in details.items()},
         "slack_messages_by_kind": {name: got["slack_messages_by_kind"] for name, got in details.items()},
     }
-    result = report("memory_day", rows, extra, goals=GOALS)
+    result = report("memory_day", rows, extra, goals=GOALS, keys=["config", "projects", "sim_hours"])
     for name, got in details.items():
         for what in got["refused"]:
             print(f"  {name}: unexpected answer to {what}")

@@ -47,9 +47,8 @@ def goal_lines(result: dict[str, Any]) -> list[str]:
     lines = []
     for figure, (op, target) in result.get("goals", {}).items():
         rows = [r for r in result["rows"] if figure in r]
-        cols = list(result["rows"][0]) if result["rows"] else []
         for r in rows:
-            where = ", ".join(str(r[c]) for c in cols[:3] if c != figure)
+            where = ", ".join(str(r[c]) for c in common.where(r, result.get("keys"), figure))
             ok = "met" if common.meets(r[figure], (op, target)) else "**missed**"
             lines.append(f"| {figure} ({where}) | {_cell(r[figure])} | {op} {target:g} | {ok} |")
         if figure in result:
@@ -82,7 +81,7 @@ def render(results: list[dict[str, Any]]) -> str:
         out.append("| " + " | ".join(cols) + " |")
         out.append("|" + "---|" * len(cols))
         out += ["| " + " | ".join(_cell(row.get(c)) for c in cols) + " |" for row in r["rows"]]
-        extras = {k: v for k, v in r.items() if k not in ("benchmark", "at", "machine", "rows", "goals")}
+        extras = {k: v for k, v in r.items() if k not in ("benchmark", "at", "machine", "rows", "goals", "keys")}
         if extras:
             out += ["", "; ".join(f"{k}: {_cell(v)}" for k, v in extras.items())]
     return "\n".join(out)

@@ -31,8 +31,14 @@ def test_the_readme_table_is_generated_from_the_results(tmp_path: Path, monkeypa
     monkeypatch.setattr(bench.common, "RESULTS", tmp_path)
     bench.common.report("scheduler", [{"db": "sqlite", "lateness_p99_ms": 12.5}], goals={"lateness_p99_ms": ("<=", 250)})
     bench.common.report("db_statements", [{"view": "status", "statements": 18}], goals={"statements": ("<=", 6)})
+    bench.common.report(
+        "charts", [{"chart": "timeline", "items": 10, "p50_ms": 68.13, "max_ms": 291.6}],
+        goals={"max_ms": ("<", 500)}, keys=["chart", "items"],
+    )  # fmt: skip
     section = readme_table.render(readme_table.load(tmp_path))
     assert "| lateness_p99_ms (sqlite) | 12.500 | <= 250 | met |" in section
+    assert "| max_ms (timeline, 10) | 291.6 | < 500 | met |" in section  # named by its keys, not by its p50
+    assert "keys:" not in section
     assert "| statements (status) | 18 | <= 6 | **missed** |" in section
     assert "cores" in section
     readme = tmp_path / "README.md"
