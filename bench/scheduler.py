@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench.common import fresh_pg_schema, percentile, report
-from bot import scheduler as scheduler_module
 from bot.clock import SystemClock
 from bot.db.migrate import upgrade
 from bot.scheduler import ReminderScheduler
@@ -68,9 +67,9 @@ async def measure(url: str, meetings: int, steps: int, window: float, lead: floa
     # A restart: a new scheduler on the same database restores the planned jobs.
     clock = _ShiftedClock(start_at - datetime.now(UTC) - timedelta(seconds=lead))
     recorder = _Recorder(due, clock)
-    scheduler_module._services = _Services(recorder)  # type: ignore[assignment]
     t0 = time.perf_counter()
     restored = ReminderScheduler(database_url=url, clock=clock, realtime=False)
+    restored.services = _Services(recorder)  # type: ignore[assignment]  # what the jobs run with
     restored.start()
     jobs_found = len(await asyncio.to_thread(restored.planned))
     first = await asyncio.to_thread(restored.next_run_time)
@@ -81,7 +80,6 @@ async def measure(url: str, meetings: int, steps: int, window: float, lead: floa
         await asyncio.wait_for(recorder.done.wait(), timeout=window + 600)
     finally:
         restored.shutdown()
-        scheduler_module._services = None
     late = recorder.lateness
     return {
         "meetings": meetings,

@@ -22,7 +22,7 @@ from bot.db.session import Database
 from bot.leader import Leadership
 from bot.messaging import Messenger
 from bot.outbox import OutboxSender
-from bot.scheduler import ReminderScheduler, bind
+from bot.scheduler import ReminderScheduler
 from bot.services import Actor, Services
 from bot.slack_client import SharedSession, SlackMessenger, make_client
 from bot.slack_oauth import (
@@ -89,7 +89,7 @@ def build_core(
     services.preview_mode = sync.preview_mode
     # Every process plans jobs; only the leader runs them (see Leadership), so the scheduler starts paused.
     scheduler = ReminderScheduler(database_url=settings.database_url, clock=clock, realtime=False)
-    bind(services, scheduler)
+    scheduler.bind(services)
     return Core(services, scheduler, sync)
 
 

@@ -1,4 +1,4 @@
-"""ReminderScheduler: meeting jobs in APScheduler 3 (AsyncIOScheduler + SQLAlchemyJobStore), clock injected."""
+"""ReminderScheduler: meeting jobs in APScheduler 3's SQLAlchemyJobStore, run by `run_due` with the injected clock."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from apscheduler.job import Job
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_STOPPED, BaseScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.util import datetime_to_utc_timestamp
@@ -34,38 +33,24 @@ MAX_SLEEP = 60.0  # seconds: the wall-clock driver looks again at least this oft
 BATCH = 500  # due jobs claimed (one read) and marked done (one transaction) at a time
 CONCURRENCY = 32  # jobs of different meetings running at once
 
-# Jobs are pickled into the job store, so they carry ids only and reach the services through this binding.
-_services: Services | None = None
+# Jobs are pickled into the job store, so they carry ids only; the scheduler that runs one passes its services
+# (`services=`, a keyword APScheduler's argument check allows because it has a default).
 
 
-def bind(services: Services, scheduler: ReminderScheduler | None = None) -> None:
-    """Let job functions reach `services`; with a scheduler, meeting changes (re)plan their jobs in it."""
-    global _services
-    _services = services
-    if scheduler is not None:
-        services.meetings.planner = scheduler
-        services.digests.planner = scheduler
-
-
-def unbind() -> None:
-    global _services
-    _services = None
-
-
-async def run_job(meeting_id: int, step: str, sequence: int) -> None:
+async def run_job(meeting_id: int, step: str, sequence: int, *, services: Services | None = None) -> None:
     """The one job function: reloads the meeting; a job for a cancelled or moved meeting does nothing."""
-    if _services is None:
-        log.error("reminder job meeting:%s:%s ran before bind(services): skipped", meeting_id, step)
-        return
-    await _services.rituals.run_step(meeting_id=meeting_id, step=step, sequence=sequence)
+    await _given(services).rituals.run_step(meeting_id=meeting_id, step=step, sequence=sequence)
 
 
-async def run_digest_job(project_id: int, slot_at: datetime) -> None:
+async def run_digest_job(project_id: int, slot_at: datetime, *, services: Services | None = None) -> None:
     """The weekly digest job (`digest:<project>`): posts once, then plans next week's."""
-    if _services is None:
-        log.error("digest job of project %s ran before bind(services): skipped", project_id)
-        return
-    await _services.digests.run(project_id=project_id, slot_at=slot_at)
+    await _given(services).digests.run(project_id=project_id, slot_at=slot_at)
+
+
+def _given(services: Services | None) -> Services:
+    if services is None:
+        raise RuntimeError("a job runs with the services of the scheduler that runs it (services=…)")
+    return services
 
 
 DIGEST_GRACE: int | None = None  # however late: the digest itself skips a stale week and plans the next
@@ -95,12 +80,15 @@ class SettableClock(Protocol):
     def set(self, when: datetime) -> None: ...
 
 
-class _Scheduler(AsyncIOScheduler):  # type: ignore[misc]
-    def shutdown_now(self) -> None:
-        # AsyncIOScheduler.shutdown() only queues the shutdown on the loop; do it now.
-        if self.state != STATE_STOPPED:
-            BaseScheduler.shutdown(self, wait=False)
-            self._stop_timer()
+class _Scheduler(BaseScheduler):  # type: ignore[misc]
+    """APScheduler holds and plans the jobs but never runs them (it stays paused; `run_due` runs them), so it
+    needs no event loop or timer of its own: there is nothing to wake."""
+
+    def wakeup(self) -> None:
+        pass
+
+    def shutdown(self, wait: bool = True) -> None:  # closes the job store, at once (no loop to queue it on)
+        super().shutdown(wait)
 
 
 class ReminderScheduler:
@@ -142,14 +130,19 @@ class ReminderScheduler:
         self._wake = asyncio.Event()
         self._driver: asyncio.Task[None] | None = None
         self._pass_waiters: list[asyncio.Future[int]] = []
+        self.services: Services | None = None  # what jobs run with: `bind()`
+
+    def bind(self, services: Services) -> None:
+        """Jobs run with `services`, whose meetings and digests (re)plan their jobs here."""
+        self.services = services
+        services.meetings.planner = self
+        services.digests.planner = self
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Open the job store (planning works from here on); with the system clock also `resume()`.
-
-        Needs a running event loop.
-        """
+        """Open the job store (planning works from here on); with the system clock also `resume()` (which needs
+        a running event loop)."""
         self.aps.start(paused=True)
         if self.realtime:
             self.resume()
@@ -157,8 +150,8 @@ class ReminderScheduler:
     def resume(self) -> None:
         """Run due jobs by the clock from now on — first those missed while nobody ran them (each once,
         when still within its grace time). With several replicas only the leader calls this."""
-        if _services is None:
-            raise RuntimeError("bind(services, scheduler) before running jobs: they run at once")
+        if self.services is None:
+            raise RuntimeError("bind(services) before running jobs: they run at once")
         if self._driver is None:
             self._driver = asyncio.get_running_loop().create_task(self._drive(), name="reminder-scheduler")
 
@@ -171,7 +164,8 @@ class ReminderScheduler:
     def shutdown(self) -> None:
         """Stop running jobs and close the job store; planned jobs stay in the database."""
         self.pause()
-        self.aps.shutdown_now()
+        if self.running:
+            self.aps.shutdown(wait=False)
 
     @property
     def running(self) -> bool:
@@ -358,6 +352,8 @@ class ReminderScheduler:
         """
         if not self.running:
             raise RuntimeError("start() the ReminderScheduler before running jobs")
+        if self.services is None:
+            raise RuntimeError("bind(services) before running jobs")
         ran = 0
         async with self._lock:
             for _ in range(10_000):
@@ -371,6 +367,7 @@ class ReminderScheduler:
         return ran
 
     async def _run_batch(self, batch: list[tuple[Job, bytes]], now: datetime) -> int:
+        services = self.services
         lanes: dict[Any, list[Job]] = {}
         for job, _state in batch:
             run_at: datetime = job.next_run_time
@@ -386,7 +383,7 @@ class ReminderScheduler:
             async with gate:
                 for job in jobs:
                     try:
-                        await job.func(*job.args, **job.kwargs)
+                        await job.func(*job.args, **job.kwargs, services=services)
                     except Exception:
                         log.exception("job %s failed", job.id)
             return len(jobs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.clock import FakeClock
-from bot.scheduler import ReminderScheduler, bind, unbind
+from bot.scheduler import ReminderScheduler
 from bot.services import Services
 
 
@@ -13,7 +13,7 @@ async def test_a_pause_that_comes_with_a_wake_up_stops_the_driver(
     database_url: str, clock: FakeClock, services: Services
 ) -> None:
     scheduler = ReminderScheduler(database_url=database_url, clock=clock)
-    bind(services, scheduler)
+    scheduler.bind(services)
     scheduler.start()
     try:
         scheduler.resume()
@@ -28,4 +28,3 @@ async def test_a_pause_that_comes_with_a_wake_up_stops_the_driver(
     finally:
         scheduler.shutdown()
         scheduler.store.engine.dispose()
-        unbind()

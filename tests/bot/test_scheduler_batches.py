@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import event
 
-from bot import scheduler as scheduler_module
 from bot.clock import FakeClock
-from bot.scheduler import ReminderScheduler, unbind
+from bot.scheduler import ReminderScheduler
 from bot.timeplan import PlannedJob
 
 MEETINGS, STEPS, BATCH, CONCURRENCY = 12, 3, 10, 4
@@ -41,18 +39,21 @@ class _Services:
 
 
 @pytest.fixture
-def rituals() -> Iterator[_Rituals]:
-    recorder = _Rituals()
-    scheduler_module._services = _Services(recorder)  # type: ignore[assignment]
-    yield recorder
-    unbind()
+def rituals() -> _Rituals:
+    return _Rituals()
+
+
+def _started(database_url: str, clock: FakeClock, rituals: _Rituals) -> ReminderScheduler:
+    scheduler = ReminderScheduler(database_url=database_url, clock=clock, batch=BATCH, concurrency=CONCURRENCY)
+    scheduler.services = _Services(rituals)  # type: ignore[assignment]  # what the jobs run with
+    scheduler.start()
+    return scheduler
 
 
 async def test_a_burst_runs_each_job_once_in_batches_with_bounded_concurrency_and_meeting_order(
     database_url: str, clock: FakeClock, rituals: _Rituals
 ) -> None:
-    scheduler = ReminderScheduler(database_url=database_url, clock=clock, batch=BATCH, concurrency=CONCURRENCY)
-    scheduler.start()
+    scheduler = _started(database_url, clock, rituals)
     try:
         due = clock.now() + timedelta(minutes=5)
         for m in range(1, MEETINGS + 1):
@@ -84,8 +85,7 @@ async def test_a_burst_runs_each_job_once_in_batches_with_bounded_concurrency_an
 async def test_a_job_past_its_grace_is_dropped_unrun_while_the_rest_of_its_batch_runs(
     database_url: str, clock: FakeClock, rituals: _Rituals
 ) -> None:
-    scheduler = ReminderScheduler(database_url=database_url, clock=clock, batch=BATCH, concurrency=CONCURRENCY)
-    scheduler.start()
+    scheduler = _started(database_url, clock, rituals)
     try:
         due = clock.now() + timedelta(minutes=5)
         await scheduler.replace_meeting_jobs(1, 0, [PlannedJob("late", due, timedelta(minutes=1))])

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from bot.clock import FakeClock
 from bot.messaging import RecordingMessenger
-from bot.scheduler import ReminderScheduler, bind, unbind
+from bot.scheduler import ReminderScheduler
 from bot.services import Services
 from tests.bot.rituals.helpers import LEAD, Member, new_team, utc
 
@@ -23,25 +21,19 @@ PEOPLE: dict[str, Member] = {
 }
 
 
-@pytest.fixture
-def unbound() -> Iterator[None]:
-    yield
-    unbind()
-
-
 def reminders(messenger: RecordingMessenger) -> list[str]:
     return [d.target for d in messenger.deliveries if d.kind == "dm" and d.message and "your proposal" in d.message.text]
 
 
 async def test_three_reminders_missed_while_down_are_each_sent_once(
-    database_url: str, services: Services, clock: FakeClock, unbound: None
+    database_url: str, services: Services, clock: FakeClock
 ) -> None:
     messenger = services.messenger
     assert isinstance(messenger, RecordingMessenger)
     clock.set(utc(2026, 3, 6, 9))
     scheduler = ReminderScheduler(database_url=database_url, clock=clock)
     scheduler.start()
-    bind(services, scheduler)
+    scheduler.bind(services)
     pid = await new_team(services, people=PEOPLE)
     meeting = (
         await services.meetings.schedule(
@@ -61,7 +53,7 @@ async def test_three_reminders_missed_while_down_are_each_sent_once(
     clock.set(utc(2026, 3, 10, 10, 45))  # back up, after all three reminder times (the first 5 h 45 min ago)
     restarted = ReminderScheduler(database_url=database_url, clock=clock)
     restarted.start()
-    bind(services, restarted)
+    restarted.bind(services)
     try:
         await restarted.run_due(clock.now())
         await restarted.run_due(clock.now())  # a second pass (or a second replica) sends nothing more

@@ -23,7 +23,7 @@ from bot.db.models import SentMessage
 from bot.db.session import Database
 from bot.leader import Leadership
 from bot.messaging import RecordingMessenger
-from bot.scheduler import ReminderScheduler, bind, unbind
+from bot.scheduler import ReminderScheduler
 from bot.services import Actor, Services
 from bot.services.rituals import RitualService
 from bot.timeplan import PlannedJob
@@ -49,12 +49,6 @@ def pg_url() -> Iterator[str]:
         yield url
     finally:
         drop_pg_schema(server, schema)
-
-
-@pytest.fixture
-def unbound() -> Iterator[None]:
-    yield
-    unbind()
 
 
 async def seed_meetings(services: Services, count: int) -> list[int]:
@@ -114,7 +108,7 @@ def once(fn: Callable[..., Any]) -> Callable[..., Any]:
     ],
 )
 async def test_a_leader_killed_during_a_job_leaves_it_to_the_next_one_which_never_sends_twice(
-    pg_url: str, kill_at: str, agendas: int, monkeypatch: pytest.MonkeyPatch, unbound: None
+    pg_url: str, kill_at: str, agendas: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = FakeClock(datetime(2026, 3, 2, 9, tzinfo=UTC))
     db = Database(pg_url)
@@ -125,7 +119,7 @@ async def test_a_leader_killed_during_a_job_leaves_it_to_the_next_one_which_neve
     due = clock.now() + timedelta(minutes=5)
     leader = ReminderScheduler(database_url=pg_url, clock=clock)
     leader.start()
-    bind(services, leader)
+    leader.bind(services)
     await leader.replace_meeting_jobs(meeting_id, 0, [PlannedJob("start", due, timedelta(hours=1))])
     clock.set(due)
 
@@ -143,7 +137,7 @@ async def test_a_leader_killed_during_a_job_leaves_it_to_the_next_one_which_neve
 
     successor = ReminderScheduler(database_url=pg_url, clock=clock)
     successor.start()
-    bind(services, successor)
+    successor.bind(services)
     try:
         assert await successor.run_due(clock.now()) == 1  # the job was still planned: it runs again
         assert successor.planned() == []  # …and is gone once it has run
@@ -157,7 +151,7 @@ async def test_a_leader_killed_during_a_job_leaves_it_to_the_next_one_which_neve
 
 
 async def test_a_daily_nudge_killed_before_it_planned_tomorrows_is_planned_again_by_the_next_leader(
-    pg_url: str, monkeypatch: pytest.MonkeyPatch, unbound: None
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = FakeClock(datetime(2026, 3, 2, 9, tzinfo=UTC))  # a Monday
     db = Database(pg_url)
@@ -165,7 +159,7 @@ async def test_a_daily_nudge_killed_before_it_planned_tomorrows_is_planned_again
     (meeting_id,) = await seed_meetings(services, 1)
     leader = ReminderScheduler(database_url=pg_url, clock=clock)
     leader.start()
-    bind(services, leader)
+    leader.bind(services)
     due = clock.now() + timedelta(minutes=5)
     await leader.replace_meeting_jobs(meeting_id, 0, [PlannedJob("nudge", due, None)])
     clock.set(due)
@@ -177,7 +171,7 @@ async def test_a_daily_nudge_killed_before_it_planned_tomorrows_is_planned_again
 
     successor = ReminderScheduler(database_url=pg_url, clock=clock)
     successor.start()
-    bind(services, successor)
+    successor.bind(services)
     try:
         assert await successor.run_due(clock.now()) == 1
         # Today's nudge is lost (claimed, never sent: the documented gap), but the daily chain goes on.

@@ -8,7 +8,7 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.messaging import RecordingMessenger
-from bot.scheduler import ReminderScheduler, bind, unbind
+from bot.scheduler import ReminderScheduler
 from bot.services import Services
 from tests.bot.rituals.helpers import Timeline
 
@@ -17,10 +17,9 @@ from tests.bot.rituals.helpers import Timeline
 async def scheduler(database_url: str, services: Services, clock: FakeClock) -> AsyncIterator[ReminderScheduler]:
     sched = ReminderScheduler(database_url=database_url, clock=clock)
     sched.start()
-    bind(services, sched)
+    sched.bind(services)
     yield sched
     sched.shutdown()
-    unbind()
     sched.store.engine.dispose()
 
 

@@ -76,7 +76,7 @@ async def test_digest_is_posted_at_the_leads_local_time_across_dst_once(
     assert charts[0].thread_ts == first.ts and first.ts  # in the digest's thread
 
     # The job runs again for the same week (a restart before it was marked done, a second replica): no repost.
-    await run_digest_job(pid, utc(2026, 3, 30, 7))
+    await run_digest_job(pid, utc(2026, 3, 30, 7), services=services)
     assert services.outbox is not None
     await services.outbox.drain()
     assert digests(timeline.take()) == []
@@ -174,6 +174,7 @@ async def test_two_replicas_running_the_same_digest_job_post_it_once(
     clock.set(utc(2026, 3, 20, 12))
     await run(ctx(services), 'settings digest="mon 09:00"')
     other = ReminderScheduler(database_url=database_url, clock=clock)  # a second replica on the same database
+    other.services = services  # its jobs run with the same services (the planning stays with `scheduler`)
     other.start()
     try:
         clock.set(utc(2026, 3, 23, 8))

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
-import pytest
 import time_machine
 from sqlalchemy import text
 
 from bot.clock import FakeClock, SystemClock
 from bot.db.session import Database
 from bot.messaging import RecordingMessenger
-from bot.scheduler import ReminderScheduler, bind, run_job, unbind
+from bot.scheduler import ReminderScheduler, run_job
 from bot.services import Services
 from bot.services.meetings import NullPlanner
 from bot.timeplan import PlannedJob
@@ -37,20 +35,14 @@ def dms(messenger: RecordingMessenger) -> list[tuple[str, str]]:
     return [(d.target, d.message.text if d.message else "") for d in messenger.deliveries if d.kind == "dm"]
 
 
-@pytest.fixture
-def stop_binding() -> Iterator[None]:
-    yield
-    unbind()
-
-
 async def test_missed_reminders_run_once_after_a_restart_and_never_for_a_cancelled_meeting(
-    database_url: str, services: Services, clock: FakeClock, stop_binding: None
+    database_url: str, services: Services, clock: FakeClock
 ) -> None:
     messenger = services.messenger
     assert isinstance(messenger, RecordingMessenger)
     first = ReminderScheduler(database_url=database_url, clock=clock)
     first.start()
-    bind(services, first)
+    first.bind(services)
     a, b = await two_meetings(services)
     planned = dict(first.planned())
     assert planned[f"meeting:{a}:dm48:URAJ"] == utc(2026, 3, 3, 10, 30)
@@ -67,14 +59,14 @@ async def test_missed_reminders_run_once_after_a_restart_and_never_for_a_cancell
 
     second = ReminderScheduler(database_url=database_url, clock=clock)
     second.start()
-    bind(services, second)
+    second.bind(services)
     try:
         assert await second.run_due(clock.now()) == 3  # two reminders of A, and B's job (which sends nothing)
         assert sorted(t for t, _ in dms(messenger)) == ["UANA", "URAJ"]
         assert await second.run_due(clock.now()) == 0
         # A second replica running the same job anyway sends nothing: the send is claimed in the database.
-        await run_job(a, "dm48:UANA", 0)
-        await run_job(a, "dm48:URAJ", 0)
+        await run_job(a, "dm48:UANA", 0, services=services)
+        await run_job(a, "dm48:URAJ", 0, services=services)
         assert sorted(t for t, _ in dms(messenger)) == ["UANA", "URAJ"]
         assert f"meeting:{b}:dm48:UANA" not in dict(second.planned())
         assert f"meeting:{a}:dm24:URAJ" in dict(second.planned())
@@ -94,7 +86,7 @@ async def test_a_reminder_missed_by_more_than_its_grace_is_dropped_not_sent_late
 
 
 async def test_with_the_system_clock_start_runs_what_was_missed_while_down_and_later_jobs_on_time(
-    db: Database, database_url: str, stop_binding: None
+    db: Database, database_url: str
 ) -> None:
     """The production path: the system clock drives the scheduler; no run_due call from outside."""
     with time_machine.travel(utc(2026, 3, 2, 9), tick=False) as traveller:
@@ -103,7 +95,7 @@ async def test_with_the_system_clock_start_runs_what_was_missed_while_down_and_l
         assert isinstance(messenger, RecordingMessenger)
         first = ReminderScheduler(database_url=database_url, clock=services.clock)
         assert first.realtime
-        bind(services, first)
+        first.bind(services)
         first.start()
         assert await asyncio.wait_for(first.wait_for_pass(), timeout=20) == 0
         a, b = await two_meetings(services)
@@ -115,7 +107,7 @@ async def test_with_the_system_clock_start_runs_what_was_missed_while_down_and_l
 
         # A replica comes back: it plans but runs nothing until it is elected leader.
         second = ReminderScheduler(database_url=database_url, clock=services.clock, realtime=False)
-        bind(services, second)
+        second.bind(services)
         second.start()
         try:
             await asyncio.sleep(0)
