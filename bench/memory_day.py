@@ -105,7 +105,9 @@ def serve(*, trace: bool, factor: float) -> None:
     from bot.app import create_app, run_forever
     from bot.config import load_settings
     from bot.db.migrate import upgrade_in_child
+    from bot.malloc import limit_arenas
 
+    limit_arenas()  # as `phasegate serve` does
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     why = upgrade_in_child(settings.database_url)

@@ -64,6 +64,9 @@ def _serve(settings: Settings, mode: str, *, reuse_port: bool = False) -> None:
     import asyncio
 
     from bot.app import create_app, run_forever
+    from bot.malloc import limit_arenas
+
+    limit_arenas()  # before the server starts its threads
 
     if settings.slack_many_workspaces and mode != "http":
         typer.echo(
