@@ -68,6 +68,10 @@ async def main() -> None:
     ap.add_argument("--no-seed", action="store_true", help="the database already has the bench project")
     ap.add_argument("--reuse-port", action="store_true", help="SO_REUSEPORT: several workers on one port")
     a = ap.parse_args()
+    if a.which == "phasegate":
+        from bot.malloc import limit_arenas
+
+        limit_arenas()  # as `phasegate serve` does
     fake = FakeSlack(team_id=TEAM)
     fake.add_user(USER, "bench", tz="UTC")
     fake.add_channel(CHANNEL, "bench", members=[USER])
