@@ -85,7 +85,7 @@ class _Scheduler(BaseScheduler):  # type: ignore[misc]
     needs no event loop or timer of its own: there is nothing to wake."""
 
     def wakeup(self) -> None:
-        pass
+        """Nothing to wake: APScheduler runs no jobs here."""
 
     def shutdown(self, wait: bool = True) -> None:  # closes the job store, at once (no loop to queue it on)
         super().shutdown(wait)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -49,10 +50,8 @@ async def test_a_cancel_lost_inside_the_check_still_ends_the_campaign(monkeypatc
 
     async def check() -> bool:  # a driver that swallows the cancel
         checking.set()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            pass
         return False
 
     monkeypatch.setattr(leadership, "_check", check)
